@@ -1,0 +1,65 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "mgpu",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mgpu", targets: ["mgpu"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+    ],
+    targets: [
+        // Job, node and GPU model, the job state machine and the pure scheduler. No I/O.
+        .target(name: "MgpuCore", swiftSettings: swiftSettings),
+        // JSON types of the HTTP API shared by master, agent and client.
+        .target(name: "MgpuWire", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
+        // The per-job supervisor process and the posix_spawn helper (Glibc only, no Foundation).
+        .target(name: "MgpuSupervisor", swiftSettings: swiftSettings),
+        // A small HTTP/1.1 client over SwiftNIO used by the agent and the CLI.
+        .target(name: "MgpuClient", dependencies: [
+            "MgpuWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
+        // The master: HTTP API, durable store, scheduling loop, node liveness.
+        .target(name: "MgpuMaster", dependencies: [
+            "MgpuCore", "MgpuWire",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        // The node agent: GPU discovery, job runner, supervisor adoption, sync with the master.
+        .target(name: "MgpuAgent", dependencies: [
+            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        // The `mgpu` command line: every subcommand.
+        .target(name: "MgpuCLI", dependencies: [
+            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuMaster", "MgpuAgent",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "mgpu", dependencies: ["MgpuCLI", "MgpuSupervisor"], swiftSettings: swiftSettings),
+
+        .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], swiftSettings: swiftSettings),
+        .testTarget(name: "MgpuEndToEndTests", dependencies: ["MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor"], swiftSettings: swiftSettings),
+    ]
+)

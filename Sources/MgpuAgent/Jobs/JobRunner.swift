@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import MgpuCore
+import MgpuSupervisor
+import MgpuWire
+
+/// Runs this node's job parts, each under its own supervisor process, and tracks them through
+/// their directories under `<state>/jobs/`, so that they survive the agent.
+public actor JobRunner {
+    let root: String
+    let nodeId: String
+    let logger: Logger
+    let executable: String
+    var jobs: [JobID: LocalJob] = [:]
+    /// Jobs this agent run has already taken, so a work item sent twice starts once.
+    var seen: Set<JobID> = []
+
+    public init(stateDir: String, nodeId: String, logger: Logger, executable: String? = nil) throws {
+        self.root = stateDir + "/jobs"
+        self.nodeId = nodeId
+        self.logger = logger
+        self.executable = executable ?? currentExecutable()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    /// Re-adopts the parts left by an earlier run of the agent: running ones are watched again,
+    /// ended ones are reported with their real exit status.
+    public func adopt() -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        var count = 0
+        for name in entries.sorted() {
+            let dir = "\(root)/\(name)"
+            guard let id = JobID(name),
+                  let data = FileManager.default.contents(atPath: dir + "/work.json"),
+                  let work = try? JSONDecoder().decode(WorkItem.self, from: data) else { continue }
+            var job = LocalJob(work: work, dir: dir, supervisorPid: 0)
+            if let pidText = readSmallFile(dir + "/pid"), let pid = Int32(pidText.split(separator: " ").first ?? "") {
+                job.supervisorPid = pid
+            }
+            job.exit = readExit(job)
+            if job.exit == nil && !processAlive(job.supervisorPid, commandLineContains: dir) {
+                job.exit = ExitStatus(error: "the job's supervisor ended without recording an exit status")
+            }
+            jobs[id] = job
+            seen.insert(id)
+            count += 1
+            logger.info("re-adopted job", metadata: ["job": "\(id)", "node": "\(nodeId)",
+                                                    "state": "\(job.exit.map { "ended: \($0.summary)" } ?? "running")"])
+        }
+        return count
+    }
+
+    func readExit(_ job: LocalJob) -> ExitStatus? {
+        readSmallFile(job.dir + "/exit").flatMap(LocalJob.parseExit)
+    }
+
+    /// Starts a part unless this agent already has it.
+    public func start(_ work: WorkItem) {
+        guard !seen.contains(work.jobId) else { return }
+        seen.insert(work.jobId)
+        let dir = "\(root)/\(work.jobId)"
+        var job = LocalJob(work: work, dir: dir, supervisorPid: 0)
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try JSONEncoder().encode(work).write(to: URL(fileURLWithPath: dir + "/work.json"))
+            try Data(work.command.utf8).write(to: URL(fileURLWithPath: dir + "/command"))
+            try Data(work.workdir.utf8).write(to: URL(fileURLWithPath: dir + "/workdir"))
+            FileManager.default.createFile(atPath: dir + "/stdout", contents: nil)
+            FileManager.default.createFile(atPath: dir + "/stderr", contents: nil)
+            let env = environment(for: work).map { "\($0.key)=\($0.value)" }
+            job.supervisorPid = try Spawn.start([executable, "_supervise", dir, String(work.killGraceSeconds)],
+                                                environment: env,
+                                                stdout: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
+                                                stderr: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
+                                                newSession: true)
+            logger.info("job started", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "rank": "\(work.rank)",
+                                                 "gpus": "\(work.gpus.map(String.init).joined(separator: ","))"])
+        } catch {
+            job.exit = ExitStatus(error: "could not start the job on \(nodeId): \(error)")
+            logger.error("job could not start", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "error": "\(error)"])
+        }
+        jobs[work.jobId] = job
+    }
+
+    /// The job's environment: the submitter's, plus its GPUs and ids.
+    func environment(for work: WorkItem) -> [String: String] {
+        var env = work.environment
+        env["CUDA_VISIBLE_DEVICES"] = work.gpus.map(String.init).joined(separator: ",")
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        env["MGPU_JOB_ID"] = work.jobId.rawValue
+        env["MGPU_JOB_NAME"] = work.name
+        env["MGPU_NODE_ID"] = nodeId
+        env["MGPU_NODE_RANK"] = String(work.rank)
+        env["MGPU_NNODES"] = String(work.nodeCount)
+        env["MGPU_GPUS"] = env["CUDA_VISIBLE_DEVICES"]
+        return env
+    }
+
+    /// Asks a part's supervisor to terminate it (SIGTERM to its group, SIGKILL after the grace period).
+    public func cancel(_ item: CancelItem) {
+        guard var job = jobs[item.jobId], job.exit == nil, !job.cancelSent else { return }
+        job.cancelSent = true
+        jobs[item.jobId] = job
+        if job.supervisorPid > 0 && processAlive(job.supervisorPid, commandLineContains: job.dir) {
+            kill(job.supervisorPid, SIGTERM)
+        }
+        logger.info("job terminating", metadata: ["job": "\(item.jobId)", "node": "\(nodeId)", "reason": "\(item.reason)"])
+    }
+
+    /// The master committed these parts' ends: forget them.
+    public func forget(_ ids: [JobID]) {
+        for id in ids {
+            guard let job = jobs[id], job.readyToReport else { continue }
+            jobs[id] = nil
+            try? FileManager.default.removeItem(atPath: job.dir)
+        }
+    }
+
+    /// Notices parts that ended. Returns true when one did.
+    public func poll() -> Bool {
+        reapChildren()
+        var ended = false
+        for (id, job) in jobs where job.exit == nil {
+            if let exit = readExit(job) {
+                jobs[id]!.exit = exit
+                ended = true
+                logger.info("job process ended", metadata: ["job": "\(id)", "node": "\(nodeId)", "exit": "\(exit.summary)"])
+            } else if job.supervisorPid > 0, !processAlive(job.supervisorPid, commandLineContains: job.dir) {
+                // It may have written its status just now.
+                jobs[id]!.exit = readExit(job) ?? ExitStatus(error: "the job's supervisor died without recording an exit status")
+                ended = true
+            }
+        }
+        return ended
+    }
+
+    /// What the agent reports to the master.
+    public func snapshot() -> (running: [PartRef], finished: [FinishedPart]) {
+        var running: [PartRef] = []
+        var finished: [FinishedPart] = []
+        for (id, job) in jobs.sorted(by: { $0.key < $1.key }) {
+            if let exit = job.exit, job.readyToReport {
+                finished.append(FinishedPart(jobId: id, rank: job.work.rank, exit: exit))
+            } else {
+                running.append(PartRef(jobId: id, rank: job.work.rank, gpus: job.work.gpus))
+            }
+        }
+        return (running, finished)
+    }
+
+    public var count: Int { jobs.count }
+
+    /// Output not yet acknowledged by the master: (job, stream, offset, bytes), at most `limit` bytes each.
+    func pendingOutput(limit: Int) -> [(JobID, Int, StreamName, Int64, [UInt8])] {
+        var chunks: [(JobID, Int, StreamName, Int64, [UInt8])] = []
+        for (id, job) in jobs {
+            for stream in StreamName.allCases {
+                guard let shipped = job.shipped[stream] else {
+                    chunks.append((id, job.work.rank, stream, 0, []))  // ask the master what it has
+                    continue
+                }
+                let size = job.fileSize(stream)
+                guard size > shipped, let handle = FileHandle(forReadingAtPath: "\(job.dir)/\(stream.rawValue)") else { continue }
+                defer { try? handle.close() }
+                try? handle.seek(toOffset: UInt64(shipped))
+                let data = (try? handle.read(upToCount: limit)) ?? Data()
+                if !data.isEmpty { chunks.append((id, job.work.rank, stream, shipped, Array(data))) }
+            }
+        }
+        return chunks
+    }
+
+    func acknowledge(_ id: JobID, _ stream: StreamName, size: Int64) {
+        jobs[id]?.shipped[stream] = size
+    }
+
+    /// The master does not know this job (any more): nothing of it needs shipping.
+    func dropOutput(_ id: JobID) {
+        guard let job = jobs[id] else { return }
+        for stream in StreamName.allCases { jobs[id]!.shipped[stream] = job.fileSize(stream) }
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import MgpuCore
+import MgpuWire
+
+/// One job part on this node, as the agent tracks it. Its directory holds everything needed to
+/// re-adopt it after an agent restart:
+///
+///     work.json   the WorkItem the master sent
+///     command     the shell command;  workdir  where it runs
+///     pid         "SUPERVISOR_PID JOB_PID", written by the supervisor
+///     stdout, stderr   the job's output
+///     exit        "code N" | "signal N" | "error TEXT", written by the supervisor when the job ended
+struct LocalJob: Sendable {
+    var work: WorkItem
+    var dir: String
+    var supervisorPid: Int32
+    var exit: ExitStatus?
+    /// Bytes of each stream the master has acknowledged.
+    var shipped: [StreamName: Int64] = [:]
+    /// The master's size of each stream is not known yet (after adoption).
+    var probed: Set<StreamName> = []
+    var cancelSent = false
+
+    /// True when the job ended and all its output reached the master.
+    var readyToReport: Bool {
+        guard exit != nil else { return false }
+        return StreamName.allCases.allSatisfy { (shipped[$0] ?? -1) >= fileSize($0) }
+    }
+
+    func fileSize(_ stream: StreamName) -> Int64 {
+        ((try? FileManager.default.attributesOfItem(atPath: "\(dir)/\(stream.rawValue)"))?[.size] as? NSNumber)?.int64Value ?? 0
+    }
+
+    static func parseExit(_ text: String) -> ExitStatus? {
+        let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.hasPrefix("code "), let n = Int32(line.dropFirst(5)) { return ExitStatus(code: n) }
+        if line.hasPrefix("signal "), let n = Int32(line.dropFirst(7)) { return ExitStatus(signal: n) }
+        if line.hasPrefix("error ") { return ExitStatus(error: String(line.dropFirst(6))) }
+        return nil
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import MgpuCore
+
+public struct AgentConfig: Sendable {
+    public var nodeId: String
+    public var masterHost: String
+    public var masterPort: Int
+    public var stateDir: String
+    public var gpus: [GPU]
+    public var cpuSlots: Int
+    public var advertiseAddress: String?
+    /// Longest wait between reconnection attempts.
+    public var maxBackoff: Double
+
+    public init(nodeId: String, masterHost: String, masterPort: Int, stateDir: String, gpus: [GPU], cpuSlots: Int,
+                advertiseAddress: String? = nil, maxBackoff: Double = 10) {
+        self.nodeId = nodeId
+        self.masterHost = masterHost
+        self.masterPort = masterPort
+        self.stateDir = stateDir
+        self.gpus = gpus
+        self.cpuSlots = cpuSlots
+        self.advertiseAddress = advertiseAddress
+        self.maxBackoff = maxBackoff
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import MgpuClient
+import MgpuCore
+import MgpuWire
+import ServiceLifecycle
+
+/// The node agent: registers, then only dials out. Two loops share the work:
+/// - the long-poll loop waits at the master for work (`/v1/agent/sync` with `wait`);
+/// - the local loop notices ended jobs, ships their output, and reports at once when a job ends,
+///   and as a heartbeat otherwise.
+/// When the master cannot be reached, jobs keep running and their output stays on disk; the agent
+/// retries with capped backoff, one log line per attempt, and re-registers when the master is back.
+public actor AgentService: Service {
+    let config: AgentConfig
+    let client: MasterClient
+    let runner: JobRunner
+    let logger: Logger
+    let incarnation = UUID().uuidString
+    var registered = false
+    var connected = false
+    var pollSeconds = 10.0
+    var heartbeatSeconds = 5.0
+    var lastReport = 0.0
+    var failures = 0
+
+    public init(config: AgentConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        self.client = MasterClient(host: config.masterHost, port: config.masterPort)
+        self.runner = try JobRunner(stateDir: config.stateDir, nodeId: config.nodeId, logger: logger)
+    }
+
+    public func run() async throws {
+        let adopted = await runner.adopt()
+        if adopted > 0 { logger.info("found \(adopted) job(s) from an earlier run", metadata: ["node": "\(config.nodeId)"]) }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.pollLoop() }
+            group.addTask { await self.localLoop() }
+        }
+        logger.info("agent stopped; its jobs keep running under their supervisors", metadata: ["node": "\(config.nodeId)"])
+    }
+
+    var address: String { "\(config.masterHost):\(config.masterPort)" }
+
+    func ensureRegistered() async throws {
+        guard !registered else { return }
+        let answer = try await client.register(RegisterRequest(nodeId: config.nodeId, incarnation: incarnation, gpus: config.gpus,
+                                                               cpuSlots: config.cpuSlots, advertiseAddress: config.advertiseAddress))
+        registered = true
+        pollSeconds = answer.pollSeconds
+        heartbeatSeconds = answer.heartbeatSeconds
+        let gpuText = config.gpus.map { "\($0.index): \($0.name) \($0.memoryMB) MB\($0.simulated ? ", simulated" : "")" }
+            .joined(separator: ", ")
+        logger.info("\(config.nodeId) registered with \(address): \(config.gpus.count) GPU\(config.gpus.count == 1 ? "" : "s")\(gpuText.isEmpty ? "" : " (\(gpuText))")",
+                    metadata: ["node": "\(config.nodeId)"])
+    }
+
+    /// One sync with the master; handles its answer. Throws when the master cannot be reached.
+    func sync(wait: Double) async throws {
+        try await ensureRegistered()
+        await shipOutput()
+        let (running, finished) = await runner.snapshot()
+        let response = try await client.sync(SyncRequest(nodeId: config.nodeId, incarnation: incarnation, running: running,
+                                                         finished: finished, wait: wait))
+        markConnected()
+        lastReport = Date().timeIntervalSince1970
+        if response.reregister {
+            registered = false
+            return
+        }
+        for item in response.cancel { await runner.cancel(item) }
+        for item in response.start { await runner.start(item) }
+        await runner.forget(response.acknowledged)
+        if !response.start.isEmpty { await shipOutput() }
+    }
+
+    func markConnected() {
+        if !connected && failures > 0 {
+            logger.info("master \(address) reachable again", metadata: ["node": "\(config.nodeId)"])
+        }
+        connected = true
+        failures = 0
+    }
+
+    func markFailed(_ error: any Error) -> Double {
+        registered = false  // register again once the master answers: it may have restarted
+        connected = false
+        failures += 1
+        let delay = min(config.maxBackoff, 0.25 * pow(2, Double(min(failures - 1, 10))))
+        logger.warning("master \(address) unreachable (attempt \(failures)): \(error); retrying in \(String(format: "%.1f", delay)) s; jobs keep running",
+                       metadata: ["node": "\(config.nodeId)"])
+        return delay
+    }
+
+    func pollLoop() async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await sync(wait: connected ? pollSeconds : 0)
+            } catch is CancellationError {
+                return
+            } catch {
+                let delay = markFailed(error)
+                try? await cancelOnGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
+            }
+        }
+    }
+
+    func localLoop() async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelOnGracefulShutdown { try await Task.sleep(for: .milliseconds(50)) }
+            let ended = await runner.poll()
+            guard connected else { continue }
+            let due = Date().timeIntervalSince1970 - lastReport >= heartbeatSeconds
+            let output = await hasOutput()
+            if ended || due || output {
+                do { try await sync(wait: 0) } catch { connected = false }
+            }
+        }
+    }
+
+    func hasOutput() async -> Bool {
+        !(await runner.pendingOutput(limit: 1)).isEmpty
+    }
+
+    /// Sends every job's new output, in order, from the offset the master holds.
+    func shipOutput() async {
+        for _ in 0..<64 {
+            let chunks = await runner.pendingOutput(limit: 1 << 20)
+            if chunks.isEmpty { return }
+            for (id, rank, stream, offset, bytes) in chunks {
+                do {
+                    let size = try await client.sendOutput(node: config.nodeId, job: id, rank: rank, stream: stream,
+                                                           offset: offset, bytes: bytes)
+                    await runner.acknowledge(id, stream, size: size)
+                } catch let error as APIError where error.status == 404 {
+                    await runner.dropOutput(id)
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MgpuMaster
+import ServiceLifecycle
+
+struct MasterOptions: ParsableArguments {
+    @Option(help: "Address to listen on; 0.0.0.0 for a cluster.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0: any free port).")
+    var port = 8080
+
+    @Option(help: "Where the state database and job output live (default: $XDG_STATE_HOME/mgpu or ~/.local/state/mgpu).")
+    var stateDir: String?
+
+    @Option(help: "Seconds without a heartbeat before a node is DOWN (its jobs keep their GPUs).")
+    var nodeTimeout: Double = 30
+
+    @Option(help: "Seconds without a heartbeat before a node's running jobs end NODE_FAIL.")
+    var nodeLostAfter: Double = 600
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535, got \(port)") }
+        guard nodeTimeout > 0 else { throw ValidationError("--node-timeout must be positive") }
+        guard nodeLostAfter >= nodeTimeout else { throw ValidationError("--node-lost-after must be at least --node-timeout") }
+    }
+
+    var config: MasterConfig {
+        MasterConfig(host: host, port: port, stateDir: stateDir ?? MasterDefaults.stateDir,
+                     nodeTimeout: nodeTimeout, nodeLostAfter: nodeLostAfter)
+    }
+
+    /// Opens the store and state, or fails with one line.
+    func makeServer(logger: Logger) throws -> MasterServer {
+        do {
+            return try MasterServer(config: config, logger: logger)
+        } catch {
+            throw CLIError("cannot start the master: \(error)")
+        }
+    }
+}
+
+extension Mgpu {
+    struct Master: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the master: queue, scheduler, store and HTTP API.")
+
+        @OptionGroup var options: MasterOptions
+        @OptionGroup var verbose: VerboseOption
+
+        func run() async throws {
+            OneLineLogHandler.bootstrap(verbose: verbose.verbose)
+            let logger = Logger(label: "mgpu.master")
+            let server = try options.makeServer(logger: logger)
+            let services = server.services { port in
+                say("mgpu master listening on http://\(options.host):\(port)")
+                say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
+            }
+            try await runServices(services, logger: logger)
+        }
+    }
+}
+
+/// Runs services until SIGTERM or SIGINT, then shuts them down gracefully.
+func runServices(_ services: [any Service], logger: Logger) async throws {
+    let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                  gracefulShutdownSignals: [.sigterm, .sigint],
+                                                  logger: Logger(label: "mgpu.lifecycle", factory: { label in
+                                                      var h = OneLineLogHandler(logLevel: .warning, label: label)
+                                                      h.logLevel = .warning
+                                                      return h
+                                                  })))
+    do {
+        try await group.run()
+    } catch {
+        throw CLIError("\(error)", exitCode: 1)
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MgpuAgent
+
+struct AgentOptions: ParsableArguments {
+    @Option(help: "This node's id (default: the host name).")
+    var nodeId: String?
+
+    @Option(help: "Offer N simulated GPUs instead of real ones (for machines without GPUs).")
+    var simulateGpus: Int?
+
+    @Option(help: "How many CPU-only (--gpus 0) jobs may run at once (default: the core count).")
+    var cpuSlots: Int?
+
+    @Option(help: "Address other nodes reach this one at (default: the address the master sees).")
+    var advertiseAddr: String?
+
+    @Option(help: ArgumentHelp("Path of nvidia-smi to use.", visibility: .hidden))
+    var nvidiaSmi: String?
+
+    func validate() throws {
+        if let simulateGpus, !(0...1024).contains(simulateGpus) { throw ValidationError("--simulate-gpus must be 0-1024") }
+        if let cpuSlots, !(0...100_000).contains(cpuSlots) { throw ValidationError("--cpu-slots must be 0-100000") }
+        if let nodeId, nodeId.isEmpty || nodeId.count > 64 || nodeId.contains("/") || nodeId == "." || nodeId == ".." {
+            throw ValidationError("--node-id must be 1-64 characters without '/'")
+        }
+    }
+
+    var resolvedNodeId: String { nodeId ?? NodeSetup.hostname() }
+
+    func config(masterHost: String, masterPort: Int, stateDir: String?, logger: Logger) -> AgentConfig {
+        let id = resolvedNodeId
+        let gpus = NodeSetup.discoverGPUs(simulate: simulateGpus, nvidiaSMI: nvidiaSmi, nodeId: id, logger: logger)
+        return AgentConfig(nodeId: id, masterHost: masterHost, masterPort: masterPort,
+                           stateDir: NodeSetup.agentStateDir(base: stateDir, nodeId: id), gpus: gpus,
+                           cpuSlots: cpuSlots ?? ProcessInfo.processInfo.activeProcessorCount,
+                           advertiseAddress: advertiseAddr)
+    }
+}
+
+extension Mgpu {
+    struct Node: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a node agent: offer this machine's GPUs to a master and run its jobs.",
+            discussion: "The agent only dials out to the master; jobs keep running if the master or the agent goes away.")
+
+        @OptionGroup var agent: AgentOptions
+
+        @Option(help: "The master's host (default: $MGPU_MASTER_HOST, else localhost).")
+        var masterHost: String?
+
+        @Option(help: "The master's port (default: $MGPU_MASTER_PORT, else 8080).")
+        var masterPort: Int?
+
+        @Option(help: "Where this agent keeps its jobs' files (default: <state>/node-<id>).")
+        var stateDir: String?
+
+        @OptionGroup var verbose: VerboseOption
+
+        func run() async throws {
+            OneLineLogHandler.bootstrap(verbose: verbose.verbose)
+            let logger = Logger(label: "mgpu.node")
+            let env = ProcessInfo.processInfo.environment
+            let host = masterHost ?? env["MGPU_MASTER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+            let port = masterPort ?? env["MGPU_MASTER_PORT"].flatMap(Int.init) ?? 8080
+            let config = agent.config(masterHost: host, masterPort: port, stateDir: stateDir, logger: logger)
+            let service: AgentService
+            do { service = try AgentService(config: config, logger: logger) } catch {
+                throw CLIError("cannot start the agent: \(error)")
+            }
+            try await runServices([service], logger: logger)
+        }
+    }
+}

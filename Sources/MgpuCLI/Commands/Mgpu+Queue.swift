@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import MgpuCore
+import MgpuWire
+
+extension Mgpu {
+    struct Queue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List jobs (pending, running, and those ended in the last 5 minutes) and nodes.")
+
+        @OptionGroup var client: ClientOptions
+
+        @Flag(help: "Print the master's answer as JSON, for scripts.")
+        var json = false
+
+        func run() async throws {
+            let queue = try await client.call { try await $0.queue() }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(queue), as: UTF8.self))
+                return
+            }
+            print(Self.render(queue))
+        }
+
+        static func render(_ queue: QueueResponse) -> String {
+            var jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "REASON"])
+            for job in queue.jobs {
+                let elapsed: String
+                switch job.state {
+                case .pending: elapsed = formatElapsed(queue.now - job.submitTime)
+                case .running: elapsed = formatElapsed(queue.now - (job.startTime ?? queue.now))
+                default: elapsed = formatElapsed((job.endTime ?? queue.now) - (job.startTime ?? job.endTime ?? queue.now))
+                }
+                let gpus = job.parts.isEmpty
+                    ? (job.request.pinned != nil ? "pinned" : "\(job.request.totalGPUs)")
+                    : job.placementText
+                var reason = job.note ?? job.reason ?? ""
+                if job.state.isTerminal, let exit = job.exit, job.state != .nodeFail { reason = job.reason ?? exit.summary }
+                let state = job.state == .running && job.note?.hasPrefix("node not responding") == true ? "RUNNING*" : job.state.rawValue
+                jobs.rows.append([job.id.rawValue, String(job.name.prefix(24)), job.user, state, gpus, elapsed, reason])
+            }
+            var nodes = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
+            for node in queue.nodes {
+                let sim = node.simulated ? " (simulated)" : ""
+                nodes.rows.append([node.id, node.address, node.state.rawValue, "\(node.gpus.count)\(sim)",
+                                   node.state == .up ? "\(node.freeGPUCount)" : "-", "\(node.busyGPUs.count)",
+                                   "\(node.cpuSlotsUsed)/\(node.cpuSlots)", "\(Int(node.secondsSinceHeartbeat))s ago"])
+            }
+            var out = queue.jobs.isEmpty ? "No jobs." : jobs.render()
+            out += "\n\n" + (queue.nodes.isEmpty ? "No nodes registered." : nodes.render())
+            if queue.jobs.contains(where: { $0.note?.hasPrefix("node not responding") == true }) {
+                out += "\n\nRUNNING*: running, node not responding (the job keeps its GPUs until the node is back or lost)"
+            }
+            return out
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MgpuAgent
+import MgpuMaster
+import ServiceLifecycle
+
+extension Mgpu {
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a master and a local node agent in one process: mgpu on one workstation, zero setup.")
+
+        @OptionGroup var master: MasterOptions
+        @OptionGroup var agent: AgentOptions
+        @OptionGroup var verbose: VerboseOption
+
+        func run() async throws {
+            OneLineLogHandler.bootstrap(verbose: verbose.verbose)
+            let logger = Logger(label: "mgpu")
+            let server = try master.makeServer(logger: logger)
+            let ports = AsyncStream<Int>.makeStream()
+            let host = master.host == "0.0.0.0" ? "127.0.0.1" : master.host
+            var services = server.services { port in
+                say("mgpu master listening on http://\(master.host):\(port)")
+                say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
+                ports.continuation.yield(port)
+                ports.continuation.finish()
+            }
+            let agentConfig = agent.config(masterHost: host, masterPort: master.port,
+                                           stateDir: server.config.stateDir + "/node-\(agent.resolvedNodeId)", logger: logger)
+            services.append(LocalAgent(config: agentConfig, ports: ports.stream, logger: logger))
+            try await runServices(services, logger: logger)
+        }
+    }
+}
+
+/// The agent of `mgpu up`: starts once the master listens, on the port it got.
+struct LocalAgent: Service {
+    let config: AgentConfig
+    let ports: AsyncStream<Int>
+    let logger: Logger
+
+    func run() async throws {
+        var config = config
+        for await port in ports.cancelOnGracefulShutdown() {
+            config.masterPort = port
+            break
+        }
+        if Task.isShuttingDownGracefully { return }
+        try await AgentService(config: config, logger: logger).run()
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import MgpuClient
+
+/// Where clients find the master: --host/--port, then MGPU_MASTER_HOST/MGPU_MASTER_PORT, then localhost:8080.
+public struct ClientOptions: ParsableArguments {
+    @Option(help: "The master's host (default: $MGPU_MASTER_HOST, else localhost).")
+    var host: String?
+
+    @Option(help: "The master's port (default: $MGPU_MASTER_PORT, else 8080).")
+    var port: Int?
+
+    public init() {}
+
+    var resolvedHost: String {
+        host ?? ProcessInfo.processInfo.environment["MGPU_MASTER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+    }
+
+    var resolvedPort: Int {
+        port ?? ProcessInfo.processInfo.environment["MGPU_MASTER_PORT"].flatMap(Int.init) ?? 8080
+    }
+
+    public func validate() throws {
+        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535, got \(port)") }
+        if port == nil, let text = ProcessInfo.processInfo.environment["MGPU_MASTER_PORT"], !text.isEmpty,
+           Int(text).map({ (1...65535).contains($0) }) != true {
+            throw ValidationError("MGPU_MASTER_PORT must be a port number 1-65535, got \(text.debugDescription)")
+        }
+    }
+
+    var client: MasterClient { MasterClient(host: resolvedHost, port: resolvedPort) }
+
+    /// Runs a client call, turning failures into one clear line.
+    func call<T>(_ body: (MasterClient) async throws -> T) async throws -> T {
+        do {
+            return try await body(client)
+        } catch {
+            throw CLIError.from(error, client: self)
+        }
+    }
+}
+
+struct VerboseOption: ParsableArguments {
+    @Flag(name: .long, help: "Log debug detail.")
+    var verbose = false
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Logging
+import MgpuAgent
+import MgpuCore
+
+/// Agent options shared by `mgpu node` and `mgpu up`.
+enum NodeSetup {
+    static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, 255)
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(name.split(separator: ".").first ?? "node")
+    }
+
+    /// GPUs to offer: simulated ones, or what nvidia-smi finds (none when it is absent).
+    static func discoverGPUs(simulate: Int?, nvidiaSMI: String?, nodeId: String, logger: Logger) -> [GPU] {
+        if let simulate {
+            logger.info("simulated mode: offering \(simulate) simulated GPU(s); jobs see CUDA_VISIBLE_DEVICES but no real device",
+                        metadata: ["node": "\(nodeId)"])
+            return GPUDiscovery.simulated(simulate, node: nodeId)
+        }
+        switch NvidiaSMI.discover(path: nvidiaSMI) {
+        case .found(let parsed):
+            for line in parsed.rejected {
+                logger.warning("ignored a line of nvidia-smi output: \(line)", metadata: ["node": "\(nodeId)"])
+            }
+            return parsed.gpus
+        case .notInstalled:
+            logger.info("nvidia-smi not found: offering 0 GPUs (CPU jobs only); use --simulate-gpus N to try mgpu without GPUs",
+                        metadata: ["node": "\(nodeId)"])
+            return []
+        case .failed(let message):
+            logger.warning("\(message): offering 0 GPUs", metadata: ["node": "\(nodeId)"])
+            return []
+        }
+    }
+
+    static func agentStateDir(base: String?, nodeId: String) -> String {
+        base ?? MasterDefaults.stateDir + "/node-\(nodeId)"
+    }
+}
+
+enum MasterDefaults {
+    static var stateDir: String {
+        let env = ProcessInfo.processInfo.environment
+        if let xdg = env["XDG_STATE_HOME"], !xdg.isEmpty { return xdg + "/mgpu" }
+        return (env["HOME"] ?? NSHomeDirectory()) + "/.local/state/mgpu"
+    }
+}

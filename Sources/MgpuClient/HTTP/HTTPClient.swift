@@ -1,0 +1,117 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One HTTP/1.1 response, fully read.
+public struct HTTPResult: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// Why a request failed before an HTTP answer came back.
+public enum TransportError: Error, CustomStringConvertible {
+    case unreachable(host: String, port: Int, reason: String)
+    case timedOut(host: String, port: Int, seconds: Double)
+    case closed(host: String, port: Int)
+
+    public var description: String {
+        switch self {
+        case let .unreachable(host, port, reason): "cannot reach the mgpu master at \(host):\(port) (\(reason))"
+        case let .timedOut(host, port, seconds): "no answer from the mgpu master at \(host):\(port) within \(Int(seconds)) s"
+        case let .closed(host, port): "the mgpu master at \(host):\(port) closed the connection before answering"
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 client over SwiftNIO: one connection per request, closed after the answer.
+/// No connection is assumed to stay healthy, so every call can fail and be retried by its caller.
+public struct HTTPClient: Sendable {
+    public let host: String
+    public let port: Int
+    public var connectTimeout: Double
+
+    public init(host: String, port: Int, connectTimeout: Double = 5) {
+        self.host = host
+        self.port = port
+        self.connectTimeout = connectTimeout
+    }
+
+    public func request(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil,
+                        contentType: String = "application/json", timeout: Double = 30) async throws -> HTTPResult {
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw TransportError.unreachable(host: host, port: port, reason: Self.describe(error))
+        }
+        let host = self.host, port = self.port
+        return try await withThrowingTaskGroup(of: HTTPResult?.self) { group in
+            group.addTask {
+                try await channel.executeThenClose { inbound, outbound in
+                    var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+                    head.headers.add(name: "Host", value: "\(host):\(port)")
+                    head.headers.add(name: "Connection", value: "close")
+                    if let body {
+                        head.headers.add(name: "Content-Type", value: contentType)
+                        head.headers.add(name: "Content-Length", value: String(body.count))
+                    } else if method == .POST || method == .PUT {
+                        head.headers.add(name: "Content-Length", value: "0")
+                    }
+                    try await outbound.write(.head(head))
+                    if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                    try await outbound.write(.end(nil))
+                    var result = HTTPResult(status: 0, headers: [], body: [])
+                    for try await part in inbound {
+                        switch part {
+                        case .head(let h):
+                            result.status = Int(h.status.code)
+                            result.headers = h.headers.map { ($0.name, $0.value) }
+                        case .body(var buffer):
+                            result.body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
+                        case .end:
+                            return result
+                        }
+                    }
+                    throw TransportError.closed(host: host, port: port)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+                return nil
+            }
+            defer { group.cancelAll() }
+            do {
+                if let first = try await group.next(), let result = first { return result }
+            } catch let error as TransportError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw TransportError.closed(host: host, port: port)
+            }
+            channel.channel.close(promise: nil)
+            throw TransportError.timedOut(host: host, port: port, seconds: timeout)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("connectTimeout") { return "connection timed out" }
+        if text.contains("refused") || text.contains("111") { return "connection refused" }
+        if let range = text.range(of: "reason: ") { return String(text[range.upperBound...].prefix(80)) }
+        return String(text.prefix(120))
+    }
+}

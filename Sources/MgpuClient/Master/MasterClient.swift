@@ -1,0 +1,89 @@
+public import Foundation
+public import MgpuCore
+public import MgpuWire
+import NIOHTTP1
+
+/// An error answer from the master, with its message.
+public struct APIError: Error, CustomStringConvertible {
+    public let status: Int
+    public let message: String
+    public var description: String { message }
+}
+
+/// Typed calls of the master's HTTP API.
+public struct MasterClient: Sendable {
+    public let http: HTTPClient
+    public var host: String { http.host }
+    public var port: Int { http.port }
+
+    public init(host: String, port: Int, connectTimeout: Double = 5) {
+        self.http = HTTPClient(host: host, port: port, connectTimeout: connectTimeout)
+    }
+
+    static let encoder = JSONEncoder()
+
+    func call<Response: Decodable>(_ method: HTTPMethod, _ path: String, body: (some Encodable)?,
+                                   timeout: Double = 30, as: Response.Type) async throws -> Response {
+        let data = try body.map { Array(try Self.encoder.encode($0)) }
+        let result = try await http.request(method, path, body: data, timeout: timeout)
+        try Self.check(result)
+        do {
+            return try JSONDecoder().decode(Response.self, from: Data(result.body))
+        } catch {
+            throw APIError(status: result.status, message: "unexpected answer from the master: \(error)")
+        }
+    }
+
+    static func check(_ result: HTTPResult) throws {
+        guard (200..<300).contains(result.status) else {
+            let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(result.body)))?.error.message
+                ?? String(decoding: result.body.prefix(300), as: UTF8.self)
+            throw APIError(status: result.status, message: message.isEmpty ? "HTTP \(result.status)" : message)
+        }
+    }
+
+    // MARK: Jobs
+
+    public func submit(_ jobs: [JobSpec]) async throws -> [JobID] {
+        try await call(.POST, "/v1/jobs", body: SubmitRequest(jobs: jobs), as: SubmitResponse.self).ids
+    }
+
+    public func queue() async throws -> QueueResponse {
+        try await call(.GET, "/v1/queue", body: Optional<Int>.none, as: QueueResponse.self)
+    }
+
+    public func job(_ id: String) async throws -> JobInfo {
+        try await call(.GET, "/v1/jobs/\(id)", body: Optional<Int>.none, as: JobInfo.self)
+    }
+
+    public func cancel(_ ids: [String]) async throws -> CancelResponse {
+        try await call(.POST, "/v1/jobs/cancel", body: CancelRequest(ids: ids), as: CancelResponse.self)
+    }
+
+    /// Output of one stream of one rank from `offset`; waits up to `wait` s for new bytes.
+    public func output(job: String, rank: Int, stream: StreamName, offset: Int64, wait: Double) async throws
+        -> (bytes: [UInt8], size: Int64, complete: Bool) {
+        let result = try await http.request(.GET, "/v1/jobs/\(job)/output?rank=\(rank)&stream=\(stream.rawValue)&offset=\(offset)&wait=\(wait)",
+                                            timeout: wait + 30)
+        try Self.check(result)
+        let size = result.header(OutputHeader.size).flatMap { Int64($0) } ?? offset + Int64(result.body.count)
+        return (result.body, size, result.header(OutputHeader.complete) == "1")
+    }
+
+    // MARK: Agent
+
+    public func register(_ request: RegisterRequest) async throws -> RegisterResponse {
+        try await call(.POST, "/v1/agent/register", body: request, as: RegisterResponse.self)
+    }
+
+    public func sync(_ request: SyncRequest) async throws -> SyncResponse {
+        try await call(.POST, "/v1/agent/sync", body: request, timeout: request.wait + 15, as: SyncResponse.self)
+    }
+
+    public func sendOutput(node: String, job: JobID, rank: Int, stream: StreamName, offset: Int64, bytes: [UInt8]) async throws -> Int64 {
+        let path = "/v1/agent/output?node=\(node)&job=\(job)&rank=\(rank)&stream=\(stream.rawValue)&offset=\(offset)"
+        let result = try await http.request(.POST, path, body: bytes, contentType: "application/octet-stream")
+        try Self.check(result)
+        return try JSONDecoder().decode(OutputAck.self, from: Data(result.body)).size
+    }
+}

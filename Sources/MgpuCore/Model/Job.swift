@@ -1,0 +1,155 @@
+/// How a process (or one part of a job) ended.
+public struct ExitStatus: Codable, Sendable, Hashable {
+    /// Exit code when it exited normally.
+    public var code: Int32?
+    /// Signal number when it was killed by a signal.
+    public var signal: Int32?
+    /// Set when the process could not be started or its supervisor vanished.
+    public var error: String?
+    /// True when the part ended because its node was lost (the job then ends NODE_FAIL).
+    public var nodeFailed: Bool?
+
+    public init(code: Int32? = nil, signal: Int32? = nil, error: String? = nil, nodeFailed: Bool? = nil) {
+        self.code = code
+        self.signal = signal
+        self.error = error
+        self.nodeFailed = nodeFailed
+    }
+
+    public var succeeded: Bool { code == 0 && signal == nil && error == nil }
+
+    /// The status as a shell reports it: the code, or 128+N for signal N.
+    public var shellCode: Int32 {
+        if let signal { return 128 + signal }
+        return code ?? 255
+    }
+
+    public var summary: String {
+        if let error { return error }
+        if let signal { return "killed by signal \(signal)" }
+        return "exit code \(code ?? -1)"
+    }
+}
+
+/// The share of a job on one node: its rank, GPUs and, once it ended, how.
+public struct JobPart: Codable, Sendable, Hashable {
+    public var rank: Int
+    public var nodeId: String
+    public var gpus: [Int]
+    public var exit: ExitStatus?
+    /// The agent incarnation this part was handed to, once it was.
+    public var deliveredTo: String?
+
+    public init(rank: Int, nodeId: String, gpus: [Int], exit: ExitStatus? = nil, deliveredTo: String? = nil) {
+        self.rank = rank
+        self.nodeId = nodeId
+        self.gpus = gpus
+        self.exit = exit
+        self.deliveredTo = deliveredTo
+    }
+}
+
+/// A job, as the master stores it. Times are seconds since the Unix epoch, passed in by the caller.
+public struct Job: Codable, Sendable, Identifiable {
+    public var id: JobID
+    /// Submission order; the scheduler serves jobs in this order.
+    public var seq: Int64
+    public var name: String
+    public var user: String
+    public var command: String
+    public var workdir: String
+    public var environment: [String: String]
+    public var request: ResourceRequest
+    public var killGraceSeconds: Double
+    public var state: JobState
+    public var submitTime: Double
+    public var startTime: Double?
+    public var endTime: Double?
+    public var parts: [JobPart]
+    public var exit: ExitStatus?
+    /// Why the job ended the way it did (e.g. which rank failed, "cancelled by user").
+    public var reason: String?
+    public var cancelRequested: Bool
+    /// A part failed: the parts still running are being terminated.
+    public var terminating: Bool
+
+    public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
+                environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
+                submitTime: Double) {
+        self.id = id
+        self.seq = seq
+        self.name = name
+        self.user = user
+        self.command = command
+        self.workdir = workdir
+        self.environment = environment
+        self.request = request
+        self.killGraceSeconds = killGraceSeconds
+        self.state = .pending
+        self.submitTime = submitTime
+        self.parts = []
+        self.cancelRequested = false
+        self.terminating = false
+    }
+
+    /// Moves the job to `next`, enforcing the state machine.
+    public mutating func transition(to next: JobState, at time: Double) throws(InvalidTransition) {
+        guard state.canTransition(to: next) else { throw InvalidTransition(job: id, from: state, to: next) }
+        state = next
+        if next == .running { startTime = time }
+        if next.isTerminal { endTime = time }
+    }
+
+    /// When every part has ended: the terminal state and exit status the job ends with.
+    public func outcome() -> (state: JobState, exit: ExitStatus?, reason: String?)? {
+        guard !parts.isEmpty, parts.allSatisfy({ $0.exit != nil }) else { return nil }
+        let failed = parts.first { !($0.exit!.succeeded) }
+        let first = failed ?? parts[0]
+        let where_ = parts.count > 1 ? "rank \(first.rank) on \(first.nodeId)" : first.nodeId
+        if let lost = parts.first(where: { $0.exit?.nodeFailed == true }) {
+            return (.nodeFail, lost.exit, lost.exit?.error ?? "node \(lost.nodeId) failed")
+        }
+        if cancelRequested { return (.cancelled, first.exit, reason ?? "cancelled") }
+        if let failed { return (.failed, failed.exit, "\(where_): \(failed.exit!.summary)") }
+        return (.completed, first.exit, nil)
+    }
+
+    /// Nodes this job holds GPUs or a CPU slot on while it is not terminal.
+    public var isActive: Bool { state == .running }
+
+    public var usesGPUs: Bool { request.totalGPUs > 0 }
+
+    /// "node002:gpu0,1", or "node001:gpu0-3, node002:gpu0-3" for several parts.
+    public var placementText: String {
+        parts.map { part in
+            part.gpus.isEmpty ? "\(part.nodeId):cpu" : "\(part.nodeId):gpu\(GPUList.compact(part.gpus))"
+        }.joined(separator: ", ")
+    }
+
+    /// Why a pending job waits, derived from its request.
+    public var waitingReason: String {
+        if let pinned = request.pinned {
+            return "waiting for " + pinned.map { "\($0.nodeId):gpu\(GPUList.compact($0.gpus))" }.joined(separator: ", ")
+        }
+        if request.gpusPerNode == 0 { return request.nodes == 1 ? "waiting for a CPU slot" : "waiting for \(request.nodes) nodes with a CPU slot" }
+        let gpus = request.gpusPerNode == 1 ? "1 GPU" : "\(request.gpusPerNode) GPUs"
+        if request.nodes == 1 { return "waiting for \(gpus)" }
+        return "waiting for \(request.nodes) nodes with \(gpus) each"
+    }
+}
+
+public enum GPUList {
+    /// [0,1,2,3] -> "0-3"; [0,1,3] -> "0,1,3"; [0,2] -> "0,2".
+    public static func compact(_ gpus: [Int]) -> String {
+        let sorted = gpus.sorted()
+        var out: [String] = []
+        var i = 0
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            if j - i >= 2 { out.append("\(sorted[i])-\(sorted[j])") } else { out.append(contentsOf: sorted[i...j].map(String.init)) }
+            i = j + 1
+        }
+        return out.joined(separator: ",")
+    }
+}

@@ -1,0 +1,34 @@
+/// The job state machine. Written down in docs/ARCHITECTURE.md; `canTransition(to:)` enforces it.
+///
+///     PENDING ──▶ RUNNING ──▶ COMPLETED | FAILED | CANCELLED | NODE_FAIL
+///        └──────────────────▶ CANCELLED
+public enum JobState: String, Codable, Sendable, CaseIterable {
+    case pending = "PENDING"
+    case running = "RUNNING"
+    case completed = "COMPLETED"
+    case failed = "FAILED"
+    case cancelled = "CANCELLED"
+    case nodeFail = "NODE_FAIL"
+
+    public var isTerminal: Bool {
+        switch self {
+        case .pending, .running: false
+        case .completed, .failed, .cancelled, .nodeFail: true
+        }
+    }
+
+    public func canTransition(to next: JobState) -> Bool {
+        switch (self, next) {
+        case (.pending, .running), (.pending, .cancelled): true
+        case (.running, .completed), (.running, .failed), (.running, .cancelled), (.running, .nodeFail): true
+        default: false
+        }
+    }
+}
+
+public struct InvalidTransition: Error, CustomStringConvertible {
+    public let job: JobID
+    public let from: JobState
+    public let to: JobState
+    public var description: String { "job \(job) cannot go from \(from.rawValue) to \(to.rawValue)" }
+}

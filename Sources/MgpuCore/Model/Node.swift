@@ -1,0 +1,49 @@
+/// One GPU as its node reported it.
+public struct GPU: Codable, Sendable, Hashable {
+    public var index: Int
+    public var uuid: String
+    public var name: String
+    public var memoryMB: Int
+    public var simulated: Bool
+
+    public init(index: Int, uuid: String, name: String, memoryMB: Int, simulated: Bool = false) {
+        self.index = index
+        self.uuid = uuid
+        self.name = name
+        self.memoryMB = memoryMB
+        self.simulated = simulated
+    }
+}
+
+/// A node as the master knows it. Whether it is UP or DOWN is derived from `lastSeen`.
+public struct Node: Codable, Sendable, Identifiable {
+    public var id: String
+    /// The address the node's agent connected from (or advertised).
+    public var address: String
+    public var gpus: [GPU]
+    public var cpuSlots: Int
+    public var registeredAt: Double
+    public var lastSeen: Double
+    /// Changes each time the agent process starts; tells the master the agent restarted.
+    public var incarnation: String
+    /// GPUs still held by processes of jobs the master no longer runs there (e.g. after NODE_FAIL);
+    /// they are not handed out until the agent reports them gone.
+    public var orphanGPUs: [Int]
+    /// CPU-only job slots held the same way.
+    public var orphanCPUSlots: Int
+
+    public init(id: String, address: String, gpus: [GPU], cpuSlots: Int, now: Double, incarnation: String) {
+        self.id = id
+        self.address = address
+        self.gpus = gpus
+        self.cpuSlots = cpuSlots
+        self.registeredAt = now
+        self.lastSeen = now
+        self.incarnation = incarnation
+        self.orphanGPUs = []
+        self.orphanCPUSlots = 0
+    }
+
+    public func isResponding(now: Double, timeout: Double) -> Bool { now - lastSeen <= timeout }
+    public var simulated: Bool { gpus.contains { $0.simulated } }
+}

@@ -1,0 +1,60 @@
+/// Submit-time checks: a request that can never run is refused at once with a message the user can act on.
+public enum Admission {
+    public static let maxCommandBytes = 256 * 1024
+
+    public static func check(command: String, request: ResourceRequest, nodes: [NodeCapacity]) -> RequestError? {
+        if command.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\n" }) {
+            return RequestError("the command is empty")
+        }
+        if command.utf8.count > maxCommandBytes {
+            return RequestError("the command is longer than \(maxCommandBytes) bytes")
+        }
+        if request.gpusPerNode < 0 { return RequestError("--gpus must be 0 or more, got \(request.gpusPerNode)") }
+        if request.nodes < 1 { return RequestError("--nodes must be 1 or more, got \(request.nodes)") }
+        let byId = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        if let pinned = request.pinned {
+            var seen = Set<String>()
+            for pin in pinned {
+                guard let node = byId[pin.nodeId] else {
+                    return RequestError("unknown node \(pin.nodeId) (known: \(knownList(nodes)))")
+                }
+                if !seen.insert(pin.nodeId).inserted { return RequestError("node \(pin.nodeId) is listed twice") }
+                if Set(pin.gpus).count != pin.gpus.count { return RequestError("a GPU of \(pin.nodeId) is listed twice") }
+                for g in pin.gpus where !node.gpus.contains(g) {
+                    return RequestError("node \(pin.nodeId) has no GPU \(g) (it has \(node.gpus.isEmpty ? "none" : "gpu" + GPUList.compact(node.gpus)))")
+                }
+            }
+            return nil
+        }
+        var pool = nodes
+        if let list = request.nodelist {
+            if Set(list).count != list.count { return RequestError("a node is listed twice in --nodelist") }
+            for id in list where byId[id] == nil {
+                return RequestError("unknown node \(id) (known: \(knownList(nodes)))")
+            }
+            if list.count < request.nodes {
+                return RequestError("--nodes \(request.nodes) needs at least \(request.nodes) nodes in --nodelist, got \(list.count)")
+            }
+            pool = list.compactMap { byId[$0] }
+        }
+        if request.nodes > pool.count {
+            return RequestError("the job asks for \(request.nodes) nodes but the cluster has \(pool.count)")
+        }
+        let need = request.gpusPerNode
+        guard need > 0 else { return nil }
+        let big = pool.filter { $0.gpus.count >= need }
+        if big.count < request.nodes {
+            let largest = pool.map(\.gpus.count).max() ?? 0
+            let total = pool.reduce(0) { $0 + $1.gpus.count }
+            if request.nodes == 1 {
+                return RequestError("no node has \(need) GPUs (the largest has \(largest), the cluster \(total) in all)")
+            }
+            return RequestError("the job asks for \(request.nodes) nodes with \(need) GPUs each, but only \(big.count) node(s) have that many")
+        }
+        return nil
+    }
+
+    static func knownList(_ nodes: [NodeCapacity]) -> String {
+        nodes.isEmpty ? "none registered yet" : nodes.map(\.id).joined(separator: ", ")
+    }
+}

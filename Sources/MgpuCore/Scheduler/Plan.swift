@@ -1,0 +1,21 @@
+/// The result of one scheduling pass: which pending jobs start, and where.
+/// The master applies a plan to its store in one transaction.
+public struct Plan: Sendable, Equatable {
+    public struct Assignment: Sendable, Equatable {
+        public var job: JobID
+        /// One entry per node, in rank order.
+        public var parts: [Placement]
+    }
+
+    public struct Placement: Sendable, Equatable {
+        public var nodeId: String
+        public var gpus: [Int]
+        public init(nodeId: String, gpus: [Int]) {
+            self.nodeId = nodeId
+            self.gpus = gpus
+        }
+    }
+
+    public var assignments: [Assignment] = []
+    public init() {}
+}

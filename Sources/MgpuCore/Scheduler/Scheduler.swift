@@ -1,0 +1,139 @@
+/// The scheduler: a pure function from pending jobs and node capacity to a plan.
+///
+/// The rule (also in docs/ARCHITECTURE.md):
+/// 1. Pending jobs are taken in submission order.
+/// 2. A job that fits on free GPUs now starts now. Feasible nodes are those that are UP, in the job's
+///    nodelist if it has one, and have at least the GPUs it asks for per node; among them the scheduler
+///    picks the tightest fit (fewest free GPUs that still fit, then node id), and the lowest free GPU indices.
+/// 3. A job that does not fit reserves what it is waiting for: a pinned job its pinned GPUs that are free;
+///    any other job the free GPUs, up to its need, on the feasible node(s) with the most free GPUs.
+///    Later jobs may use only GPUs nobody earlier reserved. So a waiting job never blocks GPUs it could
+///    not use anyway, and it cannot be starved: the node it waits on only gains free GPUs.
+/// 4. CPU-only jobs (`--gpus 0`) never wait for GPUs; they take a CPU slot on the UP node with the most free
+///    slots, and reserve nothing.
+public enum Scheduler {
+    public static func plan(pending: some Sequence<Job>, nodes: [NodeCapacity]) -> Plan {
+        var state = PassState(nodes: nodes)
+        var plan = Plan()
+        for job in pending where job.state == .pending && !job.cancelRequested {
+            if state.exhausted { break }
+            if let parts = state.place(job.request) {
+                plan.assignments.append(.init(job: job.id, parts: parts))
+            }
+        }
+        return plan
+    }
+}
+
+/// Free and reserved resources during one pass.
+struct PassState {
+    var nodes: [NodeCapacity]
+    var index: [String: Int]
+    /// GPUs promised to earlier waiting jobs, per node index.
+    var reserved: [Set<Int>]
+    var availableGPUCount: Int
+    var freeCPUSlots: Int
+
+    init(nodes: [NodeCapacity]) {
+        self.nodes = nodes
+        self.index = Dictionary(nodes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
+        self.reserved = Array(repeating: [], count: nodes.count)
+        self.availableGPUCount = nodes.filter(\.schedulable).reduce(0) { $0 + $1.freeGPUs.count }
+        self.freeCPUSlots = nodes.filter(\.schedulable).reduce(0) { $0 + max(0, $1.cpuSlots - $1.cpuSlotsUsed) }
+    }
+
+    /// No job can start any more in this pass.
+    var exhausted: Bool { availableGPUCount <= 0 && freeCPUSlots <= 0 }
+
+    func available(_ n: Int) -> [Int] {
+        let node = nodes[n]
+        return node.gpus.filter { !node.busyGPUs.contains($0) && !reserved[n].contains($0) }
+    }
+
+    mutating func take(_ n: Int, gpus: [Int]) {
+        nodes[n].busyGPUs.formUnion(gpus)
+        availableGPUCount -= gpus.count
+    }
+
+    mutating func reserve(_ n: Int, gpus: some Sequence<Int>) {
+        for g in gpus where !reserved[n].contains(g) && !nodes[n].busyGPUs.contains(g) {
+            reserved[n].insert(g)
+            availableGPUCount -= 1
+        }
+    }
+
+    /// Places a request, or reserves what it waits for and returns nil.
+    mutating func place(_ request: ResourceRequest) -> [Plan.Placement]? {
+        if let pinned = request.pinned { return placePinned(pinned) }
+        if request.gpusPerNode == 0 { return placeCPU(request) }
+        return placeGPUs(request)
+    }
+
+    mutating func placePinned(_ pinned: [PinnedGPUs]) -> [Plan.Placement]? {
+        var ok = true
+        var targets: [(Int, [Int])] = []
+        for pin in pinned {
+            guard let n = index[pin.nodeId] else { return nil }
+            let avail = Set(available(n))
+            if !nodes[n].schedulable || !pin.gpus.allSatisfy(avail.contains) { ok = false }
+            targets.append((n, pin.gpus))
+        }
+        guard ok else {
+            for (n, gpus) in targets where nodes[n].schedulable { reserve(n, gpus: gpus) }
+            return nil
+        }
+        if pinned.allSatisfy({ $0.gpus.isEmpty }) {
+            // Pinned to nodes without GPUs: a CPU slot on each.
+            guard targets.allSatisfy({ nodes[$0.0].cpuSlotsUsed < nodes[$0.0].cpuSlots }) else { return nil }
+            for (n, _) in targets { nodes[n].cpuSlotsUsed += 1; freeCPUSlots -= 1 }
+        }
+        for (n, gpus) in targets { take(n, gpus: gpus) }
+        return targets.map { .init(nodeId: nodes[$0.0].id, gpus: $0.1.sorted()) }
+    }
+
+    func feasible(_ request: ResourceRequest) -> [Int] {
+        let allowed = request.nodelist.map(Set.init)
+        return nodes.indices.filter { n in
+            nodes[n].schedulable && nodes[n].gpus.count >= request.gpusPerNode
+                && (allowed?.contains(nodes[n].id) ?? true)
+        }
+    }
+
+    mutating func placeGPUs(_ request: ResourceRequest) -> [Plan.Placement]? {
+        let need = request.gpusPerNode
+        let candidates = feasible(request).map { ($0, available($0)) }
+        let fitting = candidates.filter { $0.1.count >= need }
+            .sorted { ($0.1.count, nodes[$0.0].id) < ($1.1.count, nodes[$1.0].id) }
+        if fitting.count >= request.nodes {
+            let chosen = request.nodelist == nil ? Array(fitting.prefix(request.nodes))
+                : orderedByNodelist(Array(fitting.prefix(request.nodes)), request.nodelist!)
+            return chosen.map { n, avail in
+                let gpus = Array(avail.prefix(need))
+                take(n, gpus: gpus)
+                return .init(nodeId: nodes[n].id, gpus: gpus)
+            }
+        }
+        let best = candidates.sorted { ($0.1.count, nodes[$1.0].id) > ($1.1.count, nodes[$0.0].id) }
+        for (n, avail) in best.prefix(request.nodes) { reserve(n, gpus: avail.prefix(need)) }
+        return nil
+    }
+
+    mutating func placeCPU(_ request: ResourceRequest) -> [Plan.Placement]? {
+        let allowed = request.nodelist.map(Set.init)
+        let candidates = nodes.indices.filter { n in
+            nodes[n].schedulable && nodes[n].cpuSlotsUsed < nodes[n].cpuSlots && (allowed?.contains(nodes[n].id) ?? true)
+        }.sorted {
+            (nodes[$0].cpuSlots - nodes[$0].cpuSlotsUsed, nodes[$1].id) > (nodes[$1].cpuSlots - nodes[$1].cpuSlotsUsed, nodes[$0].id)
+        }
+        guard candidates.count >= request.nodes else { return nil }
+        let chosen = request.nodelist == nil ? Array(candidates.prefix(request.nodes))
+            : Array(candidates.prefix(request.nodes)).sorted { request.nodelist!.firstIndex(of: nodes[$0].id)! < request.nodelist!.firstIndex(of: nodes[$1].id)! }
+        for n in chosen { nodes[n].cpuSlotsUsed += 1; freeCPUSlots -= 1 }
+        return chosen.map { .init(nodeId: nodes[$0].id, gpus: []) }
+    }
+
+    /// With an explicit nodelist, ranks follow the list's order.
+    func orderedByNodelist(_ chosen: [(Int, [Int])], _ list: [String]) -> [(Int, [Int])] {
+        chosen.sorted { (list.firstIndex(of: nodes[$0.0].id) ?? .max) < (list.firstIndex(of: nodes[$1.0].id) ?? .max) }
+    }
+}

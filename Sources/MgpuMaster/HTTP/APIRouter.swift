@@ -1,0 +1,136 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MgpuCore
+import MgpuWire
+
+/// The HTTP/JSON API under /v1.
+enum APIRouter {
+    static func build(state: MasterState) -> Router<MasterContext> {
+        let router = Router(context: MasterContext.self)
+        router.add(middleware: ErrorMiddleware())
+
+        router.get("/v1/health") { _, _ in try json(["status": "ok"]) }
+
+        // Jobs
+        router.post("/v1/jobs") { request, context in
+            let body = try await request.decode(as: SubmitRequest.self, context: context)
+            let ids = try await state.submit(body.jobs)
+            return try json(SubmitResponse(ids: ids), status: .created)
+        }
+        router.get("/v1/jobs/{id}") { _, context in
+            let id = try jobID(context)
+            guard let info = await state.jobInfo(id) else { throw HTTPError(.notFound, message: "no job \(id)") }
+            return try json(info)
+        }
+        router.post("/v1/jobs/cancel") { request, context in
+            let body = try await request.decode(as: CancelRequest.self, context: context)
+            guard !body.ids.isEmpty, body.ids.count <= 100_000 else {
+                throw HTTPError(.badRequest, message: "give between 1 and 100000 job ids")
+            }
+            return try json(CancelResponse(results: try await state.cancel(body.ids)))
+        }
+        router.get("/v1/jobs/{id}/output") { request, context in
+            let id = try jobID(context)
+            let q = request.uri.queryParameters
+            let rank = try intParam(q["rank"].map(String.init), "rank", default: 0, range: 0...100_000)
+            let stream = try streamParam(q["stream"].map(String.init))
+            let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
+            let wait = min(60, max(0, Double(q["wait"].map(String.init) ?? "0") ?? 0))
+            guard let out = await state.readOutput(job: id, rank: rank, stream: stream, offset: offset, wait: wait) else {
+                throw HTTPError(.notFound, message: "no job \(id)")
+            }
+            var headers = HTTPFields()
+            headers[.contentType] = "application/octet-stream"
+            headers[HTTPField.Name(OutputHeader.size)!] = String(out.size)
+            headers[HTTPField.Name(OutputHeader.complete)!] = out.complete ? "1" : "0"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
+        }
+        router.get("/v1/queue") { request, _ in
+            let within = Double(request.uri.queryParameters["finished"].map(String.init) ?? "") ?? 300
+            return try json(await state.queue(finishedWithin: max(0, within)))
+        }
+        router.get("/v1/nodes") { _, _ in
+            try json(await state.queue(finishedWithin: 0).nodes)
+        }
+
+        // Agents
+        router.post("/v1/agent/register") { request, context in
+            let body = try await request.decode(as: RegisterRequest.self, context: context)
+            return try json(try await state.register(body, peerAddress: context.peerAddress))
+        }
+        router.post("/v1/agent/sync") { request, context in
+            let body = try await request.decode(as: SyncRequest.self, context: context)
+            guard body.wait >= 0, body.wait <= 120 else { throw HTTPError(.badRequest, message: "wait must be 0-120 s") }
+            return try json(try await state.sync(body))
+        }
+        router.post("/v1/agent/output") { request, context in
+            let q = request.uri.queryParameters
+            guard let jobText = q["job"].map(String.init), let id = JobID(jobText) else {
+                throw HTTPError(.badRequest, message: "job must be 8 hex digits")
+            }
+            let node = String(q["node"] ?? "")
+            let rank = try intParam(q["rank"].map(String.init), "rank", default: 0, range: 0...100_000)
+            let stream = try streamParam(q["stream"].map(String.init))
+            let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
+            let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+            guard let size = try await state.appendOutput(node: node, job: id, rank: rank, stream: stream, offset: offset,
+                                                          bytes: Array(buffer.readableBytesView)) else {
+                throw HTTPError(.notFound, message: "no part \(rank) of job \(id) on node \(node)")
+            }
+            return try json(OutputAck(size: size))
+        }
+        return router
+    }
+
+    static func jobID(_ context: MasterContext) throws -> JobID {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = JobID(text) else {
+            throw HTTPError(.badRequest, message: "job id must be 8 hex digits, got \(text.debugDescription)")
+        }
+        return id
+    }
+
+    static func intParam(_ text: String?, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text else { return value }
+        guard let n = Int(text), range.contains(n) else {
+            throw HTTPError(.badRequest, message: "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return n
+    }
+
+    static func streamParam(_ text: String?) throws -> StreamName {
+        guard let text else { return .stdout }
+        guard let stream = StreamName(rawValue: text) else { throw HTTPError(.badRequest, message: "stream must be stdout or stderr") }
+        return stream
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Turns the master's own errors into JSON answers: a refused request is a 400, a store failure a 503.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = MasterContext
+
+    func handle(_ request: Request, context: MasterContext, next: (Request, MasterContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as RequestError {
+            throw HTTPError(.badRequest, message: error.message)
+        } catch let error as StoreError {
+            context.logger.error("store failure: \(error.message)")
+            throw HTTPError(.serviceUnavailable, message: error.message)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Builds the master: the store, the state, the HTTP application and the liveness service.
+public struct MasterServer: Sendable {
+    public let config: MasterConfig
+    public let state: MasterState
+    public let store: SQLiteStore
+    let logger: Logger
+
+    public init(config: MasterConfig, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
+        self.config = config
+        self.logger = logger
+        self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
+        self.state = try MasterState(config: config, store: store, logger: logger)
+    }
+
+    public var databasePath: String { store.path }
+
+    /// The services to run: the HTTP API and the liveness checker. `onListening` gets the bound port.
+    public func services(onListening: @escaping @Sendable (Int) async -> Void) -> [any Service] {
+        let app = Application(
+            router: APIRouter.build(state: state),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "mgpu"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: Logger(label: "mgpu.http", factory: { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = .warning
+                return handler
+            })
+        )
+        let liveness = LivenessService(state: state, interval: max(0.1, min(1, config.nodeTimeout / 10)))
+        return [app, liveness, ShutdownHook(state: state, store: store)]
+    }
+}
+
+/// At graceful shutdown: wake every long-poll so connections end, then close the store.
+struct ShutdownHook: Service {
+    let state: MasterState
+    let store: SQLiteStore
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await state.wakeAll()
+        try? store.close()
+    }
+}

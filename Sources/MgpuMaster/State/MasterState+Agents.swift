@@ -1,0 +1,227 @@
+import Foundation
+import MgpuCore
+import MgpuWire
+
+extension MasterState {
+    public func register(_ request: RegisterRequest, peerAddress: String?) throws -> RegisterResponse {
+        guard Self.isValidNodeId(request.nodeId) else {
+            throw RequestError("node id must be 1-64 letters, digits, '.', '-' or '_', got \(request.nodeId.debugDescription)")
+        }
+        guard request.cpuSlots >= 0, request.cpuSlots <= 100_000, request.gpus.count <= 1024 else {
+            throw RequestError("implausible node: \(request.gpus.count) GPUs, \(request.cpuSlots) CPU slots")
+        }
+        guard Set(request.gpus.map(\.index)).count == request.gpus.count, request.gpus.allSatisfy({ $0.index >= 0 }) else {
+            throw RequestError("GPU indices must be distinct and non-negative")
+        }
+        let now = clock()
+        let address = request.advertiseAddress ?? peerAddress ?? "unknown"
+        var node = nodes[request.nodeId] ?? Node(id: request.nodeId, address: address, gpus: request.gpus,
+                                                  cpuSlots: request.cpuSlots, now: now, incarnation: request.incarnation)
+        let restarted = nodes[request.nodeId] != nil && node.incarnation != request.incarnation
+        node.address = address
+        node.gpus = request.gpus
+        node.cpuSlots = request.cpuSlots
+        node.incarnation = request.incarnation
+        node.lastSeen = now
+        node.registeredAt = now
+        try commit(jobs: [], nodes: [node])
+        downNodes.remove(node.id)
+        let gpuText = node.gpus.map { "\($0.index): \($0.name)\($0.simulated ? " (simulated)" : "")" }.joined(separator: ", ")
+        logger.info("node registered", metadata: ["node": "\(node.id)", "address": "\(address)", "gpus": "\(node.gpus.count)",
+                                                  "detail": "\(gpuText)", "agent": "\(restarted ? "restarted" : "new")"])
+        schedule()
+        return RegisterResponse(pollSeconds: config.pollSeconds, heartbeatSeconds: config.heartbeatSeconds, address: address)
+    }
+
+    static func isValidNodeId(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 64 && id != "." && id != ".." && id.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" || $0 == "_" || $0 == "."
+        }
+    }
+
+    /// The agent's report, and (when it waits) its long-poll for work.
+    public func sync(_ request: SyncRequest) async throws -> SyncResponse {
+        guard var node = nodes[request.nodeId], node.incarnation == request.incarnation else {
+            return SyncResponse(reregister: true)
+        }
+        let now = clock()
+        node.lastSeen = now
+        if downNodes.remove(node.id) != nil {
+            logger.info("node responding again", metadata: ["node": "\(node.id)"])
+        }
+        var changed: [JobID: Job] = [:]
+        func job(_ id: JobID) -> Job? { changed[id] ?? jobs[id] }
+
+        // Parts that ended: record their exit.
+        var acknowledged: [JobID] = []
+        for finished in request.finished {
+            acknowledged.append(finished.jobId)
+            guard var j = job(finished.jobId), j.state == .running,
+                  let i = j.parts.firstIndex(where: { $0.rank == finished.rank && $0.nodeId == node.id }),
+                  j.parts[i].exit == nil else { continue }
+            j.parts[i].exit = finished.exit
+            logger.info("job part ended", metadata: ["job": "\(j.id)", "node": "\(node.id)", "rank": "\(finished.rank)",
+                                                     "exit": "\(finished.exit.summary)"])
+            if !finished.exit.succeeded && !j.cancelRequested && !j.terminating && j.parts.contains(where: { $0.exit == nil }) {
+                j.terminating = true
+                j.reason = "rank \(finished.rank) on \(node.id) failed: \(finished.exit.summary)"
+            }
+            changed[j.id] = j
+        }
+
+        // Parts it runs: ours, or orphans to stop.
+        var cancel: [CancelItem] = []
+        var orphanGPUs: [Int] = []
+        var orphanSlots = 0
+        let reported = Set(request.running.map(\.jobId))
+        for part in request.running {
+            if var j = job(part.jobId), j.state == .running,
+               let i = j.parts.firstIndex(where: { $0.rank == part.rank && $0.nodeId == node.id }), j.parts[i].exit == nil {
+                if j.parts[i].deliveredTo != request.incarnation {
+                    j.parts[i].deliveredTo = request.incarnation
+                    changed[j.id] = j
+                }
+            } else {
+                let state = job(part.jobId)?.state.rawValue ?? "unknown"
+                cancel.append(CancelItem(jobId: part.jobId, graceSeconds: job(part.jobId)?.killGraceSeconds ?? 10,
+                                         reason: "job \(part.jobId) is \(state) at the master"))
+                orphanGPUs.append(contentsOf: part.gpus)
+                if part.gpus.isEmpty { orphanSlots += 1 }
+            }
+        }
+        if Set(orphanGPUs) != Set(node.orphanGPUs) || orphanSlots != node.orphanCPUSlots {
+            if !orphanGPUs.isEmpty {
+                logger.warning("node runs jobs the master has ended; stopping them",
+                               metadata: ["node": "\(node.id)", "gpus": "\(GPUList.compact(orphanGPUs))"])
+            }
+        }
+        node.orphanGPUs = orphanGPUs.sorted()
+        node.orphanCPUSlots = orphanSlots
+
+        // Parts handed to an earlier run of this agent that it no longer has: lost with it.
+        let finishedNow = Set(request.finished.map(\.jobId))
+        for id in running {
+            guard var j = job(id), j.state == .running else { continue }
+            for i in j.parts.indices where j.parts[i].nodeId == node.id && j.parts[i].exit == nil {
+                if let delivered = j.parts[i].deliveredTo, delivered != request.incarnation,
+                   !reported.contains(id), !finishedNow.contains(id) {
+                    j.parts[i].exit = ExitStatus(error: "the agent on \(node.id) restarted without the job", nodeFailed: true)
+                    if j.parts.contains(where: { $0.exit == nil }) { j.terminating = true }
+                    changed[j.id] = j
+                }
+            }
+        }
+
+        let finalized = finalize(Array(changed.values), now: now)
+        try commit(jobs: finalized, nodes: [])
+        nodes[node.id] = node
+        schedule()
+
+        var response = SyncResponse(cancel: cancel, acknowledged: acknowledged)
+        try collectWork(for: node.id, incarnation: request.incarnation, reported: reported.union(finishedNow), into: &response)
+        if response.isEmpty && request.wait > 0 {
+            await wait("node:\(node.id)", seconds: min(request.wait, config.pollSeconds))
+            if nodes[node.id]?.incarnation == request.incarnation {
+                try collectWork(for: node.id, incarnation: request.incarnation, reported: reported.union(finishedNow), into: &response)
+            }
+        }
+        return response
+    }
+
+    /// Parts to start and parts to stop on a node.
+    func collectWork(for nodeId: String, incarnation: String, reported: Set<JobID>, into response: inout SyncResponse) throws {
+        var delivered: [Job] = []
+        for id in running.sorted() {
+            guard var job = jobs[id] else { continue }
+            for i in job.parts.indices where job.parts[i].nodeId == nodeId && job.parts[i].exit == nil {
+                if job.cancelRequested || job.terminating {
+                    if reported.contains(id) || job.parts[i].deliveredTo != nil {
+                        response.cancel.append(CancelItem(jobId: id, graceSeconds: job.killGraceSeconds,
+                                                          reason: job.cancelRequested ? "cancelled" : (job.reason ?? "another part failed")))
+                    }
+                    continue
+                }
+                guard !reported.contains(id) else { continue }
+                let part = job.parts[i]
+                if part.deliveredTo == nil || part.deliveredTo == incarnation {
+                    response.start.append(WorkItem(jobId: id, rank: part.rank, nodeCount: job.parts.count, gpus: part.gpus,
+                                                   command: job.command, workdir: job.workdir, environment: job.environment,
+                                                   killGraceSeconds: job.killGraceSeconds, user: job.user, name: job.name))
+                    if part.deliveredTo == nil {
+                        job.parts[i].deliveredTo = incarnation
+                        delivered.append(job)
+                    }
+                }
+            }
+        }
+        // A cancelled part the agent never received: nothing runs, so it ends here.
+        var neverStarted: [Job] = []
+        for id in running {
+            guard var job = jobs[id], job.cancelRequested || job.terminating else { continue }
+            var touched = false
+            for i in job.parts.indices where job.parts[i].nodeId == nodeId && job.parts[i].exit == nil
+                && job.parts[i].deliveredTo == nil && !reported.contains(id) {
+                job.parts[i].exit = ExitStatus(signal: 15, error: "stopped before it started")
+                touched = true
+            }
+            if touched { neverStarted.append(job) }
+        }
+        if !delivered.isEmpty || !neverStarted.isEmpty {
+            let all = Dictionary((delivered + neverStarted).map { ($0.id, $0) }, uniquingKeysWith: { a, b in
+                var merged = a
+                for (i, part) in b.parts.enumerated() where part.exit != nil { merged.parts[i].exit = part.exit }
+                return merged
+            })
+            try commit(jobs: finalize(Array(all.values), now: clock()))
+            if !neverStarted.isEmpty { schedule() }
+        }
+    }
+
+    /// Ends the jobs whose parts have all ended.
+    func finalize(_ changed: [Job], now: Double) -> [Job] {
+        changed.map { job in
+            var job = job
+            guard job.state == .running, let outcome = job.outcome() else { return job }
+            job.exit = outcome.exit
+            job.reason = outcome.reason
+            try? job.transition(to: outcome.state, at: now)
+            logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(job.state.rawValue)",
+                                                "exit": "\(job.exit?.summary ?? "-")"])
+            return job
+        }
+    }
+
+    // MARK: Liveness
+
+    /// Marks silent nodes DOWN, and ends the jobs of nodes silent past `nodeLostAfter` as NODE_FAIL.
+    public func checkLiveness() {
+        let now = clock()
+        var changed: [Job] = []
+        for node in nodes.values {
+            let silence = now - node.lastSeen
+            if silence > config.nodeTimeout, downNodes.insert(node.id).inserted {
+                logger.warning("node not responding", metadata: ["node": "\(node.id)", "silent": "\(Int(silence))s"])
+            }
+            guard silence > config.nodeLostAfter else { continue }
+            for id in running {
+                guard var job = jobs[id] else { continue }
+                var touched = false
+                for i in job.parts.indices where job.parts[i].nodeId == node.id && job.parts[i].exit == nil {
+                    job.parts[i].exit = ExitStatus(error: "node \(node.id) lost: no heartbeat for \(Int(silence)) s", nodeFailed: true)
+                    touched = true
+                }
+                if touched {
+                    if job.parts.contains(where: { $0.exit == nil }) { job.terminating = true }
+                    changed.append(job)
+                }
+            }
+        }
+        guard !changed.isEmpty else { return }
+        do {
+            try commit(jobs: finalize(changed, now: now))
+        } catch {
+            logger.error("could not record lost nodes: \(error)")
+        }
+        schedule()
+    }
+}

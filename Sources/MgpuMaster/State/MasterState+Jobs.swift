@@ -1,0 +1,144 @@
+import Foundation
+import MgpuCore
+import MgpuWire
+
+extension MasterState {
+    /// Accepts jobs: all of them, in one transaction, or none (with the reason).
+    public func submit(_ specs: [JobSpec]) throws -> [JobID] {
+        guard !specs.isEmpty else { throw RequestError("no job to submit") }
+        let now = clock()
+        let caps = capacities(now: now)
+        var created: [Job] = []
+        var taken = Set<JobID>()
+        for (i, spec) in specs.enumerated() {
+            if let refusal = Admission.check(command: spec.command, request: spec.request, nodes: caps) {
+                throw specs.count == 1 ? refusal : RequestError("job \(i + 1): \(refusal.message)")
+            }
+            if let grace = spec.killGraceSeconds, !(0...86_400).contains(grace) {
+                throw RequestError("the kill grace period must be between 0 and 86400 s")
+            }
+            var id = JobID.random(using: &rng)
+            while jobs[id] != nil || taken.contains(id) { id = JobID.random(using: &rng) }
+            taken.insert(id)
+            let name = spec.name.flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultName(spec.command)
+            created.append(Job(id: id, seq: nextSeq + Int64(i), name: name, user: spec.user, command: spec.command,
+                               workdir: spec.workdir, environment: spec.environment, request: spec.request,
+                               killGraceSeconds: spec.killGraceSeconds ?? 10, submitTime: now))
+        }
+        try commit(jobs: created)
+        nextSeq += Int64(created.count)
+        for job in created {
+            logger.info("job submitted", metadata: ["job": "\(job.id)", "user": "\(job.user)", "gpus": "\(job.request.totalGPUs)"])
+        }
+        schedule()
+        return created.map(\.id)
+    }
+
+    static func defaultName(_ command: String) -> String {
+        let first = command.split(whereSeparator: { $0 == " " || $0 == "\n" }).first.map(String.init) ?? "job"
+        return String((first.split(separator: "/").last.map(String.init) ?? first).prefix(40))
+    }
+
+    public func cancel(_ ids: [String]) throws -> [CancelResponse.Result] {
+        let now = clock()
+        var results: [CancelResponse.Result] = []
+        var changed: [Job] = []
+        for text in ids {
+            guard let id = JobID(text), var job = jobs[id] else {
+                results.append(.init(id: text, outcome: .unknown, state: nil))
+                continue
+            }
+            switch job.state {
+            case .pending:
+                job.cancelRequested = true
+                job.reason = "cancelled while pending"
+                try? job.transition(to: .cancelled, at: now)
+                results.append(.init(id: id.rawValue, outcome: .cancelled, state: .cancelled))
+                changed.append(job)
+            case .running:
+                if !job.cancelRequested {
+                    job.cancelRequested = true
+                    job.reason = "cancelled by user"
+                    changed.append(job)
+                }
+                results.append(.init(id: id.rawValue, outcome: .cancelling, state: .running))
+            default:
+                results.append(.init(id: id.rawValue, outcome: .alreadyFinished, state: job.state))
+            }
+        }
+        try commit(jobs: changed)
+        for job in changed { logger.info("job cancel requested", metadata: ["job": "\(job.id)", "state": "\(job.state.rawValue)"]) }
+        if changed.contains(where: { $0.state == .cancelled }) { schedule() }
+        return results
+    }
+
+    public func jobInfo(_ id: JobID) -> JobInfo? {
+        guard let job = jobs[id] else { return nil }
+        return info(job, now: clock())
+    }
+
+    func info(_ job: Job, now: Double) -> JobInfo {
+        var note: String?
+        if job.state == .pending { note = job.waitingReason }
+        if job.state == .running {
+            let silent = job.parts.filter { part in
+                part.exit == nil && !(nodes[part.nodeId]?.isResponding(now: now, timeout: config.nodeTimeout) ?? false)
+            }
+            if !silent.isEmpty { note = "node not responding: " + silent.map(\.nodeId).joined(separator: ", ") }
+            else if job.cancelRequested { note = "cancelling" }
+            else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
+        }
+        return JobInfo(job: job, note: note)
+    }
+
+    /// Pending and running jobs, and those that ended in the last `finishedWithin` seconds.
+    public func queue(finishedWithin: Double) -> QueueResponse {
+        let now = clock()
+        let shown = jobs.values.filter { !$0.state.isTerminal || now - ($0.endTime ?? 0) <= finishedWithin }
+            .sorted { $0.seq < $1.seq }
+        return QueueResponse(now: now, jobs: shown.map { info($0, now: now) }, nodes: nodeInfos(now: now))
+    }
+
+    public func nodeInfos(now: Double) -> [NodeInfo] {
+        let caps = Dictionary(capacities(now: now).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        return nodes.values.sorted { $0.id < $1.id }.map { node in
+            let cap = caps[node.id]
+            let up = node.isResponding(now: now, timeout: config.nodeTimeout)
+            return NodeInfo(id: node.id, address: node.address, state: up ? .up : .down, gpus: node.gpus,
+                            busyGPUs: (cap?.busyGPUs ?? []).sorted(), cpuSlots: node.cpuSlots,
+                            cpuSlotsUsed: cap?.cpuSlotsUsed ?? 0, lastSeen: node.lastSeen,
+                            secondsSinceHeartbeat: max(0, now - node.lastSeen))
+        }
+    }
+
+    // MARK: Output
+
+    public func appendOutput(node: String, job id: JobID, rank: Int, stream: StreamName, offset: Int64, bytes: [UInt8]) throws -> Int64? {
+        guard let job = jobs[id], job.parts.contains(where: { $0.rank == rank && $0.nodeId == node }) else { return nil }
+        let before = output.size(id, rank, stream)
+        let size = try output.append(id, rank, stream, offset: offset, bytes: bytes)
+        if size != before { waiters.wakeAll("job:\(id)") }
+        return size
+    }
+
+    /// Bytes of a stream from `offset`, waiting up to `wait` s for some when there are none yet.
+    /// `complete` is true once the job has ended and every byte of the stream was returned.
+    public func readOutput(job id: JobID, rank: Int, stream: StreamName, offset: Int64, wait: Double) async
+        -> (bytes: [UInt8], size: Int64, complete: Bool)? {
+        guard jobs[id] != nil else { return nil }
+        let deadline = clock() + wait
+        while true {
+            guard let job = jobs[id] else { return nil }
+            let size = output.size(id, rank, stream)
+            if offset < size {
+                let bytes = output.read(id, rank, stream, offset: offset, max: 4 << 20)
+                let end = offset + Int64(bytes.count)
+                return (bytes, size, job.state.isTerminal && end >= size)
+            }
+            if job.state.isTerminal { return ([], size, true) }
+            let left = deadline - clock()
+            if left <= 0 { return ([], size, false) }
+            await self.wait("job:\(id)", seconds: left)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Logging
+import MgpuCore
+import MgpuWire
+
+/// The master's state: every job and node, in memory and in the store.
+///
+/// Every change is computed on copies, committed to the store, and only then applied in memory, so a
+/// failed commit (a full disk) changes nothing and the API says so.
+public actor MasterState {
+    let store: any StateStore
+    var output: OutputStore
+    let config: MasterConfig
+    let logger: Logger
+    let clock: @Sendable () -> Double
+
+    var jobs: [JobID: Job] = [:]
+    /// Pending jobs in submission order.
+    var pending: [JobID] = []
+    var running: Set<JobID> = []
+    var nodes: [String: Node] = [:]
+    /// Nodes currently marked DOWN (for logging the change once).
+    var downNodes: Set<String> = []
+    var nextSeq: Int64 = 1
+    var rng = SystemRandomNumberGenerator()
+
+    /// Long-polls waiting on a key: "node:ID" (work for an agent) or "job:ID" (output or state of a job).
+    var waiters = Waiters<String>()
+
+    public init(config: MasterConfig, store: any StateStore, logger: Logger,
+                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
+        self.config = config
+        self.store = store
+        self.logger = logger
+        self.clock = clock
+        self.output = try OutputStore(root: config.stateDir + "/output")
+        let loaded = try store.load()
+        let now = clock()
+        for job in loaded.jobs {
+            jobs[job.id] = job
+            if job.state == .pending { pending.append(job.id) }
+            if job.state == .running { running.insert(job.id) }
+            nextSeq = max(nextSeq, job.seq + 1)
+        }
+        for var node in loaded.nodes {
+            // Give every known node a full timeout to report in after a master restart.
+            node.lastSeen = now
+            nodes[node.id] = node
+        }
+    }
+
+    public var summary: (jobs: Int, pending: Int, running: Int, nodes: Int) {
+        (jobs.count, pending.count, running.count, nodes.count)
+    }
+
+    // MARK: Helpers
+
+    func capacities(now: Double) -> [NodeCapacity] {
+        NodeCapacity.build(nodes: Array(nodes.values), activeJobs: running.lazy.compactMap { self.jobs[$0] },
+                           now: now, nodeTimeout: config.nodeTimeout)
+    }
+
+    /// Commits jobs and nodes, then applies them in memory.
+    func commit(jobs changed: [Job], nodes changedNodes: [Node] = []) throws {
+        try store.commit(StoreChange(jobs: changed, nodes: changedNodes))
+        for job in changed { apply(job) }
+        for node in changedNodes { nodes[node.id] = node }
+    }
+
+    private func apply(_ job: Job) {
+        let old = jobs[job.id]
+        jobs[job.id] = job
+        if old?.state == .pending && job.state != .pending { pending.removeAll { $0 == job.id } }
+        if old == nil && job.state == .pending { pending.append(job.id) }
+        if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
+        if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {
+            waiters.wakeAll("job:\(job.id)")
+            for part in job.parts { waiters.wakeAll("node:\(part.nodeId)") }
+        }
+    }
+
+    /// Waits until `wake` is called for `key` or `seconds` pass.
+    func wait(_ key: String, seconds: Double) async {
+        guard seconds > 0 else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let token = waiters.add(key, continuation)
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                await self.timeout(key, token)
+            }
+        }
+    }
+
+    private func timeout(_ key: String, _ token: Int) {
+        waiters.resume(key, token)
+    }
+
+    /// Wakes every long-poll (at shutdown).
+    public func wakeAll() {
+        waiters.wakeEverything()
+    }
+
+    // MARK: Scheduling
+
+    /// Runs one scheduling pass and applies its plan in one transaction.
+    func schedule() {
+        guard !pending.isEmpty else { return }
+        let now = clock()
+        let plan = Scheduler.plan(pending: pending.lazy.compactMap { self.jobs[$0] }, nodes: capacities(now: now))
+        guard !plan.assignments.isEmpty else { return }
+        var changed: [Job] = []
+        for assignment in plan.assignments {
+            guard var job = jobs[assignment.job] else { continue }
+            job.parts = assignment.parts.enumerated().map { JobPart(rank: $0, nodeId: $1.nodeId, gpus: $1.gpus) }
+            do { try job.transition(to: .running, at: now) } catch { continue }
+            changed.append(job)
+        }
+        do {
+            try commit(jobs: changed)
+        } catch {
+            logger.error("could not start \(changed.count) job(s): \(error)")
+            return
+        }
+        for job in changed {
+            logger.info("job started", metadata: ["job": "\(job.id)", "node": "\(job.placementText)",
+                                                  "waited": "\(String(format: "%.3f", now - job.submitTime))s"])
+        }
+    }
+}

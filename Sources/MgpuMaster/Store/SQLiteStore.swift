@@ -1,0 +1,90 @@
+import Foundation
+import GRDB
+import MgpuCore
+
+/// The default store: one SQLite file (WAL, synchronous=FULL) in the state dir.
+/// Jobs and nodes are rows keyed by id, their fields in a JSON column, with the columns the store
+/// queries by (state, submission order) beside it.
+public final class SQLiteStore: StateStore {
+    let queue: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(5)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: config)
+            try Self.migrator.migrate(queue)
+        } catch {
+            throw StoreError(message: "cannot open the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE job (id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL, data BLOB NOT NULL);
+                CREATE INDEX job_state ON job(state, seq);
+                CREATE TABLE node (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL);
+                """)
+        }
+        return m
+    }
+
+    public func load() throws -> StoredState {
+        let decoder = JSONDecoder()
+        do {
+            return try queue.read { db in
+                let jobs = try Row.fetchAll(db, sql: "SELECT data FROM job ORDER BY seq").map {
+                    try decoder.decode(Job.self, from: $0["data"] as Data)
+                }
+                let nodes = try Row.fetchAll(db, sql: "SELECT data FROM node ORDER BY id").map {
+                    try decoder.decode(Node.self, from: $0["data"] as Data)
+                }
+                return StoredState(jobs: jobs, nodes: nodes)
+            }
+        } catch {
+            throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    public func commit(_ change: StoreChange) throws {
+        guard !change.isEmpty else { return }
+        let encoder = JSONEncoder()
+        do {
+            let jobRows = try change.jobs.map { ($0.id.rawValue, $0.seq, $0.state.rawValue, try encoder.encode($0)) }
+            let nodeRows = try change.nodes.map { ($0.id, try encoder.encode($0)) }
+            try queue.write { db in
+                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data) VALUES (?, ?, ?, ?)")
+                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3]) }
+                let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
+                for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
+            }
+        } catch {
+            throw StoreError(message: "could not save to \(path): \(Self.describe(error))")
+        }
+    }
+
+    public func close() throws {
+        try queue.close()
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_FULL: return "the disk is full"
+            case .SQLITE_READONLY: return "the database is read-only"
+            case .SQLITE_CANTOPEN: return "cannot open the file"
+            case .SQLITE_IOERR: return "I/O error (\(db.message ?? "unknown")); is the disk full?"
+            default: return db.message ?? "\(db.resultCode)"
+            }
+        }
+        return "\(error)"
+    }
+}

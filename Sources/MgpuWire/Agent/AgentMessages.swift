@@ -1,0 +1,156 @@
+public import MgpuCore
+
+/// `POST /v1/agent/register`: an agent announces itself and its GPUs.
+public struct RegisterRequest: Codable, Sendable {
+    public var nodeId: String
+    public var incarnation: String
+    public var gpus: [GPU]
+    public var cpuSlots: Int
+    /// An address other nodes can reach this one at; the master uses the peer address when absent.
+    public var advertiseAddress: String?
+
+    public init(nodeId: String, incarnation: String, gpus: [GPU], cpuSlots: Int, advertiseAddress: String?) {
+        self.nodeId = nodeId
+        self.incarnation = incarnation
+        self.gpus = gpus
+        self.cpuSlots = cpuSlots
+        self.advertiseAddress = advertiseAddress
+    }
+}
+
+public struct RegisterResponse: Codable, Sendable {
+    /// How long a long-poll may wait, and how often to send heartbeats, in seconds.
+    public var pollSeconds: Double
+    public var heartbeatSeconds: Double
+    public var address: String
+    public init(pollSeconds: Double, heartbeatSeconds: Double, address: String) {
+        self.pollSeconds = pollSeconds
+        self.heartbeatSeconds = heartbeatSeconds
+        self.address = address
+    }
+}
+
+/// A job part the agent runs or has run.
+public struct PartRef: Codable, Sendable, Hashable {
+    public var jobId: JobID
+    public var rank: Int
+    public var gpus: [Int]
+    public init(jobId: JobID, rank: Int, gpus: [Int]) {
+        self.jobId = jobId
+        self.rank = rank
+        self.gpus = gpus
+    }
+}
+
+public struct FinishedPart: Codable, Sendable, Hashable {
+    public var jobId: JobID
+    public var rank: Int
+    public var exit: ExitStatus
+    public init(jobId: JobID, rank: Int, exit: ExitStatus) {
+        self.jobId = jobId
+        self.rank = rank
+        self.exit = exit
+    }
+}
+
+/// `POST /v1/agent/sync`: the agent's whole state. It is both the heartbeat and, with `wait` > 0,
+/// the long-poll for work: the master answers at once when it has something for the node, else after `wait` s.
+public struct SyncRequest: Codable, Sendable {
+    public var nodeId: String
+    public var incarnation: String
+    public var running: [PartRef]
+    /// Parts that ended and whose output has all been delivered; the master acknowledges them.
+    public var finished: [FinishedPart]
+    public var wait: Double
+
+    public init(nodeId: String, incarnation: String, running: [PartRef], finished: [FinishedPart], wait: Double) {
+        self.nodeId = nodeId
+        self.incarnation = incarnation
+        self.running = running
+        self.finished = finished
+        self.wait = wait
+    }
+}
+
+/// Work for one node: one part of a job.
+public struct WorkItem: Codable, Sendable, Hashable {
+    public var jobId: JobID
+    public var rank: Int
+    public var nodeCount: Int
+    public var gpus: [Int]
+    public var command: String
+    public var workdir: String
+    public var environment: [String: String]
+    public var killGraceSeconds: Double
+    public var user: String
+    public var name: String
+
+    public init(jobId: JobID, rank: Int, nodeCount: Int, gpus: [Int], command: String, workdir: String,
+                environment: [String: String], killGraceSeconds: Double, user: String, name: String) {
+        self.jobId = jobId
+        self.rank = rank
+        self.nodeCount = nodeCount
+        self.gpus = gpus
+        self.command = command
+        self.workdir = workdir
+        self.environment = environment
+        self.killGraceSeconds = killGraceSeconds
+        self.user = user
+        self.name = name
+    }
+}
+
+public struct CancelItem: Codable, Sendable, Hashable {
+    public var jobId: JobID
+    public var graceSeconds: Double
+    public var reason: String
+    public init(jobId: JobID, graceSeconds: Double, reason: String) {
+        self.jobId = jobId
+        self.graceSeconds = graceSeconds
+        self.reason = reason
+    }
+}
+
+public struct SyncResponse: Codable, Sendable {
+    public var start: [WorkItem]
+    public var cancel: [CancelItem]
+    /// Finished parts the master has committed; the agent may forget them.
+    public var acknowledged: [JobID]
+    /// The master does not know this node (e.g. its store was replaced): register again.
+    public var reregister: Bool
+
+    public init(start: [WorkItem] = [], cancel: [CancelItem] = [], acknowledged: [JobID] = [], reregister: Bool = false) {
+        self.start = start
+        self.cancel = cancel
+        self.acknowledged = acknowledged
+        self.reregister = reregister
+    }
+
+    public var isEmpty: Bool { start.isEmpty && cancel.isEmpty && acknowledged.isEmpty && !reregister }
+}
+
+/// Answer to `POST /v1/agent/output`: how many bytes of that stream the master holds.
+public struct OutputAck: Codable, Sendable {
+    public var size: Int64
+    public init(size: Int64) { self.size = size }
+}
+
+/// The error body every non-2xx answer carries: `{"error":{"message":"..."}}`.
+public struct ErrorBody: Codable, Sendable {
+    public struct Detail: Codable, Sendable { public var message: String }
+    public var error: Detail
+    public init(message: String) { self.error = Detail(message: message) }
+}
+
+public enum StreamName: String, Codable, Sendable, CaseIterable {
+    case stdout
+    case stderr
+}
+
+/// Header names of the output endpoints.
+public enum OutputHeader {
+    /// Bytes of the stream the master holds.
+    public static let size = "mgpu-size"
+    /// "1" when the job has ended and all its output has arrived.
+    public static let complete = "mgpu-complete"
+}

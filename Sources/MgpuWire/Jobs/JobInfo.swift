@@ -1,0 +1,56 @@
+public import MgpuCore
+
+/// A job as the API lists it.
+public struct JobInfo: Codable, Sendable {
+    public var id: JobID
+    public var name: String
+    public var user: String
+    public var state: JobState
+    public var command: String
+    public var workdir: String
+    public var request: ResourceRequest
+    public var submitTime: Double
+    public var startTime: Double?
+    public var endTime: Double?
+    public var parts: [JobPart]
+    public var exit: ExitStatus?
+    public var reason: String?
+    public var cancelRequested: Bool
+    /// For a pending job: what it waits for. For a running job on a silent node: "node not responding".
+    public var note: String?
+
+    public init(job: Job, note: String?) {
+        id = job.id
+        name = job.name
+        user = job.user
+        state = job.state
+        command = job.command
+        workdir = job.workdir
+        request = job.request
+        submitTime = job.submitTime
+        startTime = job.startTime
+        endTime = job.endTime
+        parts = job.parts
+        exit = job.exit
+        reason = job.reason
+        cancelRequested = job.cancelRequested
+        self.note = note
+    }
+
+    public var placementText: String {
+        parts.map { $0.gpus.isEmpty ? "\($0.nodeId):cpu" : "\($0.nodeId):gpu\(GPUList.compact($0.gpus))" }
+            .joined(separator: ", ")
+    }
+}
+
+/// `GET /v1/queue`: jobs and nodes in one answer.
+public struct QueueResponse: Codable, Sendable {
+    public var now: Double
+    public var jobs: [JobInfo]
+    public var nodes: [NodeInfo]
+    public init(now: Double, jobs: [JobInfo], nodes: [NodeInfo]) {
+        self.now = now
+        self.jobs = jobs
+        self.nodes = nodes
+    }
+}

@@ -1,0 +1,64 @@
+public import MgpuCore
+
+/// One job as a client submits it.
+public struct JobSpec: Codable, Sendable {
+    public var name: String?
+    public var user: String
+    public var command: String
+    public var workdir: String
+    public var environment: [String: String]
+    public var request: ResourceRequest
+    public var killGraceSeconds: Double?
+
+    public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
+                request: ResourceRequest, killGraceSeconds: Double? = nil) {
+        self.name = name
+        self.user = user
+        self.command = command
+        self.workdir = workdir
+        self.environment = environment
+        self.request = request
+        self.killGraceSeconds = killGraceSeconds
+    }
+}
+
+/// `POST /v1/jobs`: one or many jobs, accepted together in one transaction or not at all.
+public struct SubmitRequest: Codable, Sendable {
+    public var jobs: [JobSpec]
+    public init(jobs: [JobSpec]) { self.jobs = jobs }
+}
+
+public struct SubmitResponse: Codable, Sendable {
+    public var ids: [JobID]
+    public init(ids: [JobID]) { self.ids = ids }
+}
+
+/// `POST /v1/jobs/cancel`.
+public struct CancelRequest: Codable, Sendable {
+    public var ids: [String]
+    public init(ids: [String]) { self.ids = ids }
+}
+
+public struct CancelResponse: Codable, Sendable {
+    public struct Result: Codable, Sendable {
+        public enum Outcome: String, Codable, Sendable {
+            /// It was pending and is now CANCELLED.
+            case cancelled
+            /// It runs; its processes are being terminated.
+            case cancelling
+            /// It had already ended; `state` says how.
+            case alreadyFinished
+            case unknown
+        }
+        public var id: String
+        public var outcome: Outcome
+        public var state: JobState?
+        public init(id: String, outcome: Outcome, state: JobState?) {
+            self.id = id
+            self.outcome = outcome
+            self.state = state
+        }
+    }
+    public var results: [Result]
+    public init(results: [Result]) { self.results = results }
+}

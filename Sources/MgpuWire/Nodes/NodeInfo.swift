@@ -1,0 +1,36 @@
+public import MgpuCore
+
+public enum NodeState: String, Codable, Sendable {
+    case up = "UP"
+    case down = "DOWN"
+}
+
+/// A node as the API lists it.
+public struct NodeInfo: Codable, Sendable {
+    public var id: String
+    public var address: String
+    public var state: NodeState
+    public var gpus: [GPU]
+    public var busyGPUs: [Int]
+    public var cpuSlots: Int
+    public var cpuSlotsUsed: Int
+    public var lastSeen: Double
+    public var secondsSinceHeartbeat: Double
+    public var simulated: Bool
+
+    public init(id: String, address: String, state: NodeState, gpus: [GPU], busyGPUs: [Int], cpuSlots: Int,
+                cpuSlotsUsed: Int, lastSeen: Double, secondsSinceHeartbeat: Double) {
+        self.id = id
+        self.address = address
+        self.state = state
+        self.gpus = gpus
+        self.busyGPUs = busyGPUs
+        self.cpuSlots = cpuSlots
+        self.cpuSlotsUsed = cpuSlotsUsed
+        self.lastSeen = lastSeen
+        self.secondsSinceHeartbeat = secondsSinceHeartbeat
+        self.simulated = gpus.contains { $0.simulated }
+    }
+
+    public var freeGPUCount: Int { gpus.count - busyGPUs.count }
+}
