@@ -27,7 +27,7 @@ public enum NvidiaSMI {
                 if !line.lowercased().contains("no devices were found") { result.rejected.append(line) }
                 continue
             }
-            let name = fields[2..<(fields.count - 1)].joined(separator: ",")
+            let name = fields[2..<(fields.count - 1)].joined(separator: ", ")
             guard !name.isEmpty, !result.gpus.contains(where: { $0.index == index }) else {
                 result.rejected.append(line)
                 continue

@@ -1,0 +1,90 @@
+import Foundation
+import MgpuCore
+import Testing
+
+@Suite struct JobIDTests {
+    @Test func formatsAsEightUpperCaseHexDigits() {
+        #expect(JobID(number: 0xF68F_AFEC).rawValue == "F68FAFEC")
+        #expect(JobID(number: 0xAB).rawValue == "000000AB")
+        #expect(JobID("f68fafec")?.rawValue == "F68FAFEC")
+    }
+
+    @Test(arguments: ["", "1234567", "123456789", "../../..", "ABCDEFG1", "12 45678", "ab/defgh"])
+    func rejectsAnythingElse(_ text: String) {
+        #expect(JobID(text) == nil)
+    }
+
+    @Test func decodingRejectsBadIds() {
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode([JobID].self, from: Data(#"["../x"]"#.utf8)) }
+    }
+}
+
+@Suite struct StateMachineTests {
+    @Test func allowedTransitions() {
+        let allowed: Set<String> = ["PENDING>RUNNING", "PENDING>CANCELLED", "RUNNING>COMPLETED", "RUNNING>FAILED",
+                                    "RUNNING>CANCELLED", "RUNNING>NODE_FAIL"]
+        for from in JobState.allCases {
+            for to in JobState.allCases {
+                #expect(from.canTransition(to: to) == allowed.contains("\(from.rawValue)>\(to.rawValue)"), "\(from) -> \(to)")
+            }
+        }
+    }
+
+    @Test func transitionSetsTimesAndRefusesIllegalMoves() throws {
+        var job = makeJob(1)
+        try job.transition(to: .running, at: 5)
+        #expect(job.startTime == 5)
+        try job.transition(to: .completed, at: 7)
+        #expect(job.endTime == 7)
+        #expect(throws: InvalidTransition.self) { try job.transition(to: .running, at: 8) }
+    }
+
+    @Test func outcomeOfParts() {
+        var job = makeJob(1)
+        job.parts = [JobPart(rank: 0, nodeId: "a", gpus: [0]), JobPart(rank: 1, nodeId: "b", gpus: [0])]
+        #expect(job.outcome() == nil)
+        job.parts[0].exit = ExitStatus(code: 0)
+        job.parts[1].exit = ExitStatus(code: 3)
+        #expect(job.outcome()?.state == .failed)
+        #expect(job.outcome()?.exit == ExitStatus(code: 3))
+        #expect(job.outcome()?.reason == "rank 1 on b: exit code 3")
+        job.parts[1].exit = ExitStatus(error: "lost", nodeFailed: true)
+        #expect(job.outcome()?.state == .nodeFail)
+        job.parts[1].exit = ExitStatus(signal: 15)
+        job.cancelRequested = true
+        #expect(job.outcome()?.state == .cancelled)
+        job.cancelRequested = false
+        job.parts[1].exit = ExitStatus(code: 0)
+        #expect(job.outcome()?.state == .completed)
+    }
+
+    @Test func shellCodes() {
+        #expect(ExitStatus(code: 3).shellCode == 3)
+        #expect(ExitStatus(signal: 9).shellCode == 137)
+    }
+}
+
+@Suite struct TextTests {
+    @Test func gpuListsAreCompact() {
+        #expect(GPUList.compact([0, 1, 2, 3]) == "0-3")
+        #expect(GPUList.compact([3, 0, 1]) == "0,1,3")
+        #expect(GPUList.compact([0, 2]) == "0,2")
+        #expect(GPUList.compact([0, 1, 2, 5, 6, 7, 9]) == "0-2,5-7,9")
+    }
+
+    @Test func pinnedListsParse() throws {
+        let parsed = try PinnedGPUs.parseList("node001:0,1;node002:0").get()
+        #expect(parsed == [PinnedGPUs(nodeId: "node001", gpus: [0, 1]), PinnedGPUs(nodeId: "node002", gpus: [0])])
+    }
+
+    @Test(arguments: ["", "node001", "node001:", "node001:a", ":0", "node001:-1", "node001:0,,1"])
+    func badPinnedListsAreRefused(_ text: String) {
+        if case .success = PinnedGPUs.parseList(text) { Issue.record("accepted \(text.debugDescription)") }
+    }
+
+    @Test func waitingReasons() {
+        #expect(makeJob(1, gpus: 2).waitingReason == "waiting for 2 GPUs")
+        #expect(makeJob(1).waitingReason == "waiting for 1 GPU")
+        #expect(makeJob(1, pinned: [PinnedGPUs(nodeId: "n", gpus: [0, 1])]).waitingReason == "waiting for n:gpu0,1")
+    }
+}
