@@ -60,6 +60,8 @@ let package = Package(
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], swiftSettings: swiftSettings),
-        .testTarget(name: "MgpuEndToEndTests", dependencies: ["MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor"], swiftSettings: swiftSettings),
+        // Real processes: a master and agents started from the built `mgpu` binary, on loopback.
+        .testTarget(name: "MgpuEndToEndTests", dependencies: ["mgpu", "MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor"],
+                    swiftSettings: swiftSettings),
     ]
 )

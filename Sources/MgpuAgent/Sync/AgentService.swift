@@ -34,9 +34,12 @@ public actor AgentService: Service {
     public func run() async throws {
         let adopted = await runner.adopt()
         if adopted > 0 { logger.info("found \(adopted) job(s) from an earlier run", metadata: ["node": "\(config.nodeId)"]) }
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.pollLoop() }
-            group.addTask { await self.localLoop() }
+        // On graceful shutdown the loops are cancelled, an in-flight long-poll included.
+        try? await cancelOnGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.pollLoop() }
+                group.addTask { await self.localLoop() }
+            }
         }
         logger.info("agent stopped; its jobs keep running under their supervisors", metadata: ["node": "\(config.nodeId)"])
     }

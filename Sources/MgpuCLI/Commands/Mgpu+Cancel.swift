@@ -14,6 +14,7 @@ extension Mgpu {
 
         func validate() throws {
             if ids.isEmpty { throw ValidationError("give at least one job id, e.g. mgpu cancel F68FAFEC") }
+            try validateJobIDs(ids)
         }
 
         func run() async throws {

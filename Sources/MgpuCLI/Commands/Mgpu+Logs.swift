@@ -16,6 +16,8 @@ extension Mgpu {
         @Argument(help: "The job id.")
         var id: String
 
+        func validate() throws { try validateJobIDs([id]) }
+
         func run() async throws {
             do {
                 try await follow(client.client)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MgpuClient
+import MgpuCore
 
 /// Where clients find the master: --host/--port, then MGPU_MASTER_HOST/MGPU_MASTER_PORT, then localhost:8080.
 public struct ClientOptions: ParsableArguments {
@@ -43,4 +44,11 @@ public struct ClientOptions: ParsableArguments {
 struct VerboseOption: ParsableArguments {
     @Flag(name: .long, help: "Log debug detail.")
     var verbose = false
+}
+
+/// Job ids are 8 hex digits; anything else is refused before it reaches the master.
+func validateJobIDs(_ ids: [String]) throws {
+    for id in ids where JobID(id) == nil {
+        throw ValidationError("job id must be 8 hex digits (e.g. F68FAFEC), got \(id.debugDescription)")
+    }
 }

@@ -1,0 +1,152 @@
+import Foundation
+import MgpuClient
+import MgpuCore
+import MgpuSupervisor
+import MgpuWire
+import Testing
+
+@Suite(.serialized) struct FailureTests {
+    @Test func masterKilledAndRestartedLosesNothing() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1])
+        defer { cluster.stop() }
+        let running = try await cluster.submit(["echo before; sleep 3; echo after; exit 3"])
+        let pending = [try await cluster.submit(["echo second"]), try await cluster.submit(["echo third"])]
+        try await cluster.waitForState(running, [.running])
+        try await waitUntil("output before the crash", timeout: 10) {
+            (try? await cluster.mgpu(["logs", running.rawValue]).stdout) == "before\n"
+        }
+        try await cluster.killMaster()
+        try await Task.sleep(for: .milliseconds(500))
+        try await cluster.startMaster()
+        for id in pending { #expect(try await cluster.job(id).state == .pending, "still pending after the restart") }
+        let ended = try await cluster.waitForState(running, [.failed, .completed], timeout: 30)
+        #expect(ended.state == .failed)
+        #expect(ended.exit?.code == 3, "the real exit code arrives after the restart")
+        #expect(try await cluster.mgpu(["logs", running.rawValue]).stdout == "before\nafter\n")
+        for id in pending { try await cluster.waitForState(id, [.completed]) }
+        #expect(try await cluster.mgpu(["logs", pending[1].rawValue]).stdout == "third\n")
+    }
+
+    @Test func killedAgentGoesDownThenItsJobFailsAndItsGPUIsFreedWhenItReturns() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--node-timeout", "1.5", "--node-lost-after", "5"])
+        defer { cluster.stop() }
+        let marker = "6\(Int.random(in: 100_000...999_999))"
+        let id = try await cluster.submit(["sleep \(marker)"])
+        try await cluster.waitForState(id, [.running])
+        try await waitUntil("the job process", timeout: 10) { !processes(containing: "sleep \(marker)").isEmpty }
+        try await cluster.kill(agent: "node001")
+        let killedAt = Date()
+        try await cluster.waitForNodes(["node001"], up: false)
+        #expect(Date().timeIntervalSince(killedAt) < 4, "DOWN within the node timeout")
+        let silent = try await cluster.job(id)
+        #expect(silent.state == .running)
+        #expect(silent.note?.contains("node not responding") == true)
+        let queued = try await cluster.submit(["echo next"])
+        let failed = try await cluster.waitForState(id, [.nodeFail], timeout: 15)
+        #expect(failed.reason?.contains("node001") == true)
+        #expect(try await cluster.job(queued).state == .pending, "no work goes to a DOWN node")
+        // The agent comes back: it still has the job, which the master ended, so it is stopped and the GPU freed.
+        try cluster.startAgent("node001", gpus: 1)
+        try await waitUntil("the orphaned job to be stopped", timeout: 20) { processes(containing: "sleep \(marker)").isEmpty }
+        try await cluster.waitForState(queued, [.completed], timeout: 20)
+    }
+
+    @Test func agentRestartedInTimeFindsItsJobStillRunning() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--node-timeout", "1", "--node-lost-after", "60"])
+        defer { cluster.stop() }
+        let id = try await cluster.submit(["echo start; sleep 3; echo end; exit 4"])
+        try await cluster.waitForState(id, [.running])
+        try await Task.sleep(for: .milliseconds(300))
+        try await cluster.kill(agent: "node001")
+        try await cluster.waitForNodes(["node001"], up: false)
+        try cluster.startAgent("node001", gpus: 1)
+        try await cluster.waitForNodes(["node001"])
+        #expect(try await cluster.job(id).state == .running, "still RUNNING after the agent came back")
+        let ended = try await cluster.waitForState(id, [.failed, .completed, .nodeFail], timeout: 20)
+        #expect(ended.state == .failed)
+        #expect(ended.exit?.code == 4, "the re-adopted job reports its real exit code")
+        #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "start\nend\n")
+    }
+
+    @Test func badRequestsGetClearErrors() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 2])
+        defer { cluster.stop() }
+        func refused(_ args: [String], status: Int32, says text: String) async throws {
+            let r = try await cluster.mgpu(args)
+            #expect(r.status == status, "\(args): exit \(r.status)")
+            #expect(r.stderr.contains(text), "\(args): \(r.stderr)")
+            #expect(!r.stderr.contains("Backtrac") && !r.stderr.contains("Fatal"), "no stack trace: \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count <= 4, "short: \(r.stderr)")
+        }
+        try await refused(["submit", "--gpus", "3", "true"], status: 1, says: "no node has 3 GPUs")
+        try await refused(["submit", "--node-gpu-ids", "node009:0", "true"], status: 1, says: "unknown node node009")
+        try await refused(["submit", "--node-gpu-ids", "node001:7", "true"], status: 1, says: "node node001 has no GPU 7")
+        try await refused(["submit", "--node-gpu-ids", "node001:x", "true"], status: 2, says: "is not a non-negative number")
+        try await refused(["submit", ""], status: 2, says: "give a command")
+        try await refused(["cancel", "DEADBEEF"], status: 1, says: "no such job: DEADBEEF")
+        try await refused(["logs", "DEADBEEF"], status: 1, says: "no job DEADBEEF")
+        try await refused(["logs", "../../etc"], status: 2, says: "job id must be 8 hex digits")
+        try await refused(["cancel", "12345678", "x/y"], status: 2, says: "job id must be 8 hex digits")
+        try await refused(["queue", "--port", "1"], status: 2, says: "cannot reach the mgpu master at 127.0.0.1:1")
+        try await refused(["frobnicate"], status: 2, says: "Unexpected argument")
+
+        // Raw HTTP: malformed bodies are 400s with a JSON message; nothing is accepted.
+        let http = cluster.client.http
+        for (path, body) in [("/v1/jobs", "{"), ("/v1/jobs", #"{"jobs": "no"}"#), ("/v1/agent/sync", #"{"nodeId": 1}"#),
+                             ("/v1/jobs/cancel", #"{"ids": []}"#)] {
+            let r = try await http.request(.POST, path, body: Array(body.utf8))
+            #expect(r.status == 400, "\(path) \(body) -> \(r.status)")
+            #expect((try? JSONDecoder().decode(ErrorBody.self, from: Data(r.body)))?.error.message.isEmpty == false)
+        }
+        #expect(try await http.request(.GET, "/v1/jobs/nothex12").status == 400)
+        #expect(try await http.request(.GET, "/v1/jobs/0000ABCD").status == 404)
+        #expect(try await http.request(.GET, "/v1/health").status == 200, "the master keeps serving")
+        #expect(try await cluster.client.queue().jobs.isEmpty, "no refused request created a job")
+    }
+
+    @Test func upRunsMasterAndAgentInOneProcess() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.stop() }
+        let log = cluster.dir + "/up.out"
+        cluster.masterPid = try Spawn.start([mgpuBinary, "up", "--port", "0", "--simulate-gpus", "2", "--node-id", "ws1",
+                                             "--state-dir", cluster.dir + "/state"],
+                                            stdout: .path(log, flags: O_WRONLY | O_CREAT | O_TRUNC), stderr: .path(log + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC))
+        try await waitUntil("up listens", timeout: 20) {
+            guard let text = cluster.read("up.out"), let r = text.range(of: "listening on http://127.0.0.1:") else { return false }
+            cluster.port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
+            return cluster.port > 0
+        }
+        try await cluster.waitForNodes(["ws1"])
+        let id = try await cluster.submit(["--gpus", "2", "echo $CUDA_VISIBLE_DEVICES"])
+        try await cluster.waitForState(id, [.completed])
+        #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "0,1\n")
+        let queue = try await cluster.mgpu(["queue"])
+        #expect(queue.stdout.contains("ws1") && queue.stdout.contains("2 (simulated)"))
+        #expect(cluster.read("up.out")?.contains("state: \(cluster.dir)/state/mgpu.sqlite") == true)
+        // SIGTERM stops it cleanly.
+        kill(cluster.masterPid, SIGTERM)
+        #expect(try await waitForExit(cluster.masterPid, timeout: 15) == 0)
+    }
+
+    @Test func agentUsesNvidiaSMI() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.stop() }
+        let fake = cluster.dir + "/nvidia-smi"
+        let recorded = """
+            0, GPU-1f0e2c44-6b43-8e7a-0d3e-5b1b6a9c2e01, NVIDIA A100-SXM4-80GB, 81920
+            1, GPU-2a1b3c55-7c54-9f8b-1e4f-6c2c7bad3f12, NVIDIA A100-SXM4-80GB, 81920
+
+            """
+        try "#!/bin/sh\ncat <<'EOF'\n\(recorded)EOF\n".write(toFile: fake, atomically: true, encoding: .utf8)
+        chmod(fake, 0o755)
+        try await cluster.startMaster()
+        try cluster.startAgent("gpubox", gpus: nil, extra: ["--nvidia-smi", fake])
+        try await cluster.waitForNodes(["gpubox"])
+        let node = try #require(try await cluster.client.queue().nodes.first)
+        #expect(node.gpus.map(\.name) == ["NVIDIA A100-SXM4-80GB", "NVIDIA A100-SXM4-80GB"])
+        #expect(!node.simulated)
+        let id = try await cluster.submit(["--gpus", "2", "echo $CUDA_VISIBLE_DEVICES"])
+        try await cluster.waitForState(id, [.completed])
+        #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "0,1\n")
+    }
+}

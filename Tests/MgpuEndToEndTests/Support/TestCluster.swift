@@ -1,0 +1,190 @@
+import Foundation
+import MgpuClient
+import MgpuCore
+import MgpuSupervisor
+import MgpuWire
+import Testing
+
+/// The `mgpu` binary under test: $MGPU_BINARY, else the one built beside the test bundle.
+let mgpuBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["MGPU_BINARY"] { return path }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    // On Linux the test bundle is .build/<triple>/debug/mgpuPackageTests.xctest.
+    if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
+    return dir.appendingPathComponent("mgpu").path
+}()
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ text: String) { description = text }
+}
+
+/// A master and agents as separate real processes, in a temporary directory, on ephemeral loopback ports.
+final class TestCluster {
+    let dir: String
+    var port = 0
+    var masterPid: pid_t = 0
+    var agentPids: [String: pid_t] = [:]
+    var masterArgs: [String] = []
+    var client: MasterClient { MasterClient(host: "127.0.0.1", port: port) }
+
+    init(name: String = #function) throws {
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        dir = NSTemporaryDirectory() + "mgpu-e2e-\(safe)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir + "/work", withIntermediateDirectories: true)
+    }
+
+    /// Starts (or restarts, on the same port) the master and waits until it listens.
+    func startMaster(_ extra: [String] = [], logName: String = "master") async throws {
+        if !extra.isEmpty || masterArgs.isEmpty { masterArgs = extra }
+        let log = "\(dir)/\(logName).\(Int(Date().timeIntervalSince1970 * 1000)).out"
+        masterPid = try Spawn.start([mgpuBinary, "master", "--port", "\(port)", "--state-dir", dir + "/state"] + masterArgs,
+                                    stdout: .path(log, flags: O_WRONLY | O_CREAT | O_TRUNC),
+                                    stderr: .path(log + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC))
+        try await waitUntil("the master listens", timeout: 20) {
+            guard let text = try? String(contentsOfFile: log, encoding: .utf8),
+                  let range = text.range(of: "listening on http://127.0.0.1:") else { return false }
+            let digits = text[range.upperBound...].prefix { $0.isNumber }
+            self.port = Int(digits) ?? 0
+            return self.port > 0
+        }
+    }
+
+    func startAgent(_ id: String, gpus: Int? = 2, extra: [String] = []) throws {
+        let log = "\(dir)/agent-\(id).\(Int(Date().timeIntervalSince1970 * 1000)).log"
+        var args = [mgpuBinary, "node", "--node-id", id, "--master-host", "127.0.0.1", "--master-port", "\(port)",
+                    "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"]
+        if let gpus { args += ["--simulate-gpus", "\(gpus)"] }
+        agentPids[id] = try Spawn.start(args + extra, stdout: .path(log, flags: O_WRONLY | O_CREAT | O_TRUNC),
+                                        stderr: .path(log, flags: O_WRONLY | O_CREAT | O_APPEND))
+    }
+
+    /// A master plus agents, all registered.
+    static func start(agents: [String: Int] = ["node001": 2, "node002": 2], master extra: [String] = [],
+                      name: String = #function) async throws -> TestCluster {
+        let cluster = try TestCluster(name: name)
+        try await cluster.startMaster(extra)
+        for (id, gpus) in agents.sorted(by: { $0.key < $1.key }) { try cluster.startAgent(id, gpus: gpus) }
+        try await cluster.waitForNodes(Set(agents.keys))
+        return cluster
+    }
+
+    func waitForNodes(_ ids: Set<String>, up: Bool = true) async throws {
+        try await waitUntil("nodes \(ids.sorted()) \(up ? "UP" : "DOWN")", timeout: 20) {
+            let nodes = try await self.client.queue().nodes
+            return ids.allSatisfy { id in nodes.contains { $0.id == id && ($0.state == .up) == up } }
+        }
+    }
+
+    /// Runs the CLI against this cluster's master, in `cwd` (default: the work dir).
+    func mgpu(_ args: [String], cwd: String? = nil, env: [String: String] = [:]) async throws -> CommandResult {
+        let out = "\(dir)/cli-\(UUID().uuidString.prefix(8))"
+        var environment = ProcessInfo.processInfo.environment
+        environment["MGPU_MASTER_HOST"] = "127.0.0.1"
+        environment["MGPU_MASTER_PORT"] = "\(port)"
+        for (k, v) in env { environment[k] = v }
+        let script = "cd \"$1\" && shift && exec \"$@\""
+        let pid = try Spawn.start(["/bin/sh", "-c", script, "sh", cwd ?? dir + "/work", mgpuBinary] + args,
+                                  environment: environment.map { "\($0.key)=\($0.value)" },
+                                  stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),
+                                  stderr: .path(out + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC), newSession: false)
+        let status = try await waitForExit(pid, timeout: 60)
+        return CommandResult(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                             stderr: (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
+    }
+
+    /// Submits and returns the job id.
+    func submit(_ args: [String], cwd: String? = nil, env: [String: String] = [:]) async throws -> JobID {
+        let result = try await mgpu(["submit"] + args, cwd: cwd, env: env)
+        guard result.status == 0, let line = result.stdout.split(separator: "\n").first, line.hasPrefix("Submitted job "),
+              let id = JobID(String(line.dropFirst("Submitted job ".count))) else {
+            throw TestFailure("submit \(args) failed (\(result.status)): \(result.stdout) \(result.stderr)")
+        }
+        return id
+    }
+
+    func job(_ id: JobID) async throws -> JobInfo { try await client.job(id.rawValue) }
+
+    @discardableResult
+    func waitForState(_ id: JobID, _ states: Set<JobState>, timeout: Double = 30) async throws -> JobInfo {
+        var last: JobInfo?
+        try await waitUntil("job \(id) to be \(states.map(\.rawValue).sorted())", timeout: timeout, detail: { "last: \(last.map { "\($0.state) \($0.note ?? "")" } ?? "none")" }) {
+            last = try await self.job(id)
+            return states.contains(last!.state)
+        }
+        return last!
+    }
+
+    func kill(agent id: String, signal: Int32 = SIGKILL) async throws {
+        guard let pid = agentPids[id] else { return }
+        Glibc.kill(pid, signal)
+        if signal == SIGKILL { _ = try await waitForExit(pid, timeout: 10) }
+    }
+
+    func killMaster() async throws {
+        Glibc.kill(masterPid, SIGKILL)
+        _ = try await waitForExit(masterPid, timeout: 10)
+    }
+
+    /// Kills everything this cluster started, the jobs' process groups included.
+    func stop() {
+        Glibc.kill(masterPid, SIGKILL)
+        for pid in agentPids.values { Glibc.kill(pid, SIGKILL) }
+        for pid in [masterPid] + Array(agentPids.values) { var s: Int32 = 0; waitpid(pid, &s, 0) }
+        let enumerator = FileManager.default.enumerator(atPath: dir)
+        while let path = enumerator?.nextObject() as? String {
+            guard path.hasSuffix("/pid"), let text = try? String(contentsOfFile: "\(dir)/\(path)", encoding: .utf8) else { continue }
+            let pids = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
+            if pids.count == 2 { Glibc.kill(-pids[1], SIGKILL); Glibc.kill(pids[0], SIGKILL) }
+        }
+    }
+
+    func read(_ relative: String) -> String? {
+        try? String(contentsOfFile: "\(dir)/\(relative)", encoding: .utf8)
+    }
+}
+
+func waitForExit(_ pid: pid_t, timeout: Double) async throws -> Int32 {
+    let deadline = Date().addingTimeInterval(timeout)
+    var status: Int32 = 0
+    while true {
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { return Spawn.decode(status).shellCode }
+        if r < 0 { return -1 }
+        if Date() > deadline { throw TestFailure("process \(pid) still running after \(timeout) s") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+func waitUntil(_ what: String, timeout: Double, detail: () -> String = { "" }, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    var lastError: (any Error)?
+    while Date() < deadline {
+        do {
+            if try await condition() { return }
+        } catch {
+            lastError = error
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw TestFailure("timed out after \(timeout) s waiting for \(what) \(detail()) \(lastError.map { "(\($0))" } ?? "")")
+}
+
+/// Processes whose command line contains `marker`.
+func processes(containing marker: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let cmd = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+        guard cmd.contains(marker) else { return false }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return !stat.contains(") Z ")
+    }
+}
