@@ -25,6 +25,12 @@ import Testing
         #expect(try await cluster.mgpu(["logs", running.rawValue]).stdout == "before\nafter\n")
         for id in pending { try await cluster.waitForState(id, [.completed]) }
         #expect(try await cluster.mgpu(["logs", pending[1].rawValue]).stdout == "third\n")
+        // The agent said so once per attempt while the master was away, and registered again after.
+        let agentLog = try #require(cluster.agentLog("node001"))
+        #expect(agentLog.contains("master 127.0.0.1:\(cluster.port) unreachable (attempt 1)"))
+        #expect(agentLog.contains("jobs keep running"))
+        #expect(agentLog.components(separatedBy: "node001 registered with 127.0.0.1:\(cluster.port): 1 GPU").count == 3,
+                "registered at start and again after the restart")
     }
 
     @Test func killedAgentGoesDownThenItsJobFailsAndItsGPUIsFreedWhenItReturns() async throws {

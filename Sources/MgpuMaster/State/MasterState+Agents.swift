@@ -74,7 +74,8 @@ extension MasterState {
         var orphanGPUs: [Int] = []
         var orphanSlots = 0
         let reported = Set(request.running.map(\.jobId))
-        for part in request.running {
+        let stale = Set(acknowledgedRecently[node.id] ?? [])
+        for part in request.running where !stale.contains(part.jobId) {
             if var j = job(part.jobId), j.state == .running,
                let i = j.parts.firstIndex(where: { $0.rank == part.rank && $0.nodeId == node.id }), j.parts[i].exit == nil {
                 if j.parts[i].deliveredTo != request.incarnation {
@@ -112,6 +113,10 @@ extension MasterState {
             }
         }
 
+        if !acknowledged.isEmpty {
+            acknowledgedRecently[node.id, default: []].append(contentsOf: acknowledged)
+            if acknowledgedRecently[node.id]!.count > 4096 { acknowledgedRecently[node.id]!.removeFirst(2048) }
+        }
         let finalized = finalize(Array(changed.values), now: now)
         try commit(jobs: finalized, nodes: [])
         nodes[node.id] = node

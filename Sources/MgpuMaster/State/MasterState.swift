@@ -22,6 +22,9 @@ public actor MasterState {
     /// Nodes currently marked DOWN (for logging the change once).
     var downNodes: Set<String> = []
     var nextSeq: Int64 = 1
+    /// Ended parts each node was told it may forget, newest last (bounded). A report built before that
+    /// acknowledgement can arrive after it; such a stale "running" is not an orphan.
+    var acknowledgedRecently: [String: [JobID]] = [:]
     var rng = SystemRandomNumberGenerator()
 
     /// Long-polls waiting on a key: "node:ID" (work for an agent) or "job:ID" (output or state of a job).

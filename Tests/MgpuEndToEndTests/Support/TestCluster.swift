@@ -146,6 +146,12 @@ final class TestCluster {
         }
     }
 
+    /// Everything the agent `id` logged, across its restarts.
+    func agentLog(_ id: String) -> String? {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("agent-\(id).") }.sorted()
+        return names.isEmpty ? nil : names.compactMap { read($0) }.joined()
+    }
+
     func read(_ relative: String) -> String? {
         try? String(contentsOfFile: "\(dir)/\(relative)", encoding: .utf8)
     }
