@@ -56,15 +56,20 @@ public enum Spawn {
         var pid: pid_t = 0
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
-        let rc: Int32
-        if let environment {
-            let cEnv = environment.map { strdup($0) } + [nil]
-            defer { cEnv.forEach { free($0) } }
-            rc = program.contains("/") ? posix_spawn(&pid, program, &actions, &attr, cArgs, cEnv)
-                : posix_spawnp(&pid, program, &actions, &attr, cArgs, cEnv)
-        } else {
-            rc = program.contains("/") ? posix_spawn(&pid, program, &actions, &attr, cArgs, environ)
-                : posix_spawnp(&pid, program, &actions, &attr, cArgs, environ)
+        var rc: Int32 = 0
+        let cEnv = environment.map { $0.map { strdup($0) } + [nil] }
+        defer { cEnv?.forEach { free($0) } }
+        for attempt in 0..<50 {
+            if let cEnv {
+                rc = program.contains("/") ? posix_spawn(&pid, program, &actions, &attr, cArgs, cEnv)
+                    : posix_spawnp(&pid, program, &actions, &attr, cArgs, cEnv)
+            } else {
+                rc = program.contains("/") ? posix_spawn(&pid, program, &actions, &attr, cArgs, environ)
+                    : posix_spawnp(&pid, program, &actions, &attr, cArgs, environ)
+            }
+            // ETXTBSY: the executable was just written and another child still holds it open for a moment.
+            guard rc == ETXTBSY, attempt < 49 else { break }
+            usleep(10_000)
         }
         guard rc == 0 else { throw Failure(message: "cannot start \(program): \(String(cString: strerror(rc)))") }
         return pid
@@ -75,7 +80,10 @@ public enum Spawn {
     /// for long commands.
     public static func capture(_ argv: [String], timeout: Double = 10) throws(Failure) -> (status: Int32, output: String) {
         var fds: [Int32] = [0, 0]
+        // Close-on-exec, so that no other child started meanwhile keeps the write end open.
         guard pipe(&fds) == 0 else { throw Failure(message: "pipe failed") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         let pid: pid_t
         do {
             pid = try start(argv, stdout: .fd(fds[1]), stderr: .devNull, newSession: false)

@@ -15,9 +15,13 @@ public actor JobRunner {
     /// Jobs this agent run has already taken, so a work item sent twice starts once.
     var seen: Set<JobID> = []
 
-    public init(stateDir: String, nodeId: String, logger: Logger, executable: String? = nil) throws {
+    /// What to put in CUDA_VISIBLE_DEVICES for each GPU index, where it is not the index itself.
+    let deviceIds: [Int: String]
+
+    public init(stateDir: String, nodeId: String, gpus: [GPU] = [], logger: Logger, executable: String? = nil) throws {
         self.root = stateDir + "/jobs"
         self.nodeId = nodeId
+        self.deviceIds = Dictionary(gpus.compactMap { gpu in gpu.deviceId.map { (gpu.index, $0) } }, uniquingKeysWith: { a, _ in a })
         self.logger = logger
         self.executable = executable ?? currentExecutable()
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -48,6 +52,13 @@ public actor JobRunner {
                                                     "state": "\(job.exit.map { "ended: \($0.summary)" } ?? "running")"])
         }
         return count
+    }
+
+    /// The job's process group (its main process's pid), from the supervisor's `pid` file.
+    func jobProcessGroup(_ job: LocalJob) -> Int32? {
+        guard let text = readSmallFile(job.dir + "/pid") else { return nil }
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        return fields.count == 2 ? Int32(fields[1]) : nil
     }
 
     func readExit(_ job: LocalJob) -> ExitStatus? {
@@ -85,7 +96,7 @@ public actor JobRunner {
     /// The job's environment: the submitter's, plus its GPUs and ids.
     func environment(for work: WorkItem) -> [String: String] {
         var env = work.environment
-        env["CUDA_VISIBLE_DEVICES"] = work.gpus.map(String.init).joined(separator: ",")
+        env["CUDA_VISIBLE_DEVICES"] = work.gpus.map { deviceIds[$0] ?? String($0) }.joined(separator: ",")
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["MGPU_JOB_ID"] = work.jobId.rawValue
         env["MGPU_JOB_NAME"] = work.name
@@ -149,6 +160,34 @@ public actor JobRunner {
     }
 
     public var count: Int { jobs.count }
+
+    /// Terminates every running part (SIGTERM to each group, SIGKILL after its grace, capped at `maxGrace`)
+    /// and waits until all have ended or `timeout` passes. Returns the parts stopped.
+    public func terminateAll(reason: String, maxGrace: Double, timeout: Double) async -> [JobID] {
+        let victims = jobs.filter { $0.value.exit == nil }.map(\.key)
+        for id in victims {
+            guard let job = jobs[id], job.supervisorPid > 0, processAlive(job.supervisorPid, commandLineContains: job.dir) else { continue }
+            kill(job.supervisorPid, SIGTERM)
+            logger.info("job terminating", metadata: ["job": "\(id)", "node": "\(nodeId)", "reason": "\(reason)"])
+        }
+        let start = Date()
+        var killed = false
+        while Date().timeIntervalSince(start) < timeout, jobs.values.contains(where: { $0.exit == nil }) {
+            _ = poll()
+            if !killed && Date().timeIntervalSince(start) >= maxGrace {
+                // Do not wait out a long per-job grace period: the allocation is ending.
+                for (_, job) in jobs where job.exit == nil { if let pgid = jobProcessGroup(job) { kill(-pgid, SIGKILL) } }
+                killed = true
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for id in victims {
+            let status = jobs[id]?.exit
+            jobs[id]?.exit = ExitStatus(code: status?.code, signal: status?.signal ?? SIGTERM,
+                                        error: "stopped on \(nodeId): \(reason)", nodeFailed: true)
+        }
+        return victims
+    }
 
     /// Output not yet acknowledged by the master: (job, stream, offset, bytes), at most `limit` bytes each.
     func pendingOutput(limit: Int) -> [(JobID, Int, StreamName, Int64, [UInt8])] {

@@ -49,6 +49,23 @@ func reapChildren() {
     while waitpid(-1, &status, WNOHANG) > 0 {}
 }
 
+/// A TCP port free on this machine just now (bound to port 0 and released).
+func freeTCPPort() -> Int? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = INADDR_ANY
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    guard bound == 0 else { return nil }
+    let named = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    guard named == 0 else { return nil }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
 extension String {
     var replacingNulls: String { String(map { $0 == "\0" ? " " : $0 }) }
 }

@@ -11,6 +11,8 @@ public struct AgentConfig: Sendable {
     public var advertiseAddress: String?
     /// Longest wait between reconnection attempts.
     public var maxBackoff: Double
+    /// At SIGTERM, stop the jobs and report them instead of leaving them running (inside Slurm).
+    public var drainOnShutdown: Bool = false
 
     public init(nodeId: String, masterHost: String, masterPort: Int, stateDir: String, gpus: [GPU], cpuSlots: Int,
                 advertiseAddress: String? = nil, maxBackoff: Double = 10) {

@@ -28,7 +28,7 @@ public actor AgentService: Service {
         self.config = config
         self.logger = logger
         self.client = MasterClient(host: config.masterHost, port: config.masterPort)
-        self.runner = try JobRunner(stateDir: config.stateDir, nodeId: config.nodeId, logger: logger)
+        self.runner = try JobRunner(stateDir: config.stateDir, nodeId: config.nodeId, gpus: config.gpus, logger: logger)
     }
 
     public func run() async throws {
@@ -41,7 +41,35 @@ public actor AgentService: Service {
                 group.addTask { await self.localLoop() }
             }
         }
-        logger.info("agent stopped; its jobs keep running under their supervisors", metadata: ["node": "\(config.nodeId)"])
+        if config.drainOnShutdown {
+            await drain()
+        } else {
+            logger.info("agent stopped; its jobs keep running under their supervisors", metadata: ["node": "\(config.nodeId)"])
+        }
+    }
+
+    /// At SIGTERM with --drain-on-sigterm (the default inside Slurm, whose scancel sends SIGTERM and SIGKILLs
+    /// 30 s later): stop taking work, terminate every job, report them to the master as NODE_FAIL with the
+    /// reason, and deregister. Each step is bounded so the whole fits in Slurm's kill wait.
+    func drain() async {
+        let reason = "the agent received SIGTERM" + (ProcessInfo.processInfo.environment["SLURM_JOB_ID"].map { " (Slurm job \($0) ending)" } ?? "")
+        let stopped = await runner.terminateAll(reason: reason, maxGrace: 15, timeout: 18)
+        logger.info("drained: stopped \(stopped.count) job(s); reporting to the master", metadata: ["node": "\(config.nodeId)"])
+        let deadline = Date().addingTimeInterval(8)
+        while Date() < deadline {
+            do {
+                try await sync(wait: 0)
+                if await runner.count == 0 { break }
+            } catch {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        do {
+            try await client.deregister(DeregisterRequest(nodeId: config.nodeId, incarnation: incarnation, reason: reason))
+            logger.info("deregistered from \(address)", metadata: ["node": "\(config.nodeId)"])
+        } catch {
+            logger.warning("could not deregister from \(address): \(error)", metadata: ["node": "\(config.nodeId)"])
+        }
     }
 
     var address: String { "\(config.masterHost):\(config.masterPort)" }
@@ -53,7 +81,9 @@ public actor AgentService: Service {
         registered = true
         pollSeconds = answer.pollSeconds
         heartbeatSeconds = answer.heartbeatSeconds
-        let gpuText = config.gpus.map { "\($0.index): \($0.name) \($0.memoryMB) MB\($0.simulated ? ", simulated" : "")" }
+        let gpuText = config.gpus.map { gpu in
+            "\(gpu.index): \(gpu.name) \(gpu.memoryMB) MB\(gpu.simulated ? ", simulated" : "")\(gpu.physicalIndex.map { ", physical \($0)" } ?? "")"
+        }
             .joined(separator: ", ")
         logger.info("\(config.nodeId) registered with \(address): \(config.gpus.count) GPU\(config.gpus.count == 1 ? "" : "s")\(gpuText.isEmpty ? "" : " (\(gpuText))")",
                     metadata: ["node": "\(config.nodeId)"])
@@ -65,7 +95,7 @@ public actor AgentService: Service {
         await shipOutput()
         let (running, finished) = await runner.snapshot()
         let response = try await client.sync(SyncRequest(nodeId: config.nodeId, incarnation: incarnation, running: running,
-                                                         finished: finished, wait: wait))
+                                                         finished: finished, wait: wait, freePort: freeTCPPort()))
         markConnected()
         lastReport = Date().timeIntervalSince1970
         if response.reregister {

@@ -19,6 +19,9 @@ struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Path of nvidia-smi to use.", visibility: .hidden))
     var nvidiaSmi: String?
 
+    @Flag(inversion: .prefixedNo, help: "At SIGTERM, stop the jobs, report them NODE_FAIL and deregister (default: on inside a Slurm allocation, else off: jobs keep running).")
+    var drainOnSigterm: Bool?
+
     func validate() throws {
         if let simulateGpus, !(0...1024).contains(simulateGpus) { throw ValidationError("--simulate-gpus must be 0-1024") }
         if let cpuSlots, !(0...100_000).contains(cpuSlots) { throw ValidationError("--cpu-slots must be 0-100000") }
@@ -32,10 +35,12 @@ struct AgentOptions: ParsableArguments {
     func config(masterHost: String, masterPort: Int, stateDir: String?, logger: Logger) -> AgentConfig {
         let id = resolvedNodeId
         let gpus = NodeSetup.discoverGPUs(simulate: simulateGpus, nvidiaSMI: nvidiaSmi, nodeId: id, logger: logger)
-        return AgentConfig(nodeId: id, masterHost: masterHost, masterPort: masterPort,
-                           stateDir: NodeSetup.agentStateDir(base: stateDir, nodeId: id), gpus: gpus,
-                           cpuSlots: cpuSlots ?? ProcessInfo.processInfo.activeProcessorCount,
-                           advertiseAddress: advertiseAddr)
+        var config = AgentConfig(nodeId: id, masterHost: masterHost, masterPort: masterPort,
+                                 stateDir: NodeSetup.agentStateDir(base: stateDir, nodeId: id), gpus: gpus,
+                                 cpuSlots: cpuSlots ?? ProcessInfo.processInfo.activeProcessorCount,
+                                 advertiseAddress: advertiseAddr)
+        config.drainOnShutdown = drainOnSigterm ?? (ProcessInfo.processInfo.environment["SLURM_JOB_ID"] != nil)
+        return config
     }
 }
 

@@ -12,8 +12,18 @@ enum NodeSetup {
         return String(name.split(separator: ".").first ?? "node")
     }
 
-    /// GPUs to offer: simulated ones, or what nvidia-smi finds (none when it is absent).
+    /// GPUs to offer: simulated ones or what nvidia-smi finds (none when it is absent), and inside a Slurm
+    /// allocation only those Slurm gave.
     static func discoverGPUs(simulate: Int?, nvidiaSMI: String?, nodeId: String, logger: Logger) -> [GPU] {
+        let found = discoverAll(simulate: simulate, nvidiaSMI: nvidiaSMI, nodeId: nodeId, logger: logger)
+        guard let slurm = SlurmAllocation.restrict(found, environment: ProcessInfo.processInfo.environment) else { return found }
+        let text = slurm.map { "\($0.index) = Slurm device \($0.deviceId ?? "?"), physical \($0.physicalIndex.map(String.init) ?? "?")" }
+        logger.info("inside Slurm job \(ProcessInfo.processInfo.environment["SLURM_JOB_ID"] ?? "?"): offering only its \(slurm.count) GPU(s): \(text.joined(separator: "; "))",
+                    metadata: ["node": "\(nodeId)"])
+        return slurm
+    }
+
+    static func discoverAll(simulate: Int?, nvidiaSMI: String?, nodeId: String, logger: Logger) -> [GPU] {
         if let simulate {
             logger.info("simulated mode: offering \(simulate) simulated GPU(s); jobs see CUDA_VISIBLE_DEVICES but no real device",
                         metadata: ["node": "\(nodeId)"])

@@ -80,6 +80,10 @@ public struct MasterClient: Sendable {
         try await call(.POST, "/v1/agent/sync", body: request, timeout: request.wait + 15, as: SyncResponse.self)
     }
 
+    public func deregister(_ request: DeregisterRequest) async throws {
+        _ = try await call(.POST, "/v1/agent/deregister", body: request, as: [String: String].self)
+    }
+
     public func sendOutput(node: String, job: JobID, rank: Int, stream: StreamName, offset: Int64, bytes: [UInt8]) async throws -> Int64 {
         let path = "/v1/agent/output?node=\(node)&job=\(job)&rank=\(rank)&stream=\(stream.rawValue)&offset=\(offset)"
         let result = try await http.request(.POST, path, body: bytes, contentType: "application/octet-stream")

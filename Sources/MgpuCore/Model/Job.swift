@@ -72,6 +72,8 @@ public struct Job: Codable, Sendable, Identifiable {
     public var cancelRequested: Bool
     /// A part failed: the parts still running are being terminated.
     public var terminating: Bool
+    /// For a distributed job: the TCP port on the rank-0 node for the rendezvous (MASTER_PORT).
+    public var rendezvousPort: Int?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
@@ -132,6 +134,10 @@ public struct Job: Codable, Sendable, Identifiable {
             return "waiting for " + pinned.map { "\($0.nodeId):gpu\(GPUList.compact($0.gpus))" }.joined(separator: ", ")
         }
         if request.gpusPerNode == 0 { return request.nodes == 1 ? "waiting for a CPU slot" : "waiting for \(request.nodes) nodes with a CPU slot" }
+        if let ids = request.gpuIds {
+            let what = "GPUs " + ids.map(String.init).joined(separator: ",")
+            return request.nodes == 1 ? "waiting for \(what) on one node" : "waiting for \(request.nodes) nodes with \(what) free"
+        }
         let gpus = request.gpusPerNode == 1 ? "1 GPU" : "\(request.gpusPerNode) GPUs"
         if request.nodes == 1 { return "waiting for \(gpus)" }
         return "waiting for \(request.nodes) nodes with \(gpus) each"

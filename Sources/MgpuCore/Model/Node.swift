@@ -1,17 +1,25 @@
 /// One GPU as its node reported it.
 public struct GPU: Codable, Sendable, Hashable {
+    /// The index mgpu schedules by and jobs see in CUDA_VISIBLE_DEVICES.
     public var index: Int
     public var uuid: String
     public var name: String
     public var memoryMB: Int
     public var simulated: Bool
+    /// Inside a Slurm allocation: the physical index on the machine (SLURM_JOB_GPUS), when it differs.
+    public var physicalIndex: Int?
+    /// What the agent puts in CUDA_VISIBLE_DEVICES for this GPU, when not `index` (e.g. Slurm's own numbering).
+    public var deviceId: String?
 
-    public init(index: Int, uuid: String, name: String, memoryMB: Int, simulated: Bool = false) {
+    public init(index: Int, uuid: String, name: String, memoryMB: Int, simulated: Bool = false,
+                physicalIndex: Int? = nil, deviceId: String? = nil) {
         self.index = index
         self.uuid = uuid
         self.name = name
         self.memoryMB = memoryMB
         self.simulated = simulated
+        self.physicalIndex = physicalIndex
+        self.deviceId = deviceId
     }
 }
 
@@ -31,6 +39,8 @@ public struct Node: Codable, Sendable, Identifiable {
     public var orphanGPUs: [Int]
     /// CPU-only job slots held the same way.
     public var orphanCPUSlots: Int
+    /// The agent deregistered (it was stopped, e.g. at the end of its Slurm allocation); cleared when it registers.
+    public var left: Bool?
 
     public init(id: String, address: String, gpus: [GPU], cpuSlots: Int, now: Double, incarnation: String) {
         self.id = id
@@ -44,6 +54,6 @@ public struct Node: Codable, Sendable, Identifiable {
         self.orphanCPUSlots = 0
     }
 
-    public func isResponding(now: Double, timeout: Double) -> Bool { now - lastSeen <= timeout }
+    public func isResponding(now: Double, timeout: Double) -> Bool { now - lastSeen <= timeout && left != true }
     public var simulated: Bool { gpus.contains { $0.simulated } }
 }

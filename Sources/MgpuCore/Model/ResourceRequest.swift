@@ -1,16 +1,34 @@
 /// What a job asks for. Either `gpusPerNode` GPUs on each of `nodes` nodes chosen by the scheduler
-/// (optionally only among `nodelist`), or exactly the GPUs in `pinned`.
+/// (optionally only among `nodelist`, and optionally exactly the GPU indices `gpuIds` on each), or exactly
+/// the GPUs in `pinned`. `distributed` asks for the rendezvous environment (MASTER_ADDR, ...).
 public struct ResourceRequest: Codable, Sendable, Hashable {
     public var gpusPerNode: Int
     public var nodes: Int
     public var nodelist: [String]?
     public var pinned: [PinnedGPUs]?
+    public var gpuIds: [Int]?
+    public var distributed: Bool
 
-    public init(gpusPerNode: Int = 1, nodes: Int = 1, nodelist: [String]? = nil, pinned: [PinnedGPUs]? = nil) {
-        self.gpusPerNode = gpusPerNode
+    public init(gpusPerNode: Int = 1, nodes: Int = 1, nodelist: [String]? = nil, pinned: [PinnedGPUs]? = nil,
+                gpuIds: [Int]? = nil, distributed: Bool = false) {
+        self.gpusPerNode = gpuIds?.count ?? gpusPerNode
         self.nodes = nodes
         self.nodelist = nodelist
         self.pinned = pinned
+        self.gpuIds = gpuIds
+        self.distributed = distributed
+    }
+
+    enum CodingKeys: String, CodingKey { case gpusPerNode, nodes, nodelist, pinned, gpuIds, distributed }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(gpusPerNode: try c.decodeIfPresent(Int.self, forKey: .gpusPerNode) ?? 1,
+                  nodes: try c.decodeIfPresent(Int.self, forKey: .nodes) ?? 1,
+                  nodelist: try c.decodeIfPresent([String].self, forKey: .nodelist),
+                  pinned: try c.decodeIfPresent([PinnedGPUs].self, forKey: .pinned),
+                  gpuIds: try c.decodeIfPresent([Int].self, forKey: .gpuIds),
+                  distributed: try c.decodeIfPresent(Bool.self, forKey: .distributed) ?? false)
     }
 
     public var nodeCount: Int { pinned?.count ?? nodes }

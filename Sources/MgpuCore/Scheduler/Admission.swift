@@ -40,6 +40,18 @@ public enum Admission {
         if request.nodes > pool.count {
             return RequestError("the job asks for \(request.nodes) nodes but the cluster has \(pool.count)")
         }
+        if let ids = request.gpuIds {
+            if ids.isEmpty { return RequestError("--gpu-ids is empty") }
+            if ids.contains(where: { $0 < 0 }) { return RequestError("GPU indices must be 0 or more") }
+            if Set(ids).count != ids.count { return RequestError("a GPU is listed twice in --gpu-ids") }
+            let having = pool.filter { node in ids.allSatisfy(node.gpus.contains) }
+            if having.count < request.nodes {
+                let what = "GPUs " + ids.map(String.init).joined(separator: ",")
+                return request.nodes == 1 ? RequestError("no node has \(what)")
+                    : RequestError("the job asks for \(request.nodes) nodes with \(what), but only \(having.count) node(s) have them")
+            }
+            return nil
+        }
         let need = request.gpusPerNode
         guard need > 0 else { return nil }
         let big = pool.filter { $0.gpus.count >= need }

@@ -96,12 +96,21 @@ struct PassState {
         return nodes.indices.filter { n in
             nodes[n].schedulable && nodes[n].gpus.count >= request.gpusPerNode
                 && (allowed?.contains(nodes[n].id) ?? true)
+                && (request.gpuIds?.allSatisfy(nodes[n].gpus.contains) ?? true)
         }
+    }
+
+    /// The GPUs of node `n` a request may use now: with exact `gpuIds`, only those.
+    func usable(_ n: Int, _ request: ResourceRequest) -> [Int] {
+        let avail = available(n)
+        guard let ids = request.gpuIds else { return avail }
+        let set = Set(avail)
+        return ids.allSatisfy(set.contains) ? ids.sorted() : ids.filter(set.contains).sorted()
     }
 
     mutating func placeGPUs(_ request: ResourceRequest) -> [Plan.Placement]? {
         let need = request.gpusPerNode
-        let candidates = feasible(request).map { ($0, available($0)) }
+        let candidates = feasible(request).map { ($0, usable($0, request)) }
         let fitting = candidates.filter { $0.1.count >= need }
             .sorted { ($0.1.count, nodes[$0.0].id) < ($1.1.count, nodes[$1.0].id) }
         if fitting.count >= request.nodes {

@@ -64,6 +64,11 @@ enum APIRouter {
             guard body.wait >= 0, body.wait <= 120 else { throw HTTPError(.badRequest, message: "wait must be 0-120 s") }
             return try json(try await state.sync(body))
         }
+        router.post("/v1/agent/deregister") { request, context in
+            let body = try await request.decode(as: DeregisterRequest.self, context: context)
+            try await state.deregister(body)
+            return try json(["status": "ok"])
+        }
         router.post("/v1/agent/output") { request, context in
             let q = request.uri.queryParameters
             guard let jobText = q["job"].map(String.init), let id = JobID(jobText) else {

@@ -24,6 +24,7 @@ extension MasterState {
         node.incarnation = request.incarnation
         node.lastSeen = now
         node.registeredAt = now
+        node.left = nil
         try commit(jobs: [], nodes: [node])
         downNodes.remove(node.id)
         let gpuText = node.gpus.map { "\($0.index): \($0.name)\($0.simulated ? " (simulated)" : "")" }.joined(separator: ", ")
@@ -46,6 +47,7 @@ extension MasterState {
         }
         let now = clock()
         node.lastSeen = now
+        if let port = request.freePort, (1024...65535).contains(port) { freePorts[node.id] = port }
         if downNodes.remove(node.id) != nil {
             logger.info("node responding again", metadata: ["node": "\(node.id)"])
         }
@@ -150,7 +152,8 @@ extension MasterState {
                 let part = job.parts[i]
                 if part.deliveredTo == nil || part.deliveredTo == incarnation {
                     response.start.append(WorkItem(jobId: id, rank: part.rank, nodeCount: job.parts.count, gpus: part.gpus,
-                                                   command: job.command, workdir: job.workdir, environment: job.environment,
+                                                   command: job.command, workdir: job.workdir,
+                                                   environment: environment(of: job, rank: part.rank),
                                                    killGraceSeconds: job.killGraceSeconds, user: job.user, name: job.name))
                     if part.deliveredTo == nil {
                         job.parts[i].deliveredTo = incarnation
@@ -180,6 +183,33 @@ extension MasterState {
             try commit(jobs: finalize(Array(all.values), now: clock()))
             if !neverStarted.isEmpty { schedule() }
         }
+    }
+
+    /// The submitter's environment plus, for every part, MGPU_NODELIST and, for a distributed job, the
+    /// rendezvous variables torchrun and torch.distributed read.
+    func environment(of job: Job, rank: Int) -> [String: String] {
+        var env = job.environment
+        env["MGPU_NODELIST"] = job.parts.map(\.nodeId).joined(separator: ",")
+        guard job.request.distributed, let first = job.parts.first else { return env }
+        env["MASTER_ADDR"] = nodes[first.nodeId]?.address ?? first.nodeId
+        env["MASTER_PORT"] = String(job.rendezvousPort ?? 29500)
+        env["NNODES"] = String(job.parts.count)
+        env["NODE_RANK"] = String(rank)
+        let perNode = max(1, job.parts[rank].gpus.count)
+        env["NPROC_PER_NODE"] = String(perNode)
+        env["WORLD_SIZE"] = String(job.parts.reduce(0) { $0 + max(1, $1.gpus.count) })
+        return env
+    }
+
+    /// The agent leaves: its node takes no more work until it registers again.
+    public func deregister(_ request: DeregisterRequest) throws {
+        guard var node = nodes[request.nodeId], node.incarnation == request.incarnation else {
+            throw RequestError("node \(request.nodeId) is not registered with that incarnation")
+        }
+        node.left = true
+        try commit(jobs: [], nodes: [node])
+        downNodes.insert(node.id)
+        logger.warning("node left", metadata: ["node": "\(node.id)", "reason": "\(request.reason)"])
     }
 
     /// Ends the jobs whose parts have all ended.

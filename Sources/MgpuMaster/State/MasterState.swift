@@ -25,6 +25,8 @@ public actor MasterState {
     /// Ended parts each node was told it may forget, newest last (bounded). A report built before that
     /// acknowledgement can arrive after it; such a stale "running" is not an orphan.
     var acknowledgedRecently: [String: [JobID]] = [:]
+    /// The free TCP port each node reported last (for distributed jobs' MASTER_PORT).
+    var freePorts: [String: Int] = [:]
     var rng = SystemRandomNumberGenerator()
 
     /// Long-polls waiting on a key: "node:ID" (work for an agent) or "job:ID" (output or state of a job).
@@ -115,6 +117,10 @@ public actor MasterState {
         for assignment in plan.assignments {
             guard var job = jobs[assignment.job] else { continue }
             job.parts = assignment.parts.enumerated().map { JobPart(rank: $0, nodeId: $1.nodeId, gpus: $1.gpus) }
+            if job.request.distributed, let first = job.parts.first {
+                job.rendezvousPort = freePorts.removeValue(forKey: first.nodeId)
+                    ?? 29500 + Int(UInt32(job.id.rawValue, radix: 16)! % 1000)
+            }
             do { try job.transition(to: .running, at: now) } catch { continue }
             changed.append(job)
         }

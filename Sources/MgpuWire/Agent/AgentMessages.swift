@@ -62,13 +62,16 @@ public struct SyncRequest: Codable, Sendable {
     /// Parts that ended and whose output has all been delivered; the master acknowledges them.
     public var finished: [FinishedPart]
     public var wait: Double
+    /// A TCP port free on the node just now: the rendezvous port (MASTER_PORT) if a distributed job's rank 0 goes there.
+    public var freePort: Int?
 
-    public init(nodeId: String, incarnation: String, running: [PartRef], finished: [FinishedPart], wait: Double) {
+    public init(nodeId: String, incarnation: String, running: [PartRef], finished: [FinishedPart], wait: Double, freePort: Int? = nil) {
         self.nodeId = nodeId
         self.incarnation = incarnation
         self.running = running
         self.finished = finished
         self.wait = wait
+        self.freePort = freePort
     }
 }
 
@@ -127,6 +130,18 @@ public struct SyncResponse: Codable, Sendable {
     }
 
     public var isEmpty: Bool { start.isEmpty && cancel.isEmpty && acknowledged.isEmpty && !reregister }
+}
+
+/// `POST /v1/agent/deregister`: the agent is leaving (its jobs were stopped and reported first).
+public struct DeregisterRequest: Codable, Sendable {
+    public var nodeId: String
+    public var incarnation: String
+    public var reason: String
+    public init(nodeId: String, incarnation: String, reason: String) {
+        self.nodeId = nodeId
+        self.incarnation = incarnation
+        self.reason = reason
+    }
 }
 
 /// Answer to `POST /v1/agent/output`: how many bytes of that stream the master holds.

@@ -1,8 +1,10 @@
 import MgpuCore
 
-func makeJob(_ n: UInt32, gpus: Int = 1, nodes: Int = 1, nodelist: [String]? = nil, pinned: [PinnedGPUs]? = nil) -> Job {
+func makeJob(_ n: UInt32, gpus: Int = 1, nodes: Int = 1, nodelist: [String]? = nil, pinned: [PinnedGPUs]? = nil,
+             gpuIds: [Int]? = nil) -> Job {
     Job(id: JobID(number: n), seq: Int64(n), name: "j\(n)", user: "u", command: "true", workdir: "/", environment: [:],
-        request: ResourceRequest(gpusPerNode: gpus, nodes: nodes, nodelist: nodelist, pinned: pinned), submitTime: Double(n))
+        request: ResourceRequest(gpusPerNode: gpus, nodes: nodes, nodelist: nodelist, pinned: pinned, gpuIds: gpuIds),
+        submitTime: Double(n))
 }
 
 func node(_ id: String, gpus: Int, busy: Set<Int> = [], up: Bool = true, slots: Int = 4, slotsUsed: Int = 0) -> NodeCapacity {

@@ -197,13 +197,16 @@ import Testing
                         slots: Int.random(in: 0...3, using: &rng))
         }
         let jobs = (1...UInt32.random(in: 1...30, using: &rng)).map { n -> Job in
-            switch Int.random(in: 0..<6, using: &rng) {
+            switch Int.random(in: 0..<7, using: &rng) {
             case 0:
                 let target = nodes.randomElement(using: &rng)!
                 let gpus = target.gpus.filter { _ in Bool.random(using: &rng) }
                 return makeJob(n, pinned: [PinnedGPUs(nodeId: target.id, gpus: gpus.isEmpty ? Array(target.gpus.prefix(1)) : gpus)])
             case 1: return makeJob(n, gpus: 0)
             case 2: return makeJob(n, gpus: Int.random(in: 1...3, using: &rng), nodes: Int.random(in: 1...3, using: &rng))
+            case 3:
+                let ids = (0..<4).filter { _ in Bool.random(using: &rng) }
+                return makeJob(n, nodes: Int.random(in: 1...2, using: &rng), gpuIds: ids.isEmpty ? [0] : ids)
             default: return makeJob(n, gpus: Int.random(in: 1...4, using: &rng))
             }
         }
@@ -221,6 +224,8 @@ import Testing
                 #expect(n.schedulable)
                 if let pinned = job.request.pinned {
                     #expect(pinned.contains { $0.nodeId == part.nodeId && $0.gpus.sorted() == part.gpus })
+                } else if let ids = job.request.gpuIds {
+                    #expect(part.gpus == ids.sorted())
                 } else {
                     #expect(part.gpus.count == job.request.gpusPerNode)
                 }
@@ -233,5 +238,35 @@ import Testing
             }
         }
         for (id, used) in slots { #expect(used <= byId[id]!.cpuSlots - byId[id]!.cpuSlotsUsed) }
+    }
+}
+
+@Suite struct ExactGPUIdTests {
+    @Test func exactIdsOnAnyNodeThatHasThemFree() {
+        let nodes = [node("a", gpus: 4, busy: [1]), node("b", gpus: 4, busy: [3])]
+        let plan = Scheduler.plan(pending: [makeJob(1, gpuIds: [0, 1])], nodes: nodes)
+        #expect(plan.placement(1) == [.init(nodeId: "b", gpus: [0, 1])])
+    }
+
+    @Test func exactIdsWaitAndReserveOnlyThoseIds() {
+        let nodes = [node("a", gpus: 4, busy: [1])]
+        let plan = Scheduler.plan(pending: [makeJob(1, gpuIds: [0, 1]), makeJob(2), makeJob(3)], nodes: nodes)
+        #expect(plan.placement(1) == nil)
+        #expect(plan.placement(2) == [.init(nodeId: "a", gpus: [2])], "GPU 0 is reserved for job 1; 2 and 3 are not")
+        #expect(plan.placement(3) == [.init(nodeId: "a", gpus: [3])])
+    }
+
+    @Test func exactIdsWithANodelist() {
+        let nodes = [node("a", gpus: 2), node("b", gpus: 2)]
+        let plan = Scheduler.plan(pending: [makeJob(1, nodelist: ["b"], gpuIds: [1])], nodes: nodes)
+        #expect(plan.placement(1) == [.init(nodeId: "b", gpus: [1])])
+    }
+
+    @Test func admissionOfExactIds() {
+        let cluster = [node("a", gpus: 2), node("b", gpus: 4)]
+        #expect(Admission.check(command: "x", request: ResourceRequest(gpuIds: [3]), nodes: cluster) == nil)
+        #expect(Admission.check(command: "x", request: ResourceRequest(gpuIds: [4]), nodes: cluster)?.message == "no node has GPUs 4")
+        #expect(Admission.check(command: "x", request: ResourceRequest(nodes: 2, gpuIds: [3]), nodes: cluster) != nil)
+        #expect(Admission.check(command: "x", request: ResourceRequest(gpuIds: [1, 1]), nodes: cluster) != nil)
     }
 }
