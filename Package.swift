@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(name: "mgpu", dependencies: ["MgpuCLI", "MgpuSupervisor"], swiftSettings: swiftSettings),
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], swiftSettings: swiftSettings),
+        .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         // Real processes: a master and agents started from the built `mgpu` binary, on loopback.
         .testTarget(name: "MgpuEndToEndTests", dependencies: ["mgpu", "MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor"],
                     swiftSettings: swiftSettings),

@@ -35,7 +35,7 @@ public actor AgentService: Service {
         let adopted = await runner.adopt()
         if adopted > 0 { logger.info("found \(adopted) job(s) from an earlier run", metadata: ["node": "\(config.nodeId)"]) }
         // On graceful shutdown the loops are cancelled, an in-flight long-poll included.
-        try? await cancelOnGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.pollLoop() }
                 group.addTask { await self.localLoop() }
@@ -134,14 +134,14 @@ public actor AgentService: Service {
                 return
             } catch {
                 let delay = markFailed(error)
-                try? await cancelOnGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
             }
         }
     }
 
     func localLoop() async {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelOnGracefulShutdown { try await Task.sleep(for: .milliseconds(50)) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(50)) }
             let ended = await runner.poll()
             guard connected else { continue }
             let due = Date().timeIntervalSince1970 - lastReport >= heartbeatSeconds

@@ -7,7 +7,7 @@ struct LivenessService: Service {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelOnGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(interval * 1000))) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(interval * 1000))) }
             await state.checkLiveness()
         }
     }
