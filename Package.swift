@@ -49,9 +49,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
+        // `mgpu relay`: a TCP bridge over SwiftNIO.
+        .target(name: "MgpuRelay", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
         // The `mgpu` command line: every subcommand.
         .target(name: "MgpuCLI", dependencies: [
-            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuMaster", "MgpuAgent",
+            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuMaster", "MgpuAgent", "MgpuRelay",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -14,7 +14,7 @@ public struct Mgpu: AsyncParsableCommand {
             Clients find the master via --host/--port, then MGPU_MASTER_HOST/MGPU_MASTER_PORT, then localhost:8080.
             """,
         version: "0.1.0",
-        subcommands: [Up.self, Master.self, Node.self, Submit.self, Queue.self, Cancel.self, Logs.self]
+        subcommands: [Up.self, Master.self, Node.self, Submit.self, Srun.self, Queue.self, Cancel.self, Logs.self, Relay.self]
     )
 
     public init() {}
@@ -30,7 +30,7 @@ public struct Mgpu: AsyncParsableCommand {
             }
             Glibc.exit(0)
         } catch let error as CLIError {
-            printError(error.message)
+            if !error.message.isEmpty { printError(error.message) }
             Glibc.exit(error.exitCode)
         } catch {
             let code = exitCode(for: error)

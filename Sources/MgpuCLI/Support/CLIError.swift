@@ -11,6 +11,9 @@ public struct CLIError: Error, CustomStringConvertible {
     }
     public var description: String { message }
 
+    /// Exit with `code` and print nothing (a foreground job's own exit code).
+    static func exit(_ code: Int32) -> CLIError { CLIError("", exitCode: code) }
+
     /// Maps client failures to what the user should read and do.
     static func from(_ error: any Error, client: ClientOptions) -> CLIError {
         switch error {

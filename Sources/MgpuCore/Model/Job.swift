@@ -72,6 +72,8 @@ public struct Job: Codable, Sendable, Identifiable {
     public var cancelRequested: Bool
     /// A part failed: the parts still running are being terminated.
     public var terminating: Bool
+    /// The rank whose failure ended the job (the others were terminated because of it).
+    public var failedRank: Int?
     /// For a distributed job: the TCP port on the rank-0 node for the rendezvous (MASTER_PORT).
     public var rendezvousPort: Int?
 
@@ -105,10 +107,10 @@ public struct Job: Codable, Sendable, Identifiable {
     /// When every part has ended: the terminal state and exit status the job ends with.
     public func outcome() -> (state: JobState, exit: ExitStatus?, reason: String?)? {
         guard !parts.isEmpty, parts.allSatisfy({ $0.exit != nil }) else { return nil }
-        let failed = parts.first { !($0.exit!.succeeded) }
+        let failed = failedRank.flatMap { r in parts.first { $0.rank == r } } ?? parts.first { !($0.exit!.succeeded) }
         let first = failed ?? parts[0]
         let where_ = parts.count > 1 ? "rank \(first.rank) on \(first.nodeId)" : first.nodeId
-        if let lost = parts.first(where: { $0.exit?.nodeFailed == true }) {
+        if let lost = (failed?.exit?.nodeFailed == true ? failed : nil) ?? parts.first(where: { $0.exit?.nodeFailed == true }) {
             return (.nodeFail, lost.exit, lost.exit?.error ?? "node \(lost.nodeId) failed")
         }
         if cancelRequested { return (.cancelled, first.exit, reason ?? "cancelled") }

@@ -66,6 +66,7 @@ extension MasterState {
                                                      "exit": "\(finished.exit.summary)"])
             if !finished.exit.succeeded && !j.cancelRequested && !j.terminating && j.parts.contains(where: { $0.exit == nil }) {
                 j.terminating = true
+                j.failedRank = finished.rank
                 j.reason = "rank \(finished.rank) on \(node.id) failed: \(finished.exit.summary)"
             }
             changed[j.id] = j
@@ -109,7 +110,10 @@ extension MasterState {
                 if let delivered = j.parts[i].deliveredTo, delivered != request.incarnation,
                    !reported.contains(id), !finishedNow.contains(id) {
                     j.parts[i].exit = ExitStatus(error: "the agent on \(node.id) restarted without the job", nodeFailed: true)
-                    if j.parts.contains(where: { $0.exit == nil }) { j.terminating = true }
+                    if j.parts.contains(where: { $0.exit == nil }) && !j.terminating {
+                        j.terminating = true
+                        j.failedRank = j.parts[i].rank
+                    }
                     changed[j.id] = j
                 }
             }
@@ -246,7 +250,10 @@ extension MasterState {
                     touched = true
                 }
                 if touched {
-                    if job.parts.contains(where: { $0.exit == nil }) { job.terminating = true }
+                    if job.parts.contains(where: { $0.exit == nil }) && !job.terminating {
+                        job.terminating = true
+                        job.failedRank = job.parts.first { $0.nodeId == node.id }?.rank
+                    }
                     changed.append(job)
                 }
             }

@@ -121,12 +121,12 @@ extension MasterState {
         return size
     }
 
-    /// Bytes of a stream from `offset`, waiting up to `wait` s for some when there are none yet.
-    /// `complete` is true once the job has ended and every byte of the stream was returned.
+    /// Bytes of a stream from `offset`. When there are none yet, waits up to `wait` s for any change of the
+    /// job (output on any stream, a state change), then answers. `complete` is true once the job has ended and
+    /// every byte of the stream was returned.
     public func readOutput(job id: JobID, rank: Int, stream: StreamName, offset: Int64, wait: Double) async
         -> (bytes: [UInt8], size: Int64, complete: Bool)? {
-        guard jobs[id] != nil else { return nil }
-        let deadline = clock() + wait
+        var waited = false
         while true {
             guard let job = jobs[id] else { return nil }
             let size = output.size(id, rank, stream)
@@ -136,9 +136,9 @@ extension MasterState {
                 return (bytes, size, job.state.isTerminal && end >= size)
             }
             if job.state.isTerminal { return ([], size, true) }
-            let left = deadline - clock()
-            if left <= 0 { return ([], size, false) }
-            await self.wait("job:\(id)", seconds: left)
+            if waited || wait <= 0 { return ([], size, false) }
+            await self.wait("job:\(id)", seconds: wait)
+            waited = true
         }
     }
 }

@@ -88,3 +88,28 @@ import Testing
         #expect(makeJob(1, pinned: [PinnedGPUs(nodeId: "n", gpus: [0, 1])]).waitingReason == "waiting for n:gpu0,1")
     }
 }
+
+@Suite struct MultiPartOutcomeTests {
+    @Test func theRankThatFailedFirstIsTheCauseNotTheOnesTerminatedBecauseOfIt() {
+        var job = makeJob(1)
+        job.parts = (0..<3).map { JobPart(rank: $0, nodeId: "n\($0)", gpus: [0]) }
+        job.parts[1].exit = ExitStatus(code: 5)
+        job.terminating = true
+        job.failedRank = 1
+        job.parts[0].exit = ExitStatus(signal: 15)
+        job.parts[2].exit = ExitStatus(signal: 15)
+        #expect(job.outcome()?.state == .failed)
+        #expect(job.outcome()?.exit == ExitStatus(code: 5))
+        #expect(job.outcome()?.reason == "rank 1 on n1: exit code 5")
+    }
+
+    @Test func aLostNodeMakesTheJobNodeFail() {
+        var job = makeJob(1)
+        job.parts = (0..<2).map { JobPart(rank: $0, nodeId: "n\($0)", gpus: [0]) }
+        job.parts[1].exit = ExitStatus(error: "node n1 lost", nodeFailed: true)
+        job.failedRank = 1
+        job.parts[0].exit = ExitStatus(signal: 15)
+        #expect(job.outcome()?.state == .nodeFail)
+        #expect(job.outcome()?.reason == "node n1 lost")
+    }
+}

@@ -32,6 +32,7 @@ final class TestCluster {
     var port = 0
     var masterPid: pid_t = 0
     var agentPids: [String: pid_t] = [:]
+    var extraPids: [pid_t] = []
     var masterArgs: [String] = []
     var client: MasterClient { MasterClient(host: "127.0.0.1", port: port) }
 
@@ -57,13 +58,30 @@ final class TestCluster {
         }
     }
 
-    func startAgent(_ id: String, gpus: Int? = 2, extra: [String] = []) throws {
+    func startAgent(_ id: String, gpus: Int? = 2, extra: [String] = [], env: [String: String] = [:], masterPort: Int? = nil) throws {
         let log = "\(dir)/agent-\(id).\(Int(Date().timeIntervalSince1970 * 1000)).log"
-        var args = [mgpuBinary, "node", "--node-id", id, "--master-host", "127.0.0.1", "--master-port", "\(port)",
+        var args = [mgpuBinary, "node", "--node-id", id, "--master-host", "127.0.0.1", "--master-port", "\(masterPort ?? port)",
                     "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"]
         if let gpus { args += ["--simulate-gpus", "\(gpus)"] }
-        agentPids[id] = try Spawn.start(args + extra, stdout: .path(log, flags: O_WRONLY | O_CREAT | O_TRUNC),
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
+        agentPids[id] = try Spawn.start(args + extra, environment: environment.map { "\($0.key)=\($0.value)" },
+                                        stdout: .path(log, flags: O_WRONLY | O_CREAT | O_TRUNC),
                                         stderr: .path(log, flags: O_WRONLY | O_CREAT | O_APPEND))
+    }
+
+    /// Starts a CLI command in the background (e.g. `srun`), its output in files; returns its pid and output path.
+    func startCLI(_ args: [String]) throws -> (pid: pid_t, out: String) {
+        let out = "\(dir)/bg-\(UUID().uuidString.prefix(8))"
+        var environment = ProcessInfo.processInfo.environment
+        environment["MGPU_MASTER_HOST"] = "127.0.0.1"
+        environment["MGPU_MASTER_PORT"] = "\(port)"
+        let pid = try Spawn.start(["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", dir + "/work", mgpuBinary] + args,
+                                  environment: environment.map { "\($0.key)=\($0.value)" },
+                                  stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),
+                                  stderr: .path(out + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC), newSession: false)
+        extraPids.append(pid)
+        return (pid, out)
     }
 
     /// A master plus agents, all registered.
@@ -136,8 +154,8 @@ final class TestCluster {
     /// Kills everything this cluster started, the jobs' process groups included.
     func stop() {
         Glibc.kill(masterPid, SIGKILL)
-        for pid in agentPids.values { Glibc.kill(pid, SIGKILL) }
-        for pid in [masterPid] + Array(agentPids.values) { var s: Int32 = 0; waitpid(pid, &s, 0) }
+        for pid in Array(agentPids.values) + extraPids { Glibc.kill(pid, SIGKILL) }
+        for pid in [masterPid] + Array(agentPids.values) + extraPids { var s: Int32 = 0; waitpid(pid, &s, 0) }
         let enumerator = FileManager.default.enumerator(atPath: dir)
         while let path = enumerator?.nextObject() as? String {
             guard path.hasSuffix("/pid"), let text = try? String(contentsOfFile: "\(dir)/\(path)", encoding: .utf8) else { continue }

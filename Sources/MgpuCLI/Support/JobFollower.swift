@@ -1,0 +1,96 @@
+import Foundation
+import MgpuClient
+import MgpuCore
+import MgpuWire
+
+/// Follows a job's output on every rank and stream, at byte offsets, until it ends: what `logs -f` and
+/// `srun` print. Lines of a job with several ranks are prefixed with the rank, as `srun --label` does.
+struct JobFollower {
+    let master: MasterClient
+    let id: String
+    var offsets: [String: Int64] = [:]
+    var complete: Set<String> = []
+    /// Partial last line per rank and stream, so that a prefix is written only at the start of a line.
+    var atLineStart: [String: Bool] = [:]
+
+    init(master: MasterClient, id: String) {
+        self.master = master
+        self.id = id
+    }
+
+    /// Waits while the job is pending, saying once why (`job F68FAFEC pending: waiting for 1 GPU`).
+    mutating func waitForStart(announce: Bool) async throws -> JobInfo {
+        var said = false
+        while true {
+            let info = try await master.job(id)
+            if info.state != .pending { return info }
+            if announce && !said {
+                FileHandle.standardError.write(Data("job \(id) pending: \(info.note ?? "waiting")\n".utf8))
+                said = true
+            }
+            // Wakes at the master when the job changes.
+            _ = try await master.output(job: id, rank: 0, stream: .stdout, offset: 0, wait: 10)
+        }
+    }
+
+    /// Prints what is new; with `follow`, keeps going until the job has ended and all output arrived.
+    /// Returns the job as it ended (or as it is, without `follow`).
+    mutating func stream(follow: Bool) async throws -> JobInfo {
+        var info = try await master.job(id)
+        while true {
+            let ranks = max(1, info.parts.count)
+            var progressed = false
+            for rank in 0..<ranks {
+                for stream in StreamName.allCases {
+                    let key = "\(rank).\(stream.rawValue)"
+                    if complete.contains(key) { continue }
+                    let out = try await master.output(job: id, rank: rank, stream: stream, offset: offsets[key] ?? 0, wait: 0)
+                    if !out.bytes.isEmpty {
+                        write(out.bytes, key: key, to: stream, prefix: ranks > 1 ? "\(rank): " : nil)
+                        offsets[key] = (offsets[key] ?? 0) + Int64(out.bytes.count)
+                        progressed = true
+                    }
+                    if out.complete { complete.insert(key) }
+                }
+            }
+            if complete.count == ranks * 2 { return try await master.job(id) }
+            if !follow && !progressed { return info }
+            if !progressed {
+                // Wait at the master for any new output or a state change.
+                _ = try await master.output(job: id, rank: 0, stream: .stdout, offset: offsets["0.stdout"] ?? 0, wait: 10)
+                info = try await master.job(id)
+            }
+        }
+    }
+
+    mutating func write(_ bytes: [UInt8], key: String, to stream: StreamName, prefix: String?) {
+        let handle = stream == .stdout ? FileHandle.standardOutput : FileHandle.standardError
+        guard let prefix else { handle.write(Data(bytes)); return }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        var start = atLineStart[key] ?? true
+        for b in bytes {
+            if start { out.append(contentsOf: Array(prefix.utf8)) }
+            out.append(b)
+            start = b == 10
+        }
+        atLineStart[key] = start
+        handle.write(Data(out))
+    }
+}
+
+/// The exit code a foreground client (srun) returns for a job that ended.
+enum JobExitCode {
+    static let cancelled: Int32 = 250
+    static let nodeFail: Int32 = 251
+
+    static func of(_ info: JobInfo) -> Int32 {
+        switch info.state {
+        case .completed: 0
+        case .failed: info.exit.map { $0.error != nil ? 1 : $0.shellCode } ?? 1
+        case .cancelled: cancelled
+        case .nodeFail: nodeFail
+        case .pending, .running: 1
+        }
+    }
+}

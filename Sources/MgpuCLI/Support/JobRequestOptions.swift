@@ -1,0 +1,79 @@
+import ArgumentParser
+import MgpuCore
+
+/// What a job asks for: options shared by `mgpu submit` and `mgpu srun`.
+struct JobRequestOptions: ParsableArguments {
+    @Option(help: "GPUs on one node (default 1; 0: a CPU-only job). With --nodes N, GPUs in all, split evenly.")
+    var gpus: Int?
+
+    @Option(help: "GPUs on each node (with --nodes).")
+    var gpusPerNode: Int?
+
+    @Option(help: ArgumentHelp("Exact GPU indices on each node, e.g. 0,1 (on any node that has them free, or on --nodelist).", valueName: "list"))
+    var gpuIds: String?
+
+    @Option(help: "How many distinct nodes (default 1, or the length of --nodelist).")
+    var nodes: Int?
+
+    @Option(help: ArgumentHelp("Only these nodes, comma-separated; ranks follow this order.", valueName: "list"))
+    var nodelist: String?
+
+    @Option(help: ArgumentHelp("Exact GPUs: \"NODE:GPU[,GPU...][;NODE:GPU...]\".", valueName: "list"))
+    var nodeGpuIds: String?
+
+    @Flag(help: "Set MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK, NPROC_PER_NODE and WORLD_SIZE for torchrun.")
+    var distributed = false
+
+    @Option(help: "A name for the job (default: the command's first word).")
+    var name: String?
+
+    @Option(help: "Seconds between SIGTERM and SIGKILL when the job is cancelled.")
+    var killGrace: Double = 10
+
+    func validate() throws {
+        _ = try makeRequest()
+        if killGrace < 0 || killGrace > 86_400 { throw ValidationError("--kill-grace must be 0-86400 s") }
+    }
+
+    var request: ResourceRequest { (try? makeRequest()) ?? ResourceRequest() }
+
+    func makeRequest() throws -> ResourceRequest {
+        if let nodeGpuIds {
+            if gpus != nil || gpusPerNode != nil || gpuIds != nil || nodes != nil || nodelist != nil {
+                throw ValidationError("--node-gpu-ids names every GPU: do not combine it with --gpus, --gpus-per-node, --gpu-ids, --nodes or --nodelist")
+            }
+            switch PinnedGPUs.parseList(nodeGpuIds) {
+            case .failure(let error): throw ValidationError(error.message)
+            case .success(let pinned): return ResourceRequest(gpusPerNode: 0, nodes: pinned.count, pinned: pinned, distributed: distributed)
+            }
+        }
+        let list = try nodelist.map { text -> [String] in
+            let names = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if names.isEmpty { throw ValidationError("--nodelist is empty") }
+            return names
+        }
+        let count = nodes ?? list?.count ?? 1
+        guard (1...10_000).contains(count) else { throw ValidationError("--nodes must be 1-10000, got \(count)") }
+        if let ids = gpuIds {
+            if gpus != nil || gpusPerNode != nil { throw ValidationError("--gpu-ids names the GPUs: do not combine it with --gpus or --gpus-per-node") }
+            let parsed = try ids.split(separator: ",", omittingEmptySubsequences: false).map { text -> Int in
+                guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
+                    throw ValidationError("--gpu-ids takes GPU indices like 0,1; \"\(text)\" is not one")
+                }
+                return n
+            }
+            return ResourceRequest(nodes: count, nodelist: list, gpuIds: parsed, distributed: distributed)
+        }
+        var perNode = gpusPerNode ?? 1
+        if let gpus {
+            guard gpus >= 0 else { throw ValidationError("--gpus must be 0 or more, got \(gpus)") }
+            if gpusPerNode != nil { throw ValidationError("give --gpus or --gpus-per-node, not both") }
+            guard gpus % count == 0 else {
+                throw ValidationError("--gpus \(gpus) cannot be split evenly over \(count) nodes; use --gpus-per-node")
+            }
+            perNode = gpus / count
+        }
+        guard (0...1024).contains(perNode) else { throw ValidationError("GPUs per node must be 0-1024, got \(perNode)") }
+        return ResourceRequest(gpusPerNode: perNode, nodes: count, nodelist: list, distributed: distributed)
+    }
+}
