@@ -27,7 +27,9 @@ let package = Package(
         // JSON types of the HTTP API shared by master, agent and client.
         .target(name: "MgpuWire", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
         // The per-job supervisor process and the posix_spawn helper (Glibc only, no Foundation).
-        .target(name: "MgpuSupervisor", swiftSettings: swiftSettings),
+        .target(name: "MgpuSupervisor", dependencies: ["CMgpuSpawn"], swiftSettings: swiftSettings),
+        // A C shim for the glibc spawn extension Swift's Glibc module does not expose.
+        .target(name: "CMgpuSpawn"),
         // A small HTTP/1.1 client over SwiftNIO used by the agent and the CLI.
         .target(name: "MgpuClient", dependencies: [
             "MgpuWire",

@@ -1,3 +1,4 @@
+import CMgpuSpawn
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -5,7 +6,7 @@ import Darwin
 #endif
 
 /// Starts processes with `posix_spawn`, always with an empty signal mask and default signal
-/// dispositions, whatever thread calls it. (A child forked from a Swift concurrency thread would
+/// dispositions, whatever thread calls it, and with no file descriptor of ours beyond 0, 1 and 2. (A child forked from a Swift concurrency thread would
 /// otherwise inherit SIGTERM/SIGCHLD blocked and ignore `kill`.)
 public enum Spawn {
     public struct Failure: Error, CustomStringConvertible {
@@ -52,6 +53,9 @@ public enum Spawn {
             case .path(let path, let openFlags): posix_spawn_file_actions_addopen(&actions, fd, path, openFlags, 0o644)
             }
         }
+
+        // The child gets stdin, stdout and stderr and nothing else of ours (no sockets, no database files).
+        _ = mgpu_spawn_file_actions_addclosefrom(&actions, 3)
 
         var pid: pid_t = 0
         let cArgs = argv.map { strdup($0) } + [nil]

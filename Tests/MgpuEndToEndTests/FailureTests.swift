@@ -5,7 +5,8 @@ import MgpuSupervisor
 import MgpuWire
 import Testing
 
-@Suite(.serialized) struct FailureTests {
+extension EndToEndTests {
+@Suite struct FailureTests {
     @Test func masterKilledAndRestartedLosesNothing() async throws {
         let cluster = try await TestCluster.start(agents: ["node001": 1])
         defer { cluster.stop() }
@@ -155,4 +156,5 @@ import Testing
         try await cluster.waitForState(id, [.completed])
         #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "0,1\n")
     }
+}
 }

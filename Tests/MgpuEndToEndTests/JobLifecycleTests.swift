@@ -5,19 +5,23 @@ import MgpuWire
 import Testing
 
 /// Real master and agents as separate processes; run one at a time (they are timing-sensitive on 2 cores).
-@Suite(.serialized) struct JobLifecycleTests {
+extension EndToEndTests {
+@Suite struct JobLifecycleTests {
     @Test func concurrentJobsGetDistinctGPUsWorkdirAndEnvironment() async throws {
         let cluster = try await TestCluster.start()
         defer { cluster.stop() }
         let cwd = cluster.dir + "/work/sub dir"
         try FileManager.default.createDirectory(atPath: cwd, withIntermediateDirectories: true)
-        let script = #"echo "$MGPU_NODE_ID|$CUDA_VISIBLE_DEVICES|$CUDA_DEVICE_ORDER|$MGPU_JOB_ID|$(pwd)|$MY_SETTING" > "out.$MGPU_JOB_ID"; sleep 1.5"#
+        // Each job waits for a release file, so all four are seen running at once however slow the machine.
+        let script = #"echo "$MGPU_NODE_ID|$CUDA_VISIBLE_DEVICES|$CUDA_DEVICE_ORDER|$MGPU_JOB_ID|$(pwd)|$MY_SETTING" > "out.$MGPU_JOB_ID"; "#
+            + #"i=0; while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"#
         var ids: [JobID] = []
         for _ in 0..<4 { ids.append(try await cluster.submit([script], cwd: cwd, env: ["MY_SETTING": "from-submitter"])) }
         // All four run at once on the four GPUs.
         try await waitUntil("4 running jobs", timeout: 20) {
             try await cluster.client.queue().jobs.filter { $0.state == .running }.count == 4
         }
+        FileManager.default.createFile(atPath: cwd + "/release", contents: nil)
         for id in ids { try await cluster.waitForState(id, [.completed]) }
         var seen = Set<String>()
         for id in ids {
@@ -113,4 +117,5 @@ import Testing
         try await cluster.waitForState(id, [.completed])
         #expect(cluster.read("work/pinned.out") == "node002 1\n")
     }
+}
 }

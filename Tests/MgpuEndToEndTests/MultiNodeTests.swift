@@ -6,7 +6,8 @@ import MgpuWire
 import Testing
 
 /// Three agents with distinct node ids on this machine, one simulated GPU each.
-@Suite(.serialized) struct MultiNodeTests {
+extension EndToEndTests {
+@Suite struct MultiNodeTests {
     static let three = ["node001": 1, "node002": 1, "node003": 1]
 
     @Test func twoNodeJobsOnThreeNodesRunOneAfterTheOtherWithoutHoldingGPUs() async throws {
@@ -155,4 +156,5 @@ import Testing
         #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "0,1\n")
         #expect(try await cluster.client.queue().nodes.first?.state == .down, "the node left")
     }
+}
 }

@@ -14,6 +14,8 @@ public actor JobRunner {
     var jobs: [JobID: LocalJob] = [:]
     /// Jobs this agent run has already taken, so a work item sent twice starts once.
     var seen: Set<JobID> = []
+    /// Supervisors that recorded their status but had not exited yet: reaped on a later poll.
+    var unreaped: Set<Int32> = []
 
     /// What to put in CUDA_VISIBLE_DEVICES for each GPU index, where it is not the index itself.
     let deviceIds: [Int: String]
@@ -79,6 +81,7 @@ public actor JobRunner {
             FileManager.default.createFile(atPath: dir + "/stdout", contents: nil)
             FileManager.default.createFile(atPath: dir + "/stderr", contents: nil)
             let env = environment(for: work).map { "\($0.key)=\($0.value)" }
+            job.isChild = true
             job.supervisorPid = try Spawn.start([executable, "_supervise", dir, String(work.killGraceSeconds)],
                                                 environment: env,
                                                 stdout: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
@@ -112,9 +115,7 @@ public actor JobRunner {
         guard var job = jobs[item.jobId], job.exit == nil, !job.cancelSent else { return }
         job.cancelSent = true
         jobs[item.jobId] = job
-        if job.supervisorPid > 0 && processAlive(job.supervisorPid, commandLineContains: job.dir) {
-            kill(job.supervisorPid, SIGTERM)
-        }
+        if supervisorAlive(job) { kill(job.supervisorPid, SIGTERM) }
         logger.info("job terminating", metadata: ["job": "\(item.jobId)", "node": "\(nodeId)", "reason": "\(item.reason)"])
     }
 
@@ -127,20 +128,32 @@ public actor JobRunner {
         }
     }
 
+    /// Whether a part's supervisor still runs. Our own children are alive until reaped (and reaped here
+    /// once they exit); re-adopted ones are checked through /proc.
+    func supervisorAlive(_ job: LocalJob) -> Bool {
+        guard job.supervisorPid > 0 else { return false }
+        if job.isChild { return !reapIfExited(job.supervisorPid) }
+        return processAlive(job.supervisorPid, commandLineContains: job.dir)
+    }
+
     /// Notices parts that ended. Returns true when one did.
     public func poll() -> Bool {
-        reapChildren()
+        unreaped = unreaped.filter { !reapIfExited($0) }
         var ended = false
         for (id, job) in jobs where job.exit == nil {
+            let alive = supervisorAlive(job)
+            // Read the status after the liveness check: a supervisor writes it just before it exits.
             if let exit = readExit(job) {
                 jobs[id]!.exit = exit
-                ended = true
-                logger.info("job process ended", metadata: ["job": "\(id)", "node": "\(nodeId)", "exit": "\(exit.summary)"])
-            } else if job.supervisorPid > 0, !processAlive(job.supervisorPid, commandLineContains: job.dir) {
-                // It may have written its status just now.
-                jobs[id]!.exit = readExit(job) ?? ExitStatus(error: "the job's supervisor died without recording an exit status")
-                ended = true
+                if job.isChild && alive && !reapIfExited(job.supervisorPid) { unreaped.insert(job.supervisorPid) }
+            } else if !alive {
+                jobs[id]!.exit = ExitStatus(error: "the job's supervisor died without recording an exit status")
+                logger.warning("job supervisor died", metadata: ["job": "\(id)", "node": "\(nodeId)", "pid": "\(job.supervisorPid)"])
+            } else {
+                continue
             }
+            ended = true
+            logger.info("job process ended", metadata: ["job": "\(id)", "node": "\(nodeId)", "exit": "\(jobs[id]!.exit!.summary)"])
         }
         return ended
     }
@@ -166,7 +179,7 @@ public actor JobRunner {
     public func terminateAll(reason: String, maxGrace: Double, timeout: Double) async -> [JobID] {
         let victims = jobs.filter { $0.value.exit == nil }.map(\.key)
         for id in victims {
-            guard let job = jobs[id], job.supervisorPid > 0, processAlive(job.supervisorPid, commandLineContains: job.dir) else { continue }
+            guard let job = jobs[id], supervisorAlive(job) else { continue }
             kill(job.supervisorPid, SIGTERM)
             logger.info("job terminating", metadata: ["job": "\(id)", "node": "\(nodeId)", "reason": "\(reason)"])
         }

@@ -14,6 +14,8 @@ struct LocalJob: Sendable {
     var work: WorkItem
     var dir: String
     var supervisorPid: Int32
+    /// This agent run started the supervisor: it is our child, so its pid stays ours until we reap it.
+    var isChild = false
     var exit: ExitStatus?
     /// Bytes of each stream the master has acknowledged.
     var shipped: [StreamName: Int64] = [:]

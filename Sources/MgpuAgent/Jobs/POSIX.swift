@@ -18,7 +18,9 @@ func currentExecutable() -> String {
     return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-/// Whether `pid` is a live (not zombie) process whose command line contains `marker`.
+/// Whether `pid` is a live (not zombie) process whose command line contains `marker`. Used for processes
+/// this agent did not start (re-adopted supervisors), where the pid may have been reused. An empty command
+/// line (a process in the middle of exec) counts as a match.
 func processAlive(_ pid: Int32, commandLineContains marker: String) -> Bool {
     guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
     guard let stat = readSmallFile("/proc/\(pid)/stat"),
@@ -26,7 +28,7 @@ func processAlive(_ pid: Int32, commandLineContains marker: String) -> Bool {
     let state = stat[stat.index(close, offsetBy: 2)...].first
     if state == "Z" || state == "X" { return false }
     guard let cmdline = readSmallFile("/proc/\(pid)/cmdline") else { return false }
-    return cmdline.replacingNulls.contains(marker)
+    return cmdline.isEmpty || cmdline.replacingNulls.contains(marker)
 }
 
 func readSmallFile(_ path: String) -> String? {
@@ -43,10 +45,12 @@ func readSmallFile(_ path: String) -> String? {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// Reaps every exited child without blocking (supervisors the agent started).
-func reapChildren() {
+/// Reaps `pid` if it has exited (without blocking). True when it is gone.
+func reapIfExited(_ pid: Int32) -> Bool {
     var status: Int32 = 0
-    while waitpid(-1, &status, WNOHANG) > 0 {}
+    var r: Int32
+    repeat { r = waitpid(pid, &status, WNOHANG) } while r < 0 && errno == EINTR
+    return r == pid || (r < 0 && errno == ECHILD)
 }
 
 /// A TCP port free on this machine just now (bound to port 0 and released).

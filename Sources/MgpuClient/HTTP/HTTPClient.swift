@@ -18,12 +18,14 @@ public enum TransportError: Error, CustomStringConvertible {
     case unreachable(host: String, port: Int, reason: String)
     case timedOut(host: String, port: Int, seconds: Double)
     case closed(host: String, port: Int)
+    case failed(host: String, port: Int, reason: String)
 
     public var description: String {
         switch self {
         case let .unreachable(host, port, reason): "cannot reach the mgpu master at \(host):\(port) (\(reason))"
         case let .timedOut(host, port, seconds): "no answer from the mgpu master at \(host):\(port) within \(Int(seconds)) s"
         case let .closed(host, port): "the mgpu master at \(host):\(port) closed the connection before answering"
+        case let .failed(host, port, reason): "the request to the mgpu master at \(host):\(port) failed (\(reason))"
         }
     }
 }
@@ -41,8 +43,19 @@ public struct HTTPClient: Sendable {
         self.connectTimeout = connectTimeout
     }
 
+    /// Sends one request. A GET (idempotent) that fails in transport is tried once more.
     public func request(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil,
                         contentType: String = "application/json", timeout: Double = 30) async throws -> HTTPResult {
+        do {
+            return try await requestOnce(method, path, body: body, contentType: contentType, timeout: timeout)
+        } catch let error as TransportError where method == .GET {
+            if case .timedOut = error { throw error }
+            try await Task.sleep(for: .milliseconds(50))
+            return try await requestOnce(method, path, body: body, contentType: contentType, timeout: timeout)
+        }
+    }
+
+    func requestOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String, timeout: Double) async throws -> HTTPResult {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -100,7 +113,7 @@ public struct HTTPClient: Sendable {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                throw TransportError.closed(host: host, port: port)
+                throw TransportError.failed(host: host, port: port, reason: Self.describe(error))
             }
             channel.channel.close(promise: nil)
             throw TransportError.timedOut(host: host, port: port, seconds: timeout)
