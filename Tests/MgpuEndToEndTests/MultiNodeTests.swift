@@ -75,11 +75,11 @@ extension EndToEndTests {
         let cluster = try await TestCluster.start(agents: Self.three)
         defer { cluster.stop() }
         let marker = "4\(Int.random(in: 100_000...999_999))"
-        let id = try await cluster.submit(["--nodes", "3", "--gpus-per-node", "1", "sleep \(marker)"])
+        let id = try await cluster.submit(["--nodes", "3", "--gpus-per-node", "1", "--distributed", "sleep \(marker)"])
         try await cluster.waitForState(id, [.running])
         try await waitUntil("three parts running", timeout: 10) { processes(containing: "sleep \(marker)").count >= 6 }
         let queue = try await cluster.mgpu(["queue"])
-        #expect(queue.stdout.contains("node001:gpu0, node002:gpu0, node003:gpu0"), "\(queue.stdout)")
+        #expect(queue.stdout.contains("node001:gpu0, node002:gpu0, node003:gpu0 (distributed)"), "\(queue.stdout)")
         _ = try await cluster.mgpu(["cancel", id.rawValue])
         try await cluster.waitForState(id, [.cancelled])
         #expect(processes(containing: "sleep \(marker)").isEmpty, "cancel reached all three nodes")

@@ -33,9 +33,10 @@ extension Mgpu {
                 case .running: elapsed = formatElapsed(queue.now - (job.startTime ?? queue.now))
                 default: elapsed = formatElapsed((job.endTime ?? queue.now) - (job.startTime ?? job.endTime ?? queue.now))
                 }
-                let gpus = job.parts.isEmpty
+                var gpus = job.parts.isEmpty
                     ? (job.request.pinned != nil ? "pinned" : "\(job.request.totalGPUs)")
                     : job.placementText
+                if job.request.distributed { gpus += " (distributed)" }
                 var reason = job.note ?? job.reason ?? ""
                 if job.state.isTerminal, let exit = job.exit, job.state != .nodeFail { reason = job.reason ?? exit.summary }
                 let state = job.state == .running && job.note?.hasPrefix("node not responding") == true ? "RUNNING*" : job.state.rawValue

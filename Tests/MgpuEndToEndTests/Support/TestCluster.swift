@@ -51,16 +51,17 @@ final class TestCluster {
                                     stderr: .path(log + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC))
         try await waitUntil("the master listens", timeout: 20) {
             guard let text = try? String(contentsOfFile: log, encoding: .utf8),
-                  let range = text.range(of: "listening on http://127.0.0.1:") else { return false }
-            let digits = text[range.upperBound...].prefix { $0.isNumber }
+                  let range = text.range(of: "listening on http://") else { return false }
+            let digits = text[range.upperBound...].drop { $0 != ":" }.dropFirst().prefix { $0.isNumber }
             self.port = Int(digits) ?? 0
             return self.port > 0
         }
     }
 
-    func startAgent(_ id: String, gpus: Int? = 2, extra: [String] = [], env: [String: String] = [:], masterPort: Int? = nil) throws {
+    func startAgent(_ id: String, gpus: Int? = 2, extra: [String] = [], env: [String: String] = [:], masterPort: Int? = nil,
+                    masterHost: String = "127.0.0.1", prefix: [String] = []) throws {
         let log = "\(dir)/agent-\(id).\(Int(Date().timeIntervalSince1970 * 1000)).log"
-        var args = [mgpuBinary, "node", "--node-id", id, "--master-host", "127.0.0.1", "--master-port", "\(masterPort ?? port)",
+        var args = prefix + [mgpuBinary, "node", "--node-id", id, "--master-host", masterHost, "--master-port", "\(masterPort ?? port)",
                     "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"]
         if let gpus { args += ["--simulate-gpus", "\(gpus)"] }
         var environment = ProcessInfo.processInfo.environment
