@@ -40,7 +40,6 @@ public struct Relay: Service {
                         try inbound.pipeline.syncOperations.addHandler(a)
                         try outbound.pipeline.syncOperations.addHandler(b)
                         logger.debug("relay: connection from \(peer) joined to \(targetHost):\(targetPort)")
-                        inbound.closeFuture.whenComplete { _ in logger.debug("relay: connection from \(peer) closed") }
                     }
                     .flatMap {
                         // Read only once both sides are joined; from then on the glue handlers pace the reads.
