@@ -90,7 +90,7 @@ extension EndToEndTests {
         kill(srun.pid, SIGINT)
         #expect(try await waitForExit(srun.pid, timeout: 20) == 250, "250: cancelled")
         #expect(processes(containing: "sleep \(marker)").isEmpty)
-        #expect(cluster.read(srun.out.replacingOccurrences(of: cluster.dir + "/", with: "") + ".err")?.contains("cancelling job") == true)
+        #expect(cluster.read(srun.out + ".err")?.contains("cancelling job") == true)
     }
 
     @Test func aLostNodeFailsTheJobAndStopsTheOtherRanks() async throws {
@@ -135,7 +135,7 @@ extension EndToEndTests {
         let relay = try cluster.startCLI(["relay", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(cluster.port)", "--verbose"])
         var relayPort = 0
         try await waitUntil("the relay listens", timeout: 10) {
-            let text = cluster.read(relay.out.replacingOccurrences(of: cluster.dir + "/", with: "")) ?? ""
+            let text = cluster.read(relay.out) ?? ""
             guard let r = text.range(of: "listening on 127.0.0.1:") else { return false }
             relayPort = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
             return relayPort > 0
@@ -146,7 +146,7 @@ extension EndToEndTests {
         try await cluster.waitForState(id, [.completed])
         #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "through the relay\n")
         #expect(cluster.agentLog("behindrelay")?.contains("registered with 127.0.0.1:\(relayPort)") == true)
-        #expect(cluster.read(relay.out.replacingOccurrences(of: cluster.dir + "/", with: "") + ".err")?.contains("relay: connection from") == true,
+        #expect(cluster.read(relay.out + ".err")?.contains("relay: connection from") == true,
                 "one log line per connection with --verbose")
     }
 

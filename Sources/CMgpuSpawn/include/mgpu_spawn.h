@@ -6,3 +6,14 @@
 int mgpu_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
 #endif
+
+#ifndef MGPU_PTY_H
+#define MGPU_PTY_H
+#include <stddef.h>
+/// Opens a pseudo-terminal pair's master side (close-on-exec) with the given window size and the slave's echo
+/// off (the client's terminal echoes). Writes the slave's path into `name`. Returns the master fd, or -1.
+int mgpu_open_pty(char *name, size_t length, int rows, int columns);
+#endif
+
+/// The terminal size of `fd`; returns 0 on success.
+int mgpu_terminal_size(int fd, int *rows, int *columns);

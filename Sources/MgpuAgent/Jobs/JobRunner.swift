@@ -82,7 +82,14 @@ public actor JobRunner {
             FileManager.default.createFile(atPath: dir + "/stderr", contents: nil)
             let env = environment(for: work).map { "\($0.key)=\($0.value)" }
             job.isChild = true
-            job.supervisorPid = try Spawn.start([executable, "_supervise", dir, String(work.killGraceSeconds)],
+            var args = [executable, "_supervise", dir, String(work.killGraceSeconds)]
+            if let limit = work.timeLimit { args += ["--time", String(limit)] }
+            if work.stdin == true {
+                FileManager.default.createFile(atPath: dir + "/stdin", contents: nil)
+                args.append("--stdin")
+            }
+            if let tty = work.tty { args += ["--tty", String(tty.rows), String(tty.columns)] }
+            job.supervisorPid = try Spawn.start(args,
                                                 environment: env,
                                                 stdout: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
                                                 stderr: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
@@ -107,6 +114,7 @@ public actor JobRunner {
         env["MGPU_NODE_RANK"] = String(work.rank)
         env["MGPU_NNODES"] = String(work.nodeCount)
         env["MGPU_GPUS"] = env["CUDA_VISIBLE_DEVICES"]
+        if work.stdin == true && work.tty == nil { env["PYTHONUNBUFFERED"] = "1" }
         return env
     }
 
@@ -117,6 +125,35 @@ public actor JobRunner {
         jobs[item.jobId] = job
         if supervisorAlive(job) { kill(job.supervisorPid, SIGTERM) }
         logger.info("job terminating", metadata: ["job": "\(item.jobId)", "node": "\(nodeId)", "reason": "\(item.reason)"])
+    }
+
+    /// Running parts that read the client's stdin, with how much of it they have.
+    func stdinWanted() -> [(JobID, Int64)] {
+        jobs.filter { $0.value.work.stdin == true && $0.value.exit == nil && !$0.value.stdinDone }.map { id, job in
+            (id, job.stdinOffset == 0 ? fileSize(job.dir + "/stdin") : job.stdinOffset)
+        }
+    }
+
+    /// Appends the client's stdin for the supervisor to feed; `eof` marks its end.
+    func appendStdin(_ id: JobID, offset: Int64, bytes: [UInt8], eof: Bool) {
+        guard var job = jobs[id], job.exit == nil else { return }
+        let path = job.dir + "/stdin"
+        let current = fileSize(path)
+        if offset == current && !bytes.isEmpty, let handle = FileHandle(forWritingAtPath: path) {
+            handle.seekToEndOfFile()
+            handle.write(Data(bytes))
+            try? handle.close()
+        }
+        job.stdinOffset = fileSize(path)
+        if eof {
+            FileManager.default.createFile(atPath: job.dir + "/stdin.eof", contents: nil)
+            job.stdinDone = true
+        }
+        jobs[id] = job
+    }
+
+    func fileSize(_ path: String) -> Int64 {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
     }
 
     /// The master committed these parts' ends: forget them.

@@ -22,6 +22,9 @@ struct LocalJob: Sendable {
     /// The master's size of each stream is not known yet (after adoption).
     var probed: Set<StreamName> = []
     var cancelSent = false
+    /// Bytes of the client's stdin written to JOBDIR/stdin, and whether it was closed.
+    var stdinOffset: Int64 = 0
+    var stdinDone = false
 
     /// True when the job ended and all its output reached the master.
     var readyToReport: Bool {
@@ -34,9 +37,11 @@ struct LocalJob: Sendable {
     }
 
     static func parseExit(_ text: String) -> ExitStatus? {
-        let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if line.hasPrefix("code "), let n = Int32(line.dropFirst(5)) { return ExitStatus(code: n) }
-        if line.hasPrefix("signal "), let n = Int32(line.dropFirst(7)) { return ExitStatus(signal: n) }
+        var line = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let timedOut = line.hasPrefix("timeout ")
+        if timedOut { line.removeFirst("timeout ".count) }
+        if line.hasPrefix("code "), let n = Int32(line.dropFirst(5)) { return ExitStatus(code: n, timedOut: timedOut ? true : nil) }
+        if line.hasPrefix("signal "), let n = Int32(line.dropFirst(7)) { return ExitStatus(signal: n, timedOut: timedOut ? true : nil) }
         if line.hasPrefix("error ") { return ExitStatus(error: String(line.dropFirst(6))) }
         return nil
     }

@@ -39,6 +39,7 @@ public actor AgentService: Service {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.pollLoop() }
                 group.addTask { await self.localLoop() }
+                group.addTask { await self.stdinLoop() }
             }
         }
         if config.drainOnShutdown {
@@ -148,6 +149,40 @@ public actor AgentService: Service {
             let output = await hasOutput()
             if ended || due || output {
                 do { try await sync(wait: 0) } catch { connected = false }
+            }
+        }
+    }
+
+    /// Relays interactive jobs' stdin from the master to their directories (a long-poll per job).
+    func stdinLoop() async {
+        var relays: [JobID: Task<Void, Never>] = [:]
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let wanted = await runner.stdinWanted()
+            let ids = Set(wanted.map(\.0))
+            for (id, task) in relays where !ids.contains(id) { task.cancel(); relays[id] = nil }
+            for (id, _) in wanted where relays[id] == nil {
+                relays[id] = Task { await self.relayStdin(id) }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        for task in relays.values { task.cancel() }
+    }
+
+    func relayStdin(_ id: JobID) async {
+        var failures = 0
+        while !Task.isCancelled {
+            guard let (_, offset) = await runner.stdinWanted().first(where: { $0.0 == id }) else { return }
+            do {
+                let input = try await client.stdin(job: id, offset: offset, wait: 20)
+                await runner.appendStdin(id, offset: offset, bytes: input.bytes, eof: input.eof)
+                failures = 0
+                if input.eof { return }
+            } catch let error as APIError where error.status == 404 {
+                await runner.appendStdin(id, offset: offset, bytes: [], eof: true)
+                return
+            } catch {
+                failures += 1
+                try? await Task.sleep(for: .milliseconds(Int64(min(5000, 100 * failures * failures))))
             }
         }
     }

@@ -25,7 +25,7 @@ extension Mgpu {
         }
 
         static func render(_ queue: QueueResponse) -> String {
-            var jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "REASON"])
+            var jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "TIME LEFT", "REASON"])
             for job in queue.jobs {
                 let elapsed: String
                 switch job.state {
@@ -40,7 +40,15 @@ extension Mgpu {
                 var reason = job.note ?? job.reason ?? ""
                 if job.state.isTerminal, let exit = job.exit, job.state != .nodeFail { reason = job.reason ?? exit.summary }
                 let state = job.state == .running && job.note?.hasPrefix("node not responding") == true ? "RUNNING*" : job.state.rawValue
-                jobs.rows.append([job.id.rawValue, String(job.name.prefix(24)), job.user, state, gpus, elapsed, reason])
+                var left = "-"
+                if let limit = job.timeLimit {
+                    switch job.state {
+                    case .pending: left = formatElapsed(limit)
+                    case .running: left = formatElapsed(max(0, limit - (queue.now - (job.startTime ?? queue.now))))
+                    default: break
+                    }
+                }
+                jobs.rows.append([job.id.rawValue, String(job.name.prefix(24)), job.user, state, gpus, elapsed, left, reason])
             }
             var nodes = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
             for node in queue.nodes {

@@ -21,6 +21,7 @@ extension Mgpu {
 
         @OptionGroup var client: ClientOptions
         @OptionGroup var job: JobRequestOptions
+        @OptionGroup(title: "Interactive session") var session: SessionOptions
 
         @Argument(parsing: .captureForPassthrough, help: "The command: words after --, or one quoted string.")
         var command: [String] = []
@@ -32,29 +33,38 @@ extension Mgpu {
         }
 
         func run() async throws {
-            let master = client.client
-            let id: String
-            do {
-                id = try await master.submit([job.spec(command: CommandText.join(command))])[0].rawValue
-            } catch {
-                throw CLIError.from(error, client: client)
-            }
-            let interrupts = Interrupts.install(job: id, master: master)
-            defer { interrupts.cancel() }
-            do {
-                var follower = JobFollower(master: master, id: id)
-                _ = try await follower.waitForStart(announce: true)
-                let ended = try await follower.stream(follow: true)
-                if ended.state != .completed {
-                    let why = ended.reason ?? ended.exit?.summary ?? ended.state.rawValue
-                    FileHandle.standardError.write(Data("mgpu: job \(id) \(ended.state.rawValue): \(why)\n".utf8))
-                }
-                throw CLIError.exit(JobExitCode.of(ended))
-            } catch let error as CLIError {
-                throw error
-            } catch {
-                throw CLIError("\(CLIError.from(error, client: client).message) (job \(id) goes on; follow it with: mgpu logs -f \(id))", exitCode: 2)
-            }
+            let spec = job.spec(command: CommandText.join(command), interactive: true)
+            let id = try await client.call { try await $0.submit([spec]) }[0].rawValue
+            try await ForegroundSession(client: client, options: session, id: id).run(announce: true, forwardStdin: true)
+        }
+    }
+
+    struct Attach: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Reattach to a job: its live output (from the start, or the last N lines) and, if interactive, its stdin.",
+            discussion: "Exits with the job's exit code when it ends; Ctrl-C cancels the job, Ctrl-C twice detaches at once.")
+
+        @OptionGroup var client: ClientOptions
+        @OptionGroup(title: "Interactive session") var session: SessionOptions
+
+        @Option(help: ArgumentHelp("Start with the last N lines of each stream instead of the whole output.", valueName: "N"))
+        var tail: Int?
+
+        @Flag(help: "Do not forward this terminal's stdin to the job.")
+        var noStdin = false
+
+        @Argument(help: "The job id.")
+        var id: String
+
+        func validate() throws {
+            try validateJobIDs([id])
+            if let tail, tail < 0 { throw ValidationError("--tail must be 0 or more") }
+        }
+
+        func run() async throws {
+            let job = try await client.call { try await $0.job(id) }
+            try await ForegroundSession(client: client, options: session, id: job.id.rawValue)
+                .run(announce: true, forwardStdin: !noStdin, tailLines: tail)
         }
     }
 }

@@ -19,6 +19,11 @@ extension Mgpu {
         @OptionGroup var client: ClientOptions
         @OptionGroup var job: JobRequestOptions
 
+        @Flag(name: [.customShort("i"), .long], help: "Stay in the foreground: stream the job's output, forward stdin, exit with its exit code.")
+        var interactive = false
+
+        @OptionGroup(title: "Interactive session") var session: SessionOptions
+
         @Argument(parsing: .captureForPassthrough, help: "The command: one quoted string, or words after --.")
         var command: [String] = []
 
@@ -29,17 +34,24 @@ extension Mgpu {
         }
 
         func run() async throws {
-            let ids = try await client.call { try await $0.submit([job.spec(command: CommandText.join(command))]) }
-            for id in ids { say("Submitted job \(id)") }
+            let spec = job.spec(command: CommandText.join(command), interactive: interactive)
+            let ids = try await client.call { try await $0.submit([spec]) }
+            guard interactive else {
+                for id in ids { say("Submitted job \(id)") }
+                return
+            }
+            try await ForegroundSession(client: client, options: session, id: ids[0].rawValue).run(announce: true, forwardStdin: true)
         }
     }
 }
 
 extension JobRequestOptions {
     /// The job as submitted from here: this user, directory and environment.
-    func spec(command: String) -> JobSpec {
+    func spec(command: String, interactive: Bool) -> JobSpec {
         JobSpec(name: name, user: currentUser(), command: command, workdir: FileManager.default.currentDirectoryPath,
-                environment: ProcessInfo.processInfo.environment, request: request, killGraceSeconds: killGrace)
+                environment: ProcessInfo.processInfo.environment, request: request, killGraceSeconds: killGrace,
+                timeLimit: timeLimit, interactive: interactive ? true : nil,
+                tty: interactive ? ForegroundSession.terminalSize : nil)
     }
 }
 

@@ -12,6 +12,10 @@ struct JobFollower {
     var complete: Set<String> = []
     /// Partial last line per rank and stream, so that a prefix is written only at the start of a line.
     var atLineStart: [String: Bool] = [:]
+    /// How calls survive a flaky master; without one, the first failure is thrown.
+    var retry = RetryPolicy(limit: 1, what: "the mgpu master")
+    /// How long one wait at the master may last, in seconds.
+    var longPoll: Double = 10
 
     init(master: MasterClient, id: String) {
         self.master = master
@@ -22,21 +26,32 @@ struct JobFollower {
     mutating func waitForStart(announce: Bool) async throws -> JobInfo {
         var said = false
         while true {
-            let info = try await master.job(id)
+            let info = try await retry.attempt { try await master.job(id) }
             if info.state != .pending { return info }
             if announce && !said {
                 FileHandle.standardError.write(Data("job \(id) pending: \(info.note ?? "waiting")\n".utf8))
                 said = true
             }
             // Wakes at the master when the job changes.
-            _ = try await master.output(job: id, rank: 0, stream: .stdout, offset: 0, wait: 10)
+            _ = try await retry.attempt { try await master.output(job: id, rank: 0, stream: .stdout, offset: 0, wait: longPoll) }
+        }
+    }
+
+    /// Starts each stream at its last `lines` lines (`attach --tail N`).
+    mutating func startAtTail(lines: Int, ranks: Int) async throws {
+        for rank in 0..<ranks {
+            for stream in StreamName.allCases {
+                offsets["\(rank).\(stream.rawValue)"] = try await retry.attempt {
+                    try await master.tailOffset(job: id, rank: rank, stream: stream, lines: lines)
+                }
+            }
         }
     }
 
     /// Prints what is new; with `follow`, keeps going until the job has ended and all output arrived.
     /// Returns the job as it ended (or as it is, without `follow`).
     mutating func stream(follow: Bool) async throws -> JobInfo {
-        var info = try await master.job(id)
+        var info = try await retry.attempt { try await master.job(id) }
         while true {
             let ranks = max(1, info.parts.count)
             var progressed = false
@@ -44,7 +59,8 @@ struct JobFollower {
                 for stream in StreamName.allCases {
                     let key = "\(rank).\(stream.rawValue)"
                     if complete.contains(key) { continue }
-                    let out = try await master.output(job: id, rank: rank, stream: stream, offset: offsets[key] ?? 0, wait: 0)
+                    let offset = offsets[key] ?? 0
+                    let out = try await retry.attempt { try await master.output(job: id, rank: rank, stream: stream, offset: offset, wait: 0) }
                     if !out.bytes.isEmpty {
                         write(out.bytes, key: key, to: stream, prefix: ranks > 1 ? "\(rank): " : nil)
                         offsets[key] = (offsets[key] ?? 0) + Int64(out.bytes.count)
@@ -53,12 +69,13 @@ struct JobFollower {
                     if out.complete { complete.insert(key) }
                 }
             }
-            if complete.count == ranks * 2 { return try await master.job(id) }
+            if complete.count == ranks * 2 { return try await retry.attempt { try await master.job(id) } }
             if !follow && !progressed { return info }
             if !progressed {
                 // Wait at the master for any new output or a state change.
-                _ = try await master.output(job: id, rank: 0, stream: .stdout, offset: offsets["0.stdout"] ?? 0, wait: 10)
-                info = try await master.job(id)
+                let offset = offsets["0.stdout"] ?? 0
+                _ = try await retry.attempt { try await master.output(job: id, rank: 0, stream: .stdout, offset: offset, wait: longPoll) }
+                info = try await retry.attempt { try await master.job(id) }
             }
         }
     }
@@ -83,6 +100,7 @@ struct JobFollower {
 enum JobExitCode {
     static let cancelled: Int32 = 250
     static let nodeFail: Int32 = 251
+    static let timeout: Int32 = 252
 
     static func of(_ info: JobInfo) -> Int32 {
         switch info.state {
@@ -90,6 +108,7 @@ enum JobExitCode {
         case .failed: info.exit.map { $0.error != nil ? 1 : $0.shellCode } ?? 1
         case .cancelled: cancelled
         case .nodeFail: nodeFail
+        case .timeout: timeout
         case .pending, .running: 1
         }
     }

@@ -27,10 +27,18 @@ struct JobRequestOptions: ParsableArguments {
     @Option(help: "A name for the job (default: the command's first word).")
     var name: String?
 
-    @Option(help: "Seconds between SIGTERM and SIGKILL when the job is cancelled.")
+    @Option(help: "Seconds between SIGTERM and SIGKILL when the job is cancelled or reaches its time limit.")
     var killGrace: Double = 10
 
+    @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Time limit, as Slurm writes it: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS. Past it the job gets SIGTERM, then SIGKILL, and ends TIMEOUT.", valueName: "limit"))
+    var time: String?
+
+    var timeLimit: Double? { time.flatMap { TimeLimit.parse($0) } ?? nil }
+
     func validate() throws {
+        if let time, TimeLimit.parse(time) == nil {
+            throw ValidationError("--time takes MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; got \(time.debugDescription)")
+        }
         _ = try makeRequest()
         if killGrace < 0 || killGrace > 86_400 { throw ValidationError("--kill-grace must be 0-86400 s") }
     }

@@ -70,6 +70,29 @@ public struct MasterClient: Sendable {
         return (result.body, size, result.header(OutputHeader.complete) == "1")
     }
 
+    /// Where the last `lines` lines of a stream start.
+    public func tailOffset(job: String, rank: Int, stream: StreamName, lines: Int) async throws -> Int64 {
+        let result = try await http.request(.GET, "/v1/jobs/\(job)/output?rank=\(rank)&stream=\(stream.rawValue)&tailLines=\(lines)&wait=0")
+        try Self.check(result)
+        return result.header(OutputHeader.offset).flatMap { Int64($0) } ?? 0
+    }
+
+    /// Sends what the user typed to an interactive job's stdin; `eof` closes it. Returns the master's size.
+    public func sendStdin(job: String, offset: Int64, bytes: [UInt8], eof: Bool) async throws -> Int64 {
+        let result = try await http.request(.POST, "/v1/jobs/\(job)/stdin?offset=\(offset)\(eof ? "&eof=1" : "")", body: bytes,
+                                            contentType: "application/octet-stream")
+        try Self.check(result)
+        return try JSONDecoder().decode(OutputAck.self, from: Data(result.body)).size
+    }
+
+    /// An interactive job's stdin from `offset` (for its agent); waits up to `wait` s for some.
+    public func stdin(job: JobID, offset: Int64, wait: Double) async throws -> (bytes: [UInt8], size: Int64, eof: Bool) {
+        let result = try await http.request(.GET, "/v1/jobs/\(job)/stdin?offset=\(offset)&wait=\(wait)", timeout: wait + 30)
+        try Self.check(result)
+        let size = result.header(OutputHeader.size).flatMap { Int64($0) } ?? offset + Int64(result.body.count)
+        return (result.body, size, result.header(OutputHeader.eof) == "1")
+    }
+
     // MARK: Agent
 
     public func register(_ request: RegisterRequest) async throws -> RegisterResponse {

@@ -8,12 +8,15 @@ public struct ExitStatus: Codable, Sendable, Hashable {
     public var error: String?
     /// True when the part ended because its node was lost (the job then ends NODE_FAIL).
     public var nodeFailed: Bool?
+    /// True when the part was stopped at its time limit (the job then ends TIMEOUT).
+    public var timedOut: Bool?
 
-    public init(code: Int32? = nil, signal: Int32? = nil, error: String? = nil, nodeFailed: Bool? = nil) {
+    public init(code: Int32? = nil, signal: Int32? = nil, error: String? = nil, nodeFailed: Bool? = nil, timedOut: Bool? = nil) {
         self.code = code
         self.signal = signal
         self.error = error
         self.nodeFailed = nodeFailed
+        self.timedOut = timedOut
     }
 
     public var succeeded: Bool { code == 0 && signal == nil && error == nil }
@@ -26,8 +29,19 @@ public struct ExitStatus: Codable, Sendable, Hashable {
 
     public var summary: String {
         if let error { return error }
+        if timedOut == true { return "time limit reached" + (signal.map { " (killed by signal \($0))" } ?? "") }
         if let signal { return "killed by signal \(signal)" }
         return "exit code \(code ?? -1)"
+    }
+}
+
+/// The size of the client's terminal, for a job run under a pseudo-terminal.
+public struct TerminalSize: Codable, Sendable, Hashable {
+    public var rows: Int
+    public var columns: Int
+    public init(rows: Int, columns: Int) {
+        self.rows = rows
+        self.columns = columns
     }
 }
 
@@ -76,6 +90,11 @@ public struct Job: Codable, Sendable, Identifiable {
     public var failedRank: Int?
     /// For a distributed job: the TCP port on the rank-0 node for the rendezvous (MASTER_PORT).
     public var rendezvousPort: Int?
+    /// Wall-clock limit in seconds from the start (`--time`); the job ends TIMEOUT past it.
+    public var timeLimit: Double?
+    /// Started from a foreground client: rank 0 reads the client's stdin; `tty` asks for a pseudo-terminal.
+    public var interactive: Bool?
+    public var tty: TerminalSize?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
@@ -112,6 +131,9 @@ public struct Job: Codable, Sendable, Identifiable {
         let where_ = parts.count > 1 ? "rank \(first.rank) on \(first.nodeId)" : first.nodeId
         if let lost = (failed?.exit?.nodeFailed == true ? failed : nil) ?? parts.first(where: { $0.exit?.nodeFailed == true }) {
             return (.nodeFail, lost.exit, lost.exit?.error ?? "node \(lost.nodeId) failed")
+        }
+        if let timed = (failed?.exit?.timedOut == true ? failed : nil) ?? parts.first(where: { $0.exit?.timedOut == true }) {
+            return (.timeout, timed.exit, "time limit of \(Int(timeLimit ?? 0)) s reached")
         }
         if cancelRequested { return (.cancelled, first.exit, reason ?? "cancelled") }
         if let failed { return (.failed, failed.exit, "\(where_): \(failed.exit!.summary)") }

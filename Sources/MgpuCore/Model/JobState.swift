@@ -1,6 +1,6 @@
 /// The job state machine. Written down in docs/ARCHITECTURE.md; `canTransition(to:)` enforces it.
 ///
-///     PENDING ──▶ RUNNING ──▶ COMPLETED | FAILED | CANCELLED | NODE_FAIL
+///     PENDING ──▶ RUNNING ──▶ COMPLETED | FAILED | CANCELLED | NODE_FAIL | TIMEOUT
 ///        └──────────────────▶ CANCELLED
 public enum JobState: String, Codable, Sendable, CaseIterable {
     case pending = "PENDING"
@@ -9,18 +9,19 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
     case failed = "FAILED"
     case cancelled = "CANCELLED"
     case nodeFail = "NODE_FAIL"
+    case timeout = "TIMEOUT"
 
     public var isTerminal: Bool {
         switch self {
         case .pending, .running: false
-        case .completed, .failed, .cancelled, .nodeFail: true
+        case .completed, .failed, .cancelled, .nodeFail, .timeout: true
         }
     }
 
     public func canTransition(to next: JobState) -> Bool {
         switch (self, next) {
         case (.pending, .running), (.pending, .cancelled): true
-        case (.running, .completed), (.running, .failed), (.running, .cancelled), (.running, .nodeFail): true
+        case (.running, .completed), (.running, .failed), (.running, .cancelled), (.running, .nodeFail), (.running, .timeout): true
         default: false
         }
     }

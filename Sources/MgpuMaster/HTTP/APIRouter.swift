@@ -35,16 +35,49 @@ enum APIRouter {
             let q = request.uri.queryParameters
             let rank = try intParam(q["rank"].map(String.init), "rank", default: 0, range: 0...100_000)
             let stream = try streamParam(q["stream"].map(String.init))
-            let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
+            var offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
             let wait = min(60, max(0, Double(q["wait"].map(String.init) ?? "0") ?? 0))
+            if let tail = q["tailLines"].map(String.init) {
+                let lines = try intParam(tail, "tailLines", default: 10, range: 0...1_000_000)
+                guard let start = await state.tailOffset(job: id, rank: rank, stream: stream, lines: lines) else {
+                    throw HTTPError(.notFound, message: "no job \(id)")
+                }
+                offset = start
+            }
             guard let out = await state.readOutput(job: id, rank: rank, stream: stream, offset: offset, wait: wait) else {
                 throw HTTPError(.notFound, message: "no job \(id)")
             }
             var headers = HTTPFields()
             headers[.contentType] = "application/octet-stream"
+            headers[HTTPField.Name(OutputHeader.offset)!] = String(offset)
             headers[HTTPField.Name(OutputHeader.size)!] = String(out.size)
             headers[HTTPField.Name(OutputHeader.complete)!] = out.complete ? "1" : "0"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
+        }
+        router.post("/v1/jobs/{id}/stdin") { request, context in
+            let id = try jobID(context)
+            let q = request.uri.queryParameters
+            let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
+            let eof = q["eof"].map(String.init) == "1"
+            let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+            guard let size = try await state.appendStdin(job: id, offset: offset, bytes: Array(buffer.readableBytesView), eof: eof) else {
+                throw HTTPError(.notFound, message: "no job \(id)")
+            }
+            return try json(OutputAck(size: size))
+        }
+        router.get("/v1/jobs/{id}/stdin") { request, context in
+            let id = try jobID(context)
+            let q = request.uri.queryParameters
+            let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
+            let wait = min(60, max(0, Double(q["wait"].map(String.init) ?? "0") ?? 0))
+            guard let input = await state.readStdin(job: id, offset: offset, wait: wait) else {
+                throw HTTPError(.notFound, message: "no job \(id)")
+            }
+            var headers = HTTPFields()
+            headers[.contentType] = "application/octet-stream"
+            headers[HTTPField.Name(OutputHeader.size)!] = String(input.size)
+            headers[HTTPField.Name(OutputHeader.eof)!] = input.eof ? "1" : "0"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: input.bytes)))
         }
         router.get("/v1/queue") { request, _ in
             let within = Double(request.uri.queryParameters["finished"].map(String.init) ?? "") ?? 300

@@ -158,7 +158,10 @@ extension MasterState {
                     response.start.append(WorkItem(jobId: id, rank: part.rank, nodeCount: job.parts.count, gpus: part.gpus,
                                                    command: job.command, workdir: job.workdir,
                                                    environment: environment(of: job, rank: part.rank),
-                                                   killGraceSeconds: job.killGraceSeconds, user: job.user, name: job.name))
+                                                   killGraceSeconds: job.killGraceSeconds, user: job.user, name: job.name,
+                                                   timeLimit: job.timeLimit,
+                                                   stdin: job.interactive == true && part.rank == 0 ? true : nil,
+                                                   tty: part.rank == 0 ? job.tty : nil))
                     if part.deliveredTo == nil {
                         job.parts[i].deliveredTo = incarnation
                         delivered.append(job)

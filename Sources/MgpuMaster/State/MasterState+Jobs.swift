@@ -21,9 +21,19 @@ extension MasterState {
             while jobs[id] != nil || taken.contains(id) { id = JobID.random(using: &rng) }
             taken.insert(id)
             let name = spec.name.flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultName(spec.command)
-            created.append(Job(id: id, seq: nextSeq + Int64(i), name: name, user: spec.user, command: spec.command,
-                               workdir: spec.workdir, environment: spec.environment, request: spec.request,
-                               killGraceSeconds: spec.killGraceSeconds ?? 10, submitTime: now))
+            if let limit = spec.timeLimit, !(1...(365 * 86_400)).contains(limit) {
+                throw RequestError("the time limit must be between 1 s and 365 days")
+            }
+            if let tty = spec.tty, !(1...1000).contains(tty.rows) || !(1...1000).contains(tty.columns) {
+                throw RequestError("terminal size must be 1-1000 rows and columns")
+            }
+            var job = Job(id: id, seq: nextSeq + Int64(i), name: name, user: spec.user, command: spec.command,
+                          workdir: spec.workdir, environment: spec.environment, request: spec.request,
+                          killGraceSeconds: spec.killGraceSeconds ?? 10, submitTime: now)
+            job.timeLimit = spec.timeLimit
+            job.interactive = spec.interactive
+            job.tty = spec.interactive == true ? spec.tty : nil
+            created.append(job)
         }
         try commit(jobs: created)
         nextSeq += Int64(created.count)
@@ -115,10 +125,45 @@ extension MasterState {
 
     public func appendOutput(node: String, job id: JobID, rank: Int, stream: StreamName, offset: Int64, bytes: [UInt8]) throws -> Int64? {
         guard let job = jobs[id], job.parts.contains(where: { $0.rank == rank && $0.nodeId == node }) else { return nil }
-        let before = output.size(id, rank, stream)
-        let size = try output.append(id, rank, stream, offset: offset, bytes: bytes)
+        let before = output.size(id, rank, stream.rawValue)
+        let size = try output.append(id, rank, stream.rawValue, offset: offset, bytes: bytes)
         if size != before { waiters.wakeAll("job:\(id)") }
         return size
+    }
+
+    // MARK: Stdin of interactive jobs
+
+    /// Appends what the client typed (at `offset`); `eof` closes the job's stdin.
+    public func appendStdin(job id: JobID, offset: Int64, bytes: [UInt8], eof: Bool) throws -> Int64? {
+        guard let job = jobs[id] else { return nil }
+        guard job.interactive == true else { throw RequestError("job \(id) is not interactive: it has no stdin") }
+        let size = try output.append(id, 0, OutputStore.stdinFile, offset: offset, bytes: bytes)
+        if eof && size >= offset + Int64(bytes.count) && !output.stdinClosed(id) { try output.closeStdin(id) }
+        waiters.wakeAll("stdin:\(id)")
+        return size
+    }
+
+    /// Stdin bytes from `offset` for the agent; waits up to `wait` s when there are none.
+    public func readStdin(job id: JobID, offset: Int64, wait: Double) async -> (bytes: [UInt8], size: Int64, eof: Bool)? {
+        var waited = false
+        while true {
+            guard let job = jobs[id] else { return nil }
+            let size = output.size(id, 0, OutputStore.stdinFile)
+            if offset < size {
+                let bytes = output.read(id, 0, OutputStore.stdinFile, offset: offset, max: 1 << 20)
+                return (bytes, size, output.stdinClosed(id) && offset + Int64(bytes.count) >= size)
+            }
+            if output.stdinClosed(id) || job.state.isTerminal { return ([], size, true) }
+            if waited || wait <= 0 { return ([], size, false) }
+            await self.wait("stdin:\(id)", seconds: wait)
+            waited = true
+        }
+    }
+
+    /// Where the last `lines` lines of a stream start.
+    public func tailOffset(job id: JobID, rank: Int, stream: StreamName, lines: Int) -> Int64? {
+        guard jobs[id] != nil else { return nil }
+        return output.tailOffset(id, rank, stream.rawValue, lines: lines)
     }
 
     /// Bytes of a stream from `offset`. When there are none yet, waits up to `wait` s for any change of the
@@ -129,9 +174,9 @@ extension MasterState {
         var waited = false
         while true {
             guard let job = jobs[id] else { return nil }
-            let size = output.size(id, rank, stream)
+            let size = output.size(id, rank, stream.rawValue)
             if offset < size {
-                let bytes = output.read(id, rank, stream, offset: offset, max: 4 << 20)
+                let bytes = output.read(id, rank, stream.rawValue, offset: offset, max: 4 << 20)
                 let end = offset + Int64(bytes.count)
                 return (bytes, size, job.state.isTerminal && end >= size)
             }

@@ -87,9 +87,17 @@ public struct WorkItem: Codable, Sendable, Hashable {
     public var killGraceSeconds: Double
     public var user: String
     public var name: String
+    public var timeLimit: Double?
+    /// This part reads the client's stdin (rank 0 of an interactive job).
+    public var stdin: Bool?
+    public var tty: TerminalSize?
 
     public init(jobId: JobID, rank: Int, nodeCount: Int, gpus: [Int], command: String, workdir: String,
-                environment: [String: String], killGraceSeconds: Double, user: String, name: String) {
+                environment: [String: String], killGraceSeconds: Double, user: String, name: String,
+                timeLimit: Double? = nil, stdin: Bool? = nil, tty: TerminalSize? = nil) {
+        self.timeLimit = timeLimit
+        self.stdin = stdin
+        self.tty = tty
         self.jobId = jobId
         self.rank = rank
         self.nodeCount = nodeCount
@@ -168,4 +176,8 @@ public enum OutputHeader {
     public static let size = "mgpu-size"
     /// "1" when the job has ended and all its output has arrived.
     public static let complete = "mgpu-complete"
+    /// Where the returned bytes start (with `tailLines`).
+    public static let offset = "mgpu-offset"
+    /// "1" when the client closed the job's stdin and every byte was returned.
+    public static let eof = "mgpu-eof"
 }

@@ -18,6 +18,8 @@ public struct JobInfo: Codable, Sendable {
     public var cancelRequested: Bool
     /// For a pending job: what it waits for. For a running job on a silent node: "node not responding".
     public var note: String?
+    public var timeLimit: Double?
+    public var interactive: Bool?
 
     public init(job: Job, note: String?) {
         id = job.id
@@ -34,6 +36,8 @@ public struct JobInfo: Codable, Sendable {
         exit = job.exit
         reason = job.reason
         cancelRequested = job.cancelRequested
+        timeLimit = job.timeLimit
+        interactive = job.interactive
         self.note = note
     }
 

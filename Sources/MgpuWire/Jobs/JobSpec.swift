@@ -9,9 +9,19 @@ public struct JobSpec: Codable, Sendable {
     public var environment: [String: String]
     public var request: ResourceRequest
     public var killGraceSeconds: Double?
+    /// Wall-clock limit in seconds (`--time`); nil: none.
+    public var timeLimit: Double?
+    /// A foreground job: rank 0 reads the client's stdin (sent to `/v1/jobs/{id}/stdin`).
+    public var interactive: Bool?
+    /// Run under a pseudo-terminal of this size (the client's stdout is a terminal).
+    public var tty: TerminalSize?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
-                request: ResourceRequest, killGraceSeconds: Double? = nil) {
+                request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,
+                interactive: Bool? = nil, tty: TerminalSize? = nil) {
+        self.timeLimit = timeLimit
+        self.interactive = interactive
+        self.tty = tty
         self.name = name
         self.user = user
         self.command = command

@@ -22,7 +22,7 @@ import Testing
 @Suite struct StateMachineTests {
     @Test func allowedTransitions() {
         let allowed: Set<String> = ["PENDING>RUNNING", "PENDING>CANCELLED", "RUNNING>COMPLETED", "RUNNING>FAILED",
-                                    "RUNNING>CANCELLED", "RUNNING>NODE_FAIL"]
+                                    "RUNNING>CANCELLED", "RUNNING>NODE_FAIL", "RUNNING>TIMEOUT"]
         for from in JobState.allCases {
             for to in JobState.allCases {
                 #expect(from.canTransition(to: to) == allowed.contains("\(from.rawValue)>\(to.rawValue)"), "\(from) -> \(to)")
@@ -111,5 +111,33 @@ import Testing
         job.parts[0].exit = ExitStatus(signal: 15)
         #expect(job.outcome()?.state == .nodeFail)
         #expect(job.outcome()?.reason == "node n1 lost")
+    }
+}
+
+@Suite struct TimeLimitTests {
+    @Test(arguments: [("5", 300.0), ("5:30", 330), ("1:02:03", 3723), ("2-0", 172_800), ("1-2", 93_600), ("1-2:30", 95_400),
+                      ("1-02:03:04", 93_784), (" 10 ", 600)])
+    func slurmFormats(_ text: String, _ seconds: Double) {
+        #expect(TimeLimit.parse(text) == .some(seconds))
+    }
+
+    @Test(arguments: ["", "x", "1:2:3:4", "-5", "1-", "1-2:3:4:5", "5:-1", "a-1"])
+    func nonsenseIsRefused(_ text: String) {
+        #expect(TimeLimit.parse(text) == nil)
+    }
+
+    @Test func unlimited() {
+        #expect(TimeLimit.parse("UNLIMITED") == .some(nil))
+        #expect(TimeLimit.parse("0") == .some(nil))
+    }
+
+    @Test func aTimedOutPartMakesTheJobTIMEOUT() {
+        var job = makeJob(1)
+        job.timeLimit = 60
+        job.parts = [JobPart(rank: 0, nodeId: "a", gpus: [0], exit: ExitStatus(signal: 15, timedOut: true))]
+        #expect(job.outcome()?.state == .timeout)
+        #expect(job.outcome()?.reason == "time limit of 60 s reached")
+        #expect(JobState.running.canTransition(to: .timeout))
+        #expect(!JobState.pending.canTransition(to: .timeout))
     }
 }

@@ -71,7 +71,8 @@ final class TestCluster {
                                         stderr: .path(log, flags: O_WRONLY | O_CREAT | O_APPEND))
     }
 
-    /// Starts a CLI command in the background (e.g. `srun`), its output in files; returns its pid and output path.
+    /// Starts a CLI command in the background (e.g. `srun`), its output in files; returns its pid and output path
+    /// (relative to the cluster's directory, for `read`).
     func startCLI(_ args: [String]) throws -> (pid: pid_t, out: String) {
         let out = "\(dir)/bg-\(UUID().uuidString.prefix(8))"
         var environment = ProcessInfo.processInfo.environment
@@ -82,7 +83,7 @@ final class TestCluster {
                                   stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),
                                   stderr: .path(out + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC), newSession: false)
         extraPids.append(pid)
-        return (pid, out)
+        return (pid, String(out.dropFirst(dir.count + 1)))
     }
 
     /// A master plus agents, all registered.
@@ -103,18 +104,22 @@ final class TestCluster {
     }
 
     /// Runs the CLI against this cluster's master, in `cwd` (default: the work dir).
-    func mgpu(_ args: [String], cwd: String? = nil, env: [String: String] = [:]) async throws -> CommandResult {
+    /// With `viaShell`, that shell command line runs instead (in the work dir, with the same environment).
+    func mgpu(_ args: [String], cwd: String? = nil, env: [String: String] = [:], stdin: String? = nil,
+              viaShell: String? = nil, timeout: Double = 60) async throws -> CommandResult {
         let out = "\(dir)/cli-\(UUID().uuidString.prefix(8))"
+        if let stdin { try stdin.write(toFile: out + ".in", atomically: true, encoding: .utf8) }
         var environment = ProcessInfo.processInfo.environment
         environment["MGPU_MASTER_HOST"] = "127.0.0.1"
         environment["MGPU_MASTER_PORT"] = "\(port)"
         for (k, v) in env { environment[k] = v }
-        let script = "cd \"$1\" && shift && exec \"$@\""
+        let script = viaShell.map { "cd \"$1\" && \($0)" } ?? "cd \"$1\" && shift && exec \"$@\""
         let pid = try Spawn.start(["/bin/sh", "-c", script, "sh", cwd ?? dir + "/work", mgpuBinary] + args,
                                   environment: environment.map { "\($0.key)=\($0.value)" },
+                                  stdin: stdin == nil ? .devNull : .path(out + ".in", flags: O_RDONLY),
                                   stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),
                                   stderr: .path(out + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC), newSession: false)
-        let status = try await waitForExit(pid, timeout: 60)
+        let status = try await waitForExit(pid, timeout: timeout)
         return CommandResult(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                              stderr: (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
     }
