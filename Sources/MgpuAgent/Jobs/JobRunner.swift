@@ -211,6 +211,9 @@ public actor JobRunner {
 
     public var count: Int { jobs.count }
 
+    /// A running part has a client attached (an interactive job).
+    var hasInteractive: Bool { jobs.values.contains { $0.work.stdin == true && $0.exit == nil } }
+
     /// Terminates every running part (SIGTERM to each group, SIGKILL after its grace, capped at `maxGrace`)
     /// and waits until all have ended or `timeout` passes. Returns the parts stopped.
     public func terminateAll(reason: String, maxGrace: Double, timeout: Double) async -> [JobID] {

@@ -142,7 +142,9 @@ public actor AgentService: Service {
 
     func localLoop() async {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(50)) }
+            // Someone watches an interactive job live: ship its output sooner.
+            let tick = await runner.hasInteractive ? 10 : 50
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(tick)) }
             let ended = await runner.poll()
             guard connected else { continue }
             let due = Date().timeIntervalSince1970 - lastReport >= heartbeatSeconds
