@@ -15,7 +15,9 @@ public struct MasterServer: Sendable {
         self.config = config
         self.logger = logger
         self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
-        self.state = try MasterState(config: config, store: store, logger: logger)
+        let metrics = MasterMetrics()
+        metrics.bootstrapMetricsSystem()
+        self.state = try MasterState(config: config, store: store, logger: logger, metrics: metrics)
     }
 
     public var databasePath: String { store.path }

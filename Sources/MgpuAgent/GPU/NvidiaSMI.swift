@@ -62,7 +62,7 @@ public enum NvidiaSMI {
         }
     }
 
-    static func findInPath(_ name: String) -> String? {
+    public static func findInPath(_ name: String) -> String? {
         let path = getEnvironment("PATH") ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":") {
             let candidate = "\(dir)/\(name)"

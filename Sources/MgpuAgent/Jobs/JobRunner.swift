@@ -211,6 +211,13 @@ public actor JobRunner {
 
     public var count: Int { jobs.count }
 
+    /// Running parts with their GPUs and process groups, for telemetry.
+    func holders() -> [TelemetryCollector.Holder] {
+        jobs.filter { $0.value.exit == nil }.map { id, job in
+            TelemetryCollector.Holder(job: id, gpus: job.work.gpus, session: jobProcessGroup(job))
+        }
+    }
+
     /// A running part has a client attached (an interactive job).
     var hasInteractive: Bool { jobs.values.contains { $0.work.stdin == true && $0.exit == nil } }
 

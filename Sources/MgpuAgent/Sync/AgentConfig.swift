@@ -13,6 +13,12 @@ public struct AgentConfig: Sendable {
     public var maxBackoff: Double
     /// At SIGTERM, stop the jobs and report them instead of leaving them running (inside Slurm).
     public var drainOnShutdown: Bool = false
+    /// Seconds between telemetry samples.
+    public var reportInterval: Double = 5
+    /// GPUs in use outside mgpu get no new jobs (`--foreign-gpu-policy avoid`), or are ignored.
+    public var avoidForeignGPUs: Bool = true
+    /// nvidia-smi to sample (nil: the one in PATH).
+    public var nvidiaSMI: String?
 
     public init(nodeId: String, masterHost: String, masterPort: Int, stateDir: String, gpus: [GPU], cpuSlots: Int,
                 advertiseAddress: String? = nil, maxBackoff: Double = 10) {

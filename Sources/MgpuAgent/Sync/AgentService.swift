@@ -23,12 +23,15 @@ public actor AgentService: Service {
     var heartbeatSeconds = 5.0
     var lastReport = 0.0
     var failures = 0
+    let telemetry: TelemetryCollector
+    var latestTelemetry: NodeTelemetry?
 
     public init(config: AgentConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
         self.client = MasterClient(host: config.masterHost, port: config.masterPort)
         self.runner = try JobRunner(stateDir: config.stateDir, nodeId: config.nodeId, gpus: config.gpus, logger: logger)
+        self.telemetry = TelemetryCollector(gpus: config.gpus, nvidiaSMI: config.nvidiaSMI, avoidForeign: config.avoidForeignGPUs)
     }
 
     public func run() async throws {
@@ -40,6 +43,7 @@ public actor AgentService: Service {
                 group.addTask { await self.pollLoop() }
                 group.addTask { await self.localLoop() }
                 group.addTask { await self.stdinLoop() }
+                group.addTask { await self.telemetryLoop() }
             }
         }
         if config.drainOnShutdown {
@@ -95,8 +99,10 @@ public actor AgentService: Service {
         try await ensureRegistered()
         await shipOutput()
         let (running, finished) = await runner.snapshot()
-        let response = try await client.sync(SyncRequest(nodeId: config.nodeId, incarnation: incarnation, running: running,
-                                                         finished: finished, wait: wait, freePort: freeTCPPort()))
+        var request = SyncRequest(nodeId: config.nodeId, incarnation: incarnation, running: running,
+                                  finished: finished, wait: wait, freePort: freeTCPPort())
+        request.telemetry = latestTelemetry
+        let response = try await client.sync(request)
         markConnected()
         lastReport = Date().timeIntervalSince1970
         if response.reregister {
@@ -147,11 +153,26 @@ public actor AgentService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(tick)) }
             let ended = await runner.poll()
             guard connected else { continue }
-            let due = Date().timeIntervalSince1970 - lastReport >= heartbeatSeconds
+            let due = Date().timeIntervalSince1970 - lastReport >= min(heartbeatSeconds, config.reportInterval)
             let output = await hasOutput()
             if ended || due || output {
                 do { try await sync(wait: 0) } catch { connected = false }
             }
+        }
+    }
+
+    /// Samples the node every report interval; the sample travels with the next sync.
+    func telemetryLoop() async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let sample = await telemetry.sample(holders: await runner.holders(), now: Date().timeIntervalSince1970)
+            let foreignBefore = latestTelemetry?.unavailableGPUs ?? []
+            latestTelemetry = sample
+            if sample.unavailableGPUs != foreignBefore {
+                logger.info("GPUs in use outside mgpu: \(sample.gpus.filter(\.inUseOutside).map(\.index))",
+                            metadata: ["node": "\(config.nodeId)"])
+                lastReport = 0  // report at once
+            }
+            try? await Task.sleep(for: .milliseconds(Int64(config.reportInterval * 1000)))
         }
     }
 

@@ -19,12 +19,22 @@ struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Path of nvidia-smi to use.", visibility: .hidden))
     var nvidiaSmi: String?
 
+    @Option(help: ArgumentHelp("Seconds between telemetry samples (CPU, RAM, GPUs) sent with the heartbeat.", valueName: "S"))
+    var reportInterval: Double = 5
+
+    @Option(help: ArgumentHelp("avoid: a GPU a process outside mgpu holds memory on gets no new job until it is free again; ignore: schedule it anyway.", valueName: "avoid|ignore"))
+    var foreignGpuPolicy: String = "avoid"
+
     @Flag(inversion: .prefixedNo, help: "At SIGTERM, stop the jobs, report them NODE_FAIL and deregister (default: on inside a Slurm allocation, else off: jobs keep running).")
     var drainOnSigterm: Bool?
 
     func validate() throws {
         if let simulateGpus, !(0...1024).contains(simulateGpus) { throw ValidationError("--simulate-gpus must be 0-1024") }
         if let cpuSlots, !(0...100_000).contains(cpuSlots) { throw ValidationError("--cpu-slots must be 0-100000") }
+        if !(0.1...3600).contains(reportInterval) { throw ValidationError("--report-interval must be 0.1-3600 s") }
+        if foreignGpuPolicy != "avoid" && foreignGpuPolicy != "ignore" {
+            throw ValidationError("--foreign-gpu-policy is avoid or ignore, got \(foreignGpuPolicy.debugDescription)")
+        }
         if let nodeId, nodeId.isEmpty || nodeId.count > 64 || nodeId.contains("/") || nodeId == "." || nodeId == ".." {
             throw ValidationError("--node-id must be 1-64 characters without '/'")
         }
@@ -40,6 +50,9 @@ struct AgentOptions: ParsableArguments {
                                  cpuSlots: cpuSlots ?? ProcessInfo.processInfo.activeProcessorCount,
                                  advertiseAddress: advertiseAddr)
         config.drainOnShutdown = drainOnSigterm ?? (ProcessInfo.processInfo.environment["SLURM_JOB_ID"] != nil)
+        config.reportInterval = reportInterval
+        config.avoidForeignGPUs = foreignGpuPolicy == "avoid"
+        config.nvidiaSMI = nvidiaSmi
         return config
     }
 }

@@ -8,9 +8,52 @@ import MgpuWire
 enum APIRouter {
     static func build(state: MasterState) -> Router<MasterContext> {
         let router = Router(context: MasterContext.self)
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: ErrorMiddleware())
 
         router.get("/v1/health") { _, _ in try json(["status": "ok"]) }
+
+        // Dashboard, live events, metrics
+        router.get("/") { _, _ in page(DashboardPage.html) }
+        router.get("/jobs/{id}") { _, context in page(DashboardPage.jobPage(try jobID(context).rawValue)) }
+        router.get("/v1/events") { request, _ in
+            // `limit=N` ends the stream after N events; the browser's EventSource then reconnects by itself.
+            let limit = try intParam(request.uri.queryParameters["limit"].map(String.init), "limit", default: .max, range: 1...Int.max)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                // A snapshot now, then on every change (at most one a second) and at least every 5 s.
+                try await writer.write(ByteBuffer(string: "retry: 500\n\n"))
+                var sent = 0
+                repeat {
+                    let data = try encoder.encode(await state.dashboardSnapshot())
+                    var buffer = ByteBuffer(string: "data: ")
+                    buffer.writeBytes(data)
+                    buffer.writeString("\n\n")
+                    try await writer.write(buffer)
+                    sent += 1
+                    if sent >= limit { break }
+                    try await Task.sleep(for: .seconds(1))
+                } while await state.waitForDashboardChange(seconds: 4)
+                try await writer.finish(nil)
+            })
+        }
+        router.get("/metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: await state.metricsText())))
+        }
+        router.get("/v1/nodes/{id}/history") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            let q = request.uri.queryParameters
+            let minutes = min(60, max(1, Double(q["minutes"].map(String.init) ?? "15") ?? 15))
+            let points = try intParam(q["points"].map(String.init), "points", default: 60, range: 1...720)
+            guard let history = await state.nodeHistory(id, minutes: minutes, points: points) else {
+                throw HTTPError(.notFound, message: "no node \(id)")
+            }
+            return try json(history)
+        }
 
         // Jobs
         router.post("/v1/jobs") { request, context in
@@ -141,6 +184,12 @@ enum APIRouter {
         guard let text else { return .stdout }
         guard let stream = StreamName(rawValue: text) else { throw HTTPError(.badRequest, message: "stream must be stdout or stderr") }
         return stream
+    }
+
+    static func page(_ html: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     static let encoder: JSONEncoder = {

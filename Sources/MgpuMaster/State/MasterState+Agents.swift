@@ -48,6 +48,17 @@ extension MasterState {
         let now = clock()
         node.lastSeen = now
         if let port = request.freePort, (1024...65535).contains(port) { freePorts[node.id] = port }
+        var outsideChanged = false
+        if let sample = request.telemetry, sample.time > (telemetry[node.id]?.time ?? 0), sample.gpus.count <= 1024 {
+            outsideChanged = sample.unavailableGPUs != (telemetry[node.id]?.unavailableGPUs ?? [])
+            telemetry[node.id] = sample
+            history[node.id, default: NodeHistory()].append(sample)
+            waiters.wakeAll("dashboard")
+            if outsideChanged {
+                logger.info("GPUs in use outside mgpu changed", metadata: ["node": "\(node.id)",
+                                                                          "gpus": "\(sample.unavailableGPUs.sorted())"])
+            }
+        }
         if downNodes.remove(node.id) != nil {
             logger.info("node responding again", metadata: ["node": "\(node.id)"])
         }
@@ -242,6 +253,7 @@ extension MasterState {
         for node in nodes.values {
             let silence = now - node.lastSeen
             if silence > config.nodeTimeout, downNodes.insert(node.id).inserted {
+                waiters.wakeAll("dashboard")
                 logger.warning("node not responding", metadata: ["node": "\(node.id)", "silent": "\(Int(silence))s"])
             }
             guard silence > config.nodeLostAfter else { continue }

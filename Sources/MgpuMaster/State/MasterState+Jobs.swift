@@ -114,11 +114,68 @@ extension MasterState {
         return nodes.values.sorted { $0.id < $1.id }.map { node in
             let cap = caps[node.id]
             let up = node.isResponding(now: now, timeout: config.nodeTimeout)
-            return NodeInfo(id: node.id, address: node.address, state: up ? .up : .down, gpus: node.gpus,
-                            busyGPUs: (cap?.busyGPUs ?? []).sorted(), cpuSlots: node.cpuSlots,
-                            cpuSlotsUsed: cap?.cpuSlotsUsed ?? 0, lastSeen: node.lastSeen,
-                            secondsSinceHeartbeat: max(0, now - node.lastSeen))
+            var info = NodeInfo(id: node.id, address: node.address, state: up ? .up : .down, gpus: node.gpus,
+                                busyGPUs: (cap?.busyGPUs ?? []).sorted(), cpuSlots: node.cpuSlots,
+                                cpuSlotsUsed: cap?.cpuSlotsUsed ?? 0, lastSeen: node.lastSeen,
+                                secondsSinceHeartbeat: max(0, now - node.lastSeen))
+            if up { info.telemetry = telemetry[node.id] }
+            info.outsideGPUs = (telemetry[node.id]?.gpus.filter(\.inUseOutside).map(\.index) ?? []).sorted()
+            info.left = node.left
+            return info
         }
+    }
+
+    // MARK: Monitoring
+
+    /// What the dashboard shows: active jobs and those ended in the last hour (the newest 50), nodes, history.
+    public func dashboardSnapshot() -> DashboardSnapshot {
+        let now = clock()
+        let active = jobs.values.filter { !$0.state.isTerminal }
+        let ended = jobs.values.filter { $0.state.isTerminal && now - ($0.endTime ?? 0) <= 3600 }
+            .sorted { ($0.endTime ?? 0) < ($1.endTime ?? 0) }.suffix(50)
+        let shown = (active + ended).sorted { $0.seq < $1.seq }
+        var history: [String: NodeHistoryResponse] = [:]
+        for id in nodes.keys { history[id] = nodeHistory(id, minutes: 15, points: 60) }
+        return DashboardSnapshot(now: now, jobs: shown.map { info($0, now: now) }, nodes: nodeInfos(now: now), history: history)
+    }
+
+    /// Waits until something the dashboard shows changes, or `seconds` pass. False once the master shuts down.
+    public func waitForDashboardChange(seconds: Double) async -> Bool {
+        guard !shuttingDown else { return false }
+        await wait("dashboard", seconds: seconds)
+        return !shuttingDown
+    }
+
+    /// The Prometheus exposition of the cluster now.
+    public func metricsText() -> [UInt8] {
+        var counts: [JobState: Int] = [:]
+        for job in jobs.values { counts[job.state, default: 0] += 1 }
+        return metrics.render(jobs: counts, nodes: nodeInfos(now: clock()))
+    }
+
+    /// The last `minutes` of a node's readings, averaged into at most `points` points.
+    public func nodeHistory(_ id: String, minutes: Double, points: Int) -> NodeHistoryResponse? {
+        guard nodes[id] != nil else { return nil }
+        let h = history[id] ?? NodeHistory()
+        let times = h.times.elements
+        let since = clock() - minutes * 60
+        let start = times.firstIndex { $0 >= since } ?? times.count
+        let n = times.count - start
+        let bucket = max(1, Int((Double(n) / Double(max(1, points))).rounded(.up)))
+        func series(_ values: [Float]) -> [Double?] {
+            let slice = Array(values.suffix(n))
+            return stride(from: 0, to: slice.count, by: bucket).map { i in
+                let chunk = slice[i..<min(slice.count, i + bucket)].filter { !$0.isNaN && $0 >= 0 }
+                return chunk.isEmpty ? nil : Double(chunk.reduce(0, +)) / Double(chunk.count)
+            }
+        }
+        let sampled = stride(from: start, to: times.count, by: bucket).map { times[$0] }
+        let gpus = h.gpuUtilization.keys.sorted().map { index in
+            NodeHistoryResponse.GPUSeries(index: index, utilization: series(h.gpuUtilization[index]?.elements ?? []),
+                                          memoryUsedMB: series(h.gpuMemory[index]?.elements ?? []))
+        }
+        return NodeHistoryResponse(node: id, times: sampled, cpuPercent: series(h.cpu.elements),
+                                   memoryUsedMB: series(h.memory.elements), gpus: gpus)
     }
 
     // MARK: Output

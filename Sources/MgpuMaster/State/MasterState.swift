@@ -13,6 +13,7 @@ public actor MasterState {
     let config: MasterConfig
     let logger: Logger
     let clock: @Sendable () -> Double
+    public let metrics: MasterMetrics
 
     var jobs: [JobID: Job] = [:]
     /// Pending jobs in submission order.
@@ -27,14 +28,20 @@ public actor MasterState {
     var acknowledgedRecently: [String: [JobID]] = [:]
     /// The free TCP port each node reported last (for distributed jobs' MASTER_PORT).
     var freePorts: [String: Int] = [:]
+    /// The latest telemetry of each node, and the last hour of it.
+    var telemetry: [String: NodeTelemetry] = [:]
+    var history: [String: NodeHistory] = [:]
     var rng = SystemRandomNumberGenerator()
 
-    /// Long-polls waiting on a key: "node:ID" (work for an agent) or "job:ID" (output or state of a job).
+    /// Long-polls waiting on a key: "node:ID" (work for an agent), "job:ID" (output or state of a job),
+    /// "stdin:ID" (input for a job), "dashboard" (anything the dashboard shows).
     var waiters = Waiters<String>()
+    var shuttingDown = false
 
-    public init(config: MasterConfig, store: any StateStore, logger: Logger,
+    public init(config: MasterConfig, store: any StateStore, logger: Logger, metrics: MasterMetrics = MasterMetrics(),
                 clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
         self.config = config
+        self.metrics = metrics
         self.store = store
         self.logger = logger
         self.clock = clock
@@ -62,7 +69,17 @@ public actor MasterState {
 
     func capacities(now: Double) -> [NodeCapacity] {
         NodeCapacity.build(nodes: Array(nodes.values), activeJobs: running.lazy.compactMap { self.jobs[$0] },
-                           now: now, nodeTimeout: config.nodeTimeout)
+                           now: now, nodeTimeout: config.nodeTimeout, unavailableGPUs: outsideGPUs())
+    }
+
+    /// GPUs in use outside mgpu on nodes that avoid them, except those an mgpu job holds (its own processes).
+    func outsideGPUs() -> [String: Set<Int>] {
+        var result: [String: Set<Int>] = [:]
+        for (id, t) in telemetry {
+            let outside = t.unavailableGPUs
+            if !outside.isEmpty { result[id] = outside }
+        }
+        return result
     }
 
     /// Commits jobs and nodes, then applies them in memory.
@@ -80,6 +97,7 @@ public actor MasterState {
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {
             waiters.wakeAll("job:\(job.id)")
+            waiters.wakeAll("dashboard")
             for part in job.parts { waiters.wakeAll("node:\(part.nodeId)") }
         }
     }
@@ -100,8 +118,9 @@ public actor MasterState {
         waiters.resume(key, token)
     }
 
-    /// Wakes every long-poll (at shutdown).
+    /// Wakes every long-poll and ends event streams (at shutdown).
     public func wakeAll() {
+        shuttingDown = true
         waiters.wakeEverything()
     }
 
@@ -131,6 +150,7 @@ public actor MasterState {
             return
         }
         for job in changed {
+            metrics.schedulingLatency.record(max(0, now - job.submitTime))
             logger.info("job started", metadata: ["job": "\(job.id)", "node": "\(job.placementText)",
                                                   "waited": "\(String(format: "%.3f", now - job.submitTime))s"])
         }

@@ -64,6 +64,8 @@ public struct SyncRequest: Codable, Sendable {
     public var wait: Double
     /// A TCP port free on the node just now: the rendezvous port (MASTER_PORT) if a distributed job's rank 0 goes there.
     public var freePort: Int?
+    /// The latest telemetry sample.
+    public var telemetry: NodeTelemetry?
 
     public init(nodeId: String, incarnation: String, running: [PartRef], finished: [FinishedPart], wait: Double, freePort: Int? = nil) {
         self.nodeId = nodeId

@@ -17,6 +17,12 @@ public struct NodeInfo: Codable, Sendable {
     public var lastSeen: Double
     public var secondsSinceHeartbeat: Double
     public var simulated: Bool
+    /// The latest readings; absent while the node is DOWN (stale numbers are not shown as live).
+    public var telemetry: NodeTelemetry?
+    /// GPUs a process outside mgpu holds.
+    public var outsideGPUs: [Int]
+    /// The node's agent deregistered.
+    public var left: Bool?
 
     public init(id: String, address: String, state: NodeState, gpus: [GPU], busyGPUs: [Int], cpuSlots: Int,
                 cpuSlotsUsed: Int, lastSeen: Double, secondsSinceHeartbeat: Double) {
@@ -30,7 +36,10 @@ public struct NodeInfo: Codable, Sendable {
         self.lastSeen = lastSeen
         self.secondsSinceHeartbeat = secondsSinceHeartbeat
         self.simulated = gpus.contains { $0.simulated }
+        self.outsideGPUs = []
     }
 
-    public var freeGPUCount: Int { gpus.count - busyGPUs.count }
+    /// GPUs held by mgpu jobs.
+    public var allocatedGPUs: [Int] { busyGPUs.filter { !outsideGPUs.contains($0) } }
+    public var freeGPUCount: Int { state == .up ? gpus.count - busyGPUs.count : 0 }
 }

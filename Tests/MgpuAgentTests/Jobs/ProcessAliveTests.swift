@@ -9,14 +9,14 @@ import Testing
     @Test func aJustSpawnedProcessIsAlive() throws {
         for i in 0..<40 {
             let marker = NSTemporaryDirectory() + "alive-\(i)-\(UUID().uuidString)"
-            let pid = try Spawn.start(["/bin/sh", "-c", "sleep 1", marker])
+            let pid = try Spawn.start(["/bin/sh", "-c", "sleep 1", marker], stdout: .devNull, stderr: .devNull)
             defer { kill(pid, SIGKILL); _ = Spawn.waitStatus(pid) }
             #expect(processAlive(pid, commandLineContains: marker), "spawn \(i)")
         }
     }
 
     @Test func otherProcessesAndDeadOnesAreNot() throws {
-        let pid = try Spawn.start(["/bin/sh", "-c", "sleep 1", "/tmp/one-marker"])
+        let pid = try Spawn.start(["/bin/sh", "-c", "sleep 1", "/tmp/one-marker"], stdout: .devNull, stderr: .devNull)
         usleep(100_000)
         #expect(!processAlive(pid, commandLineContains: "/tmp/another-marker"), "a reused pid is not our supervisor")
         kill(pid, SIGKILL)

@@ -141,3 +141,22 @@ import Testing
         #expect(!JobState.pending.canTransition(to: .timeout))
     }
 }
+
+@Suite struct RingBufferTests {
+    @Test func keepsTheNewestInOrder() {
+        var ring = RingBuffer<Int>(capacity: 3)
+        #expect(ring.elements.isEmpty)
+        for i in 1...2 { ring.append(i) }
+        #expect(ring.elements == [1, 2])
+        for i in 3...7 { ring.append(i) }
+        #expect(ring.elements == [5, 6, 7])
+        #expect(ring.count == 3)
+    }
+
+    @Test func foreignGPUsAreUnavailableOnlyWhenAvoided() {
+        var t = NodeTelemetry(time: 1, gpus: [GPUTelemetry(index: 0, inUseOutside: true), GPUTelemetry(index: 1)])
+        #expect(t.unavailableGPUs == [0])
+        t.avoidForeign = false
+        #expect(t.unavailableGPUs.isEmpty)
+    }
+}

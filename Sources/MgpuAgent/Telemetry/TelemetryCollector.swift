@@ -1,0 +1,110 @@
+import Dispatch
+import Foundation
+import MgpuCore
+import MgpuSupervisor
+
+/// Samples this node for the heartbeat: CPU (from /proc/stat deltas), load, memory, and every GPU — from
+/// nvidia-smi, or made up for simulated GPUs (busy while an mgpu job holds them, clearly marked simulated).
+actor TelemetryCollector {
+    let gpus: [GPU]
+    let nvidiaSMI: String?
+    let avoidForeign: Bool
+    var lastCPU: SystemStats.CPUTimes?
+
+    /// What the runner knows of the parts it runs: their GPUs and their process group (= session) ids.
+    struct Holder: Sendable {
+        var job: JobID
+        var gpus: [Int]
+        var session: Int32?
+    }
+
+    init(gpus: [GPU], nvidiaSMI: String?, avoidForeign: Bool) {
+        self.gpus = gpus
+        self.nvidiaSMI = nvidiaSMI
+        self.avoidForeign = avoidForeign
+    }
+
+    func sample(holders: [Holder], now: Double) async -> NodeTelemetry {
+        var t = NodeTelemetry(time: now, avoidForeign: avoidForeign)
+        if lastCPU == nil {
+            // CPU utilisation is a difference: take the first baseline a moment before the first reading.
+            lastCPU = readSmallFile("/proc/stat").flatMap(SystemStats.parseCPU)
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        if let cpu = readSmallFile("/proc/stat").flatMap(SystemStats.parseCPU) {
+            if let last = lastCPU { t.cpuPercent = SystemStats.percent(from: last, to: cpu) }
+            lastCPU = cpu
+        }
+        t.load = readSmallFile("/proc/loadavg").flatMap(SystemStats.parseLoad)
+        if let mem = readSmallFile("/proc/meminfo").flatMap(SystemStats.parseMemory) {
+            t.memoryUsedMB = mem.used
+            t.memoryTotalMB = mem.total
+        }
+        if gpus.contains(where: \.simulated) {
+            t.gpus = Self.simulated(gpus, holders: holders, now: now)
+        } else if !gpus.isEmpty, let program = nvidiaSMI ?? NvidiaSMI.findInPath("nvidia-smi") {
+            t.gpus = await Self.fromNvidiaSMI(program, gpus: gpus, holders: holders)
+        }
+        return t
+    }
+
+    static func runOffPool(_ argv: [String]) async -> String? {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let result = try? Spawn.capture(argv, timeout: 10)
+                continuation.resume(returning: result?.status == 0 ? result?.output : nil)
+            }
+        }
+    }
+
+    static func fromNvidiaSMI(_ program: String, gpus: [GPU], holders: [Holder]) async -> [GPUTelemetry] {
+        guard let out = await runOffPool([program] + NvidiaSMI.telemetryArguments) else { return [] }
+        let readings = Dictionary(NvidiaSMI.parseTelemetry(out).map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+        let apps = (await runOffPool([program] + NvidiaSMI.computeAppsArguments)).map(NvidiaSMI.parseComputeApps) ?? []
+        let sessions = Dictionary(holders.compactMap { h in h.session.map { ($0, h.job) } }, uniquingKeysWith: { a, _ in a })
+        return gpus.map { gpu in
+            var reading = readings[gpu.physicalIndex ?? gpu.index] ?? GPUTelemetry(index: gpu.index)
+            reading.index = gpu.index
+            reading.processes = apps.filter { $0.uuid == gpu.uuid }.map { app in
+                GPUProcess(pid: app.pid, user: processUser(Int32(app.pid)), memoryMB: app.memoryMB,
+                           jobId: processSession(Int32(app.pid)).flatMap { sessions[$0] })
+            }
+            reading.inUseOutside = reading.processes.contains { $0.jobId == nil && $0.memoryMB > 0 }
+            return reading
+        }
+    }
+
+    /// Believable, changing numbers: busy while an mgpu job holds the GPU, near idle otherwise.
+    static func simulated(_ gpus: [GPU], holders: [Holder], now: Double) -> [GPUTelemetry] {
+        gpus.map { gpu in
+            let holder = holders.first { $0.gpus.contains(gpu.index) }
+            let wave = sin(now / 7 + Double(gpu.index))
+            let jitter = Double(abs((Int(now * 10) &* 2_654_435_761 &+ gpu.index * 97) % 100)) / 100
+            if let holder {
+                return GPUTelemetry(index: gpu.index, utilization: min(100, 88 + 8 * wave + 4 * jitter),
+                                    memoryUsedMB: Int(Double(gpu.memoryMB) * (0.72 + 0.05 * wave)), memoryTotalMB: gpu.memoryMB,
+                                    temperatureC: 68 + 5 * wave, powerW: 245 + 35 * wave,
+                                    processes: [GPUProcess(pid: Int(holder.session ?? 0), user: processUser(holder.session ?? 0),
+                                                           memoryMB: Int(Double(gpu.memoryMB) * 0.7), jobId: holder.job)])
+            }
+            return GPUTelemetry(index: gpu.index, utilization: 2 * jitter, memoryUsedMB: 3, memoryTotalMB: gpu.memoryMB,
+                                temperatureC: 33 + 2 * wave, powerW: 55 + 5 * jitter)
+        }
+    }
+}
+
+/// The session id of a process (field 6 of /proc/PID/stat); an mgpu job's processes share its session.
+func processSession(_ pid: Int32) -> Int32? {
+    guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    return fields.count > 3 ? Int32(fields[3]) : nil
+}
+
+/// The user name owning a process.
+func processUser(_ pid: Int32) -> String {
+    guard pid > 0, let status = readSmallFile("/proc/\(pid)/status"),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
+          let uid = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) }) else { return "?" }
+    if let pw = getpwuid(uid), let name = pw.pointee.pw_name { return String(cString: name) }
+    return String(uid)
+}

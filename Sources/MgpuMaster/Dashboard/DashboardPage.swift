@@ -1,0 +1,186 @@
+/// The web dashboard: one page with its CSS and JavaScript inside (no framework, nothing fetched from elsewhere).
+/// It opens `/v1/events` (Server-Sent Events) and re-renders on every snapshot.
+enum DashboardPage {
+    static let html = #"""
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mgpu</title>
+<style>
+:root { --bg:#0f1115; --card:#181b22; --line:#2a2f3a; --text:#e6e8ee; --dim:#8b93a5; --ok:#3fb950; --bad:#f85149; --warn:#d29922; --acc:#58a6ff; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif; background:var(--bg); color:var(--text); }
+header { display:flex; flex-wrap:wrap; gap:12px 24px; align-items:baseline; padding:12px 16px; border-bottom:1px solid var(--line); }
+header h1 { font-size:18px; margin:0; }
+.stat b { font-size:16px; }
+#live { margin-left:auto; color:var(--dim); }
+#live.on::before { content:"● "; color:var(--ok); }
+#live.off::before { content:"● "; color:var(--bad); }
+main { padding:12px 16px; display:grid; gap:16px; }
+h2 { font-size:15px; margin:4px 0 8px; color:var(--dim); font-weight:600; }
+#nodes { display:grid; grid-template-columns:repeat(auto-fill,minmax(320px,1fr)); gap:12px; }
+.node { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px; }
+.node.down { opacity:.7; border-color:var(--bad); }
+.node .top { display:flex; gap:8px; align-items:center; flex-wrap:wrap; }
+.badge { font-size:11px; padding:1px 6px; border-radius:10px; border:1px solid var(--line); }
+.badge.up { color:var(--ok); border-color:var(--ok); } .badge.down { color:var(--bad); border-color:var(--bad); }
+.badge.sim { color:var(--warn); border-color:var(--warn); }
+.age { margin-left:auto; color:var(--dim); font-size:12px; }
+.bars { display:grid; grid-template-columns:40px 1fr 80px; gap:2px 8px; align-items:center; margin:8px 0; font-size:12px; color:var(--dim); }
+.bar { height:8px; background:var(--line); border-radius:4px; overflow:hidden; }
+.bar > i { display:block; height:100%; background:var(--acc); }
+.gpus { display:grid; grid-template-columns:repeat(auto-fill,minmax(140px,1fr)); gap:8px; }
+.gpu { border:1px solid var(--line); border-radius:6px; padding:6px; font-size:12px; }
+.gpu.busy { border-color:var(--acc); } .gpu.outside { border-color:var(--warn); }
+.gpu .util { font-size:18px; font-weight:600; }
+.gpu .who { color:var(--dim); overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+.gpu .who.outside { color:var(--warn); }
+svg.spark { width:100%; height:28px; display:block; }
+.wrap { overflow-x:auto; }
+table { border-collapse:collapse; width:100%; background:var(--card); border:1px solid var(--line); border-radius:8px; }
+th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
+th { color:var(--dim); font-weight:600; font-size:12px; }
+td.reason { white-space:normal; color:var(--dim); }
+a { color:var(--acc); text-decoration:none; }
+.st-RUNNING { color:var(--acc); } .st-PENDING { color:var(--warn); } .st-COMPLETED { color:var(--ok); }
+.st-FAILED, .st-NODE_FAIL, .st-TIMEOUT { color:var(--bad); } .st-CANCELLED { color:var(--dim); }
+.empty { color:var(--dim); padding:8px; }
+</style>
+</head>
+<body data-live="0">
+<header>
+  <h1>mgpu</h1>
+  <span class="stat">nodes <b id="nodes-up">–</b>/<b id="node-count">–</b> up</span>
+  <span class="stat">GPUs <b id="gpus-free">–</b> free of <b id="gpu-count">–</b></span>
+  <span class="stat">jobs <b id="jobs-running">–</b> running, <b id="jobs-pending">–</b> pending</span>
+  <span id="live" class="off">connecting…</span>
+</header>
+<main>
+  <section><h2>Nodes</h2><div id="nodes"><div class="empty">waiting for data…</div></div></section>
+  <section><h2>Queue</h2><div class="wrap"><table id="queue"><thead><tr><th>Job</th><th>Name</th><th>User</th><th>State</th><th>GPUs</th><th>Elapsed</th><th>Reason</th></tr></thead><tbody></tbody></table></div></section>
+  <section><h2>Recently finished</h2><div class="wrap"><table id="finished"><thead><tr><th>Job</th><th>Name</th><th>User</th><th>State</th><th>Exit</th><th>GPUs</th><th>Ran</th></tr></thead><tbody></tbody></table></div></section>
+</main>
+<script>
+"use strict";
+let snap = null, received = 0;
+const $ = id => document.getElementById(id);
+const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;","'":"&#39;"}[c]));
+function dur(s) { s = Math.max(0, Math.floor(s)); const d = Math.floor(s/86400), h = Math.floor(s%86400/3600), m = Math.floor(s%3600/60), x = s%60;
+  const p = n => String(n).padStart(2, "0"); return d ? `${d}-${p(h)}:${p(m)}:${p(x)}` : h ? `${h}:${p(m)}:${p(x)}` : `${m}:${p(x)}`; }
+function bar(label, frac, text) { const w = Math.max(0, Math.min(100, frac * 100));
+  return `<span>${label}</span><span class="bar"><i style="width:${w.toFixed(1)}%"></i></span><span>${esc(text)}</span>`; }
+function spark(values, max, color) {
+  const pts = (values || []).map((v, i, a) => v == null ? null : [a.length < 2 ? 0 : i / (a.length - 1) * 100, 28 - Math.min(1, v / max) * 26 - 1]).filter(Boolean);
+  if (pts.length < 2) return `<svg class="spark" viewBox="0 0 100 28" preserveAspectRatio="none"></svg>`;
+  return `<svg class="spark" viewBox="0 0 100 28" preserveAspectRatio="none"><polyline fill="none" stroke="${color}" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${pts.map(p => p.join(",")).join(" ")}"/></svg>`;
+}
+function holders() { const m = {}; for (const j of snap.jobs) if (j.state === "RUNNING") for (const p of j.parts) for (const g of p.gpus) m[p.nodeId + ":" + g] = j; return m; }
+function renderNodes() {
+  const held = holders(), now = snap.now + (Date.now() - received) / 1000;
+  if (!snap.nodes.length) { $("nodes").innerHTML = `<div class="empty">no node has registered yet: start one with <code>mgpu node</code></div>`; return; }
+  $("nodes").innerHTML = snap.nodes.map(n => {
+    const up = n.state === "UP", t = up ? n.telemetry : null, age = Math.max(0, now - n.lastSeen);
+    const hist = (snap.history[n.id] || {gpus: []}).gpus;
+    const gpus = n.gpus.map(g => {
+      const r = t ? (t.gpus || []).find(x => x.index === g.index) : null, job = held[n.id + ":" + g.index];
+      const outside = (n.outsideGPUs || []).includes(g.index), h = hist.find(x => x.index === g.index) || {};
+      let who = `<div class="who">free</div>`;
+      if (job) who = `<div class="who" title="${esc(job.name)}"><a href="/jobs/${job.id}">${job.id}</a> ${esc(job.user)} · ${esc(job.name)}</div>`;
+      else if (outside) { const p = (r && r.processes || []).find(p => !p.jobId);
+        who = `<div class="who outside">in use outside mgpu${p ? ` · pid ${p.pid} ${esc(p.user)}` : ""}</div>`; }
+      const util = r && r.utilization != null ? `${Math.round(r.utilization)}%` : up ? "–" : "";
+      const mem = r && r.memoryUsedMB != null ? `${(r.memoryUsedMB/1024).toFixed(1)}/${((r.memoryTotalMB || g.memoryMB)/1024).toFixed(0)} GB` : "";
+      const temp = r && r.temperatureC != null ? ` · ${Math.round(r.temperatureC)}°C` : "";
+      return `<div class="gpu ${job ? "busy" : ""} ${outside ? "outside" : ""}" data-gpu="${n.id}:${g.index}">
+        <div>GPU ${g.index}${g.simulated ? ` <span class="badge sim">sim</span>` : ""} <span class="util">${util}</span></div>
+        <div class="who">${esc(g.name)}</div><div>${mem}${temp}</div>${who}
+        ${up ? spark(h.utilization, 100, "#58a6ff") + spark(h.memoryUsedMB, g.memoryMB || 1, "#d29922") : ""}</div>`;
+    }).join("");
+    const cpu = t && t.cpuPercent != null ? bar("CPU", t.cpuPercent / 100, `${Math.round(t.cpuPercent)}%`) : "";
+    const ram = t && t.memoryTotalMB ? bar("RAM", t.memoryUsedMB / t.memoryTotalMB, `${(t.memoryUsedMB/1024).toFixed(1)}/${(t.memoryTotalMB/1024).toFixed(0)} GB`) : "";
+    return `<div class="node ${up ? "" : "down"}" data-node="${esc(n.id)}">
+      <div class="top"><b>${esc(n.id)}</b><span class="badge ${up ? "up" : "down"}">${up ? "UP" : "DOWN"}</span>
+      ${n.simulated ? `<span class="badge sim">simulated</span>` : ""}<span class="age">${esc(n.address)} · heartbeat ${Math.round(age)}s ago</span></div>
+      ${up ? `<div class="bars">${cpu}${ram}</div>` : `<div class="empty">not responding: numbers hidden until it reports again</div>`}
+      <div class="gpus">${gpus || `<div class="empty">no GPU</div>`}</div></div>`;
+  }).join("");
+}
+function renderQueue() {
+  const now = snap.now + (Date.now() - received) / 1000;
+  const active = snap.jobs.filter(j => j.state === "RUNNING" || j.state === "PENDING");
+  const gpusOf = j => j.parts.length ? j.parts.map(p => p.gpus.length ? `${p.nodeId}:gpu${p.gpus.join(",")}` : `${p.nodeId}:cpu`).join(", ") : String(j.request.pinned ? "pinned" : j.request.gpusPerNode * j.request.nodes);
+  $("queue").tBodies[0].innerHTML = active.length ? active.map(j => `<tr data-job="${j.id}"><td><a href="/jobs/${j.id}">${j.id}</a></td><td>${esc(j.name)}</td><td>${esc(j.user)}</td>
+    <td class="st-${j.state}">${j.state}</td><td>${esc(gpusOf(j))}</td><td>${dur(now - (j.startTime || j.submitTime))}</td><td class="reason">${esc(j.note || "")}</td></tr>`).join("")
+    : `<tr><td colspan="7" class="empty">no running or pending job</td></tr>`;
+  const done = snap.jobs.filter(j => !(j.state === "RUNNING" || j.state === "PENDING")).slice(-20).reverse();
+  $("finished").tBodies[0].innerHTML = done.length ? done.map(j => { const e = j.exit || {};
+    const exit = e.signal != null ? `signal ${e.signal}` : e.code != null ? `${e.code}` : (e.error ? "error" : "–");
+    return `<tr data-job="${j.id}"><td><a href="/jobs/${j.id}">${j.id}</a></td><td>${esc(j.name)}</td><td>${esc(j.user)}</td><td class="st-${j.state}">${j.state}</td>
+      <td>${esc(exit)}</td><td>${esc(gpusOf(j))}</td><td>${dur((j.endTime || now) - (j.startTime || j.endTime || now))}</td></tr>`; }).join("")
+    : `<tr><td colspan="7" class="empty">none in the last hour</td></tr>`;
+}
+function render() {
+  if (!snap) return;
+  const up = snap.nodes.filter(n => n.state === "UP");
+  $("node-count").textContent = snap.nodes.length; $("nodes-up").textContent = up.length;
+  $("gpu-count").textContent = snap.nodes.reduce((s, n) => s + n.gpus.length, 0);
+  $("gpus-free").textContent = up.reduce((s, n) => s + Math.max(0, n.gpus.length - n.busyGPUs.length), 0);
+  $("jobs-running").textContent = snap.jobs.filter(j => j.state === "RUNNING").length;
+  $("jobs-pending").textContent = snap.jobs.filter(j => j.state === "PENDING").length;
+  renderNodes(); renderQueue();
+}
+function connect() {
+  const limit = new URLSearchParams(location.search).get("events");
+  const es = new EventSource("/v1/events" + (limit ? "?limit=" + encodeURIComponent(limit) : ""));
+  es.onmessage = ev => { snap = JSON.parse(ev.data); received = Date.now();
+    document.body.dataset.live = String(Number(document.body.dataset.live) + 1);
+    $("live").className = "on"; $("live").textContent = "live"; render(); };
+  // EventSource reconnects by itself; say so only when no event came for a while.
+  es.onerror = () => setTimeout(() => { if (Date.now() - received > 3000) { $("live").className = "off"; $("live").textContent = "reconnecting…"; } }, 3000);
+}
+setInterval(render, 1000);
+connect();
+</script>
+</body>
+</html>
+"""#
+
+    /// A job's live log: its output (every rank and stream), followed at byte offsets until the job ends.
+    static func jobPage(_ id: String) -> String {
+        #"""
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mgpu job JOBID</title>
+<style>body{margin:0;font:13px/1.4 ui-monospace,Menlo,Consolas,monospace;background:#0f1115;color:#e6e8ee}
+header{padding:10px 14px;border-bottom:1px solid #2a2f3a;font-family:system-ui,sans-serif}a{color:#58a6ff}
+pre{margin:0;padding:10px 14px;white-space:pre-wrap;word-break:break-all}.err{color:#f85149}</style></head>
+<body><header><a href="/">mgpu</a> / job <b>JOBID</b> <span id="state"></span></header><pre id="out"></pre>
+<script>
+"use strict";
+const id = "JOBID", out = document.getElementById("out"), offsets = {}, decoders = {};
+const once = new URLSearchParams(location.search).get("once") === "1";  // show what is there, do not follow
+function add(text, cls, prefix) { const s = document.createElement("span"); if (cls) s.className = cls;
+  s.textContent = prefix ? text.replace(/^(?=.)/gm, prefix) : text; out.appendChild(s); window.scrollTo(0, document.body.scrollHeight); }
+async function run() {
+  for (;;) {
+    const job = await (await fetch(`/v1/jobs/${id}`)).json();
+    document.getElementById("state").textContent = job.state + (job.note ? ` · ${job.note}` : "") + (job.reason ? ` · ${job.reason}` : "");
+    const ranks = Math.max(1, job.parts.length); let got = false, complete = 0;
+    for (let r = 0; r < ranks; r++) for (const s of ["stdout", "stderr"]) {
+      const k = r + s, res = await fetch(`/v1/jobs/${id}/output?rank=${r}&stream=${s}&offset=${offsets[k] || 0}&wait=0`);
+      const bytes = new Uint8Array(await res.arrayBuffer()); offsets[k] = (offsets[k] || 0) + bytes.length;
+      const text = (decoders[k] = decoders[k] || new TextDecoder()).decode(bytes, {stream: true});
+      if (text) { add(text, s === "stderr" ? "err" : "", ranks > 1 ? r + ": " : ""); got = true; }
+      if (res.headers.get("mgpu-complete") === "1") complete++;
+    }
+    if (complete === ranks * 2 || once) return;
+    if (!got) await fetch(`/v1/jobs/${id}/output?rank=0&stream=stdout&offset=${offsets["0stdout"] || 0}&wait=20`);
+  }
+}
+run().catch(e => add("\n[" + e + "]\n", "err"));
+</script></body></html>
+"""#.replacingOccurrences(of: "JOBID", with: id)
+    }
+}

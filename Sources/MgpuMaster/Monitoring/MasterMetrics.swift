@@ -1,0 +1,66 @@
+import CoreMetrics
+import Foundation
+import MgpuCore
+import MgpuWire
+import Prometheus
+
+/// The master's Prometheus metrics. Gauges describing the cluster are set from the master's state at each
+/// scrape; the scheduling-latency histogram is observed as jobs start; API request counts and durations come
+/// from Hummingbird's MetricsMiddleware through swift-metrics into the same registry.
+public final class MasterMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let schedulingLatency: ValueHistogram
+
+    public init() {
+        schedulingLatency = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(namespace: "mgpu", metricName: "scheduling_latency", unitName: "seconds",
+                                             helpText: "Time from submission to start of jobs"),
+            buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, 14400, 86400])
+    }
+
+    /// Routes swift-metrics (used by Hummingbird's MetricsMiddleware) into this registry. Once per process.
+    public func bootstrapMetricsSystem() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    func gauge(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)] = []) -> Prometheus.Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "mgpu", metricName: name, unitName: unit, helpText: help),
+                           labels: labels)
+    }
+
+    /// Sets every cluster gauge from a queue snapshot and returns the exposition text.
+    public func render(jobs: [JobState: Int], nodes: [NodeInfo]) -> [UInt8] {
+        for state in JobState.allCases {
+            gauge("jobs", "", "Jobs by state", [("state", state.rawValue)]).set(Double(jobs[state] ?? 0))
+        }
+        var gpuStates = ["free": 0, "allocated": 0, "outside": 0, "down": 0]
+        for node in nodes {
+            let labels = [("node", node.id)]
+            if node.state == .down {
+                gpuStates["down", default: 0] += node.gpus.count
+            } else {
+                gpuStates["outside", default: 0] += node.outsideGPUs.count
+                gpuStates["allocated", default: 0] += node.allocatedGPUs.count
+                gpuStates["free", default: 0] += node.freeGPUCount
+            }
+            gauge("node_up", "", "1 when the node's agent reports in", labels).set(node.state == .up ? 1.0 : 0.0)
+            guard let t = node.telemetry else { continue }
+            if let cpu = t.cpuPercent { gauge("node_cpu_utilization", "percent", "CPU utilisation", labels).set(cpu) }
+            if let used = t.memoryUsedMB { gauge("node_memory_used", "bytes", "RAM in use", labels).set(Double(used) * 1_048_576) }
+            if let total = t.memoryTotalMB { gauge("node_memory_total", "bytes", "RAM in all", labels).set(Double(total) * 1_048_576) }
+            for reading in t.gpus {
+                guard let gpu = node.gpus.first(where: { $0.index == reading.index }) else { continue }
+                let g = [("node", node.id), ("gpu", String(gpu.index)), ("uuid", gpu.uuid)]
+                if let v = reading.utilization { gauge("gpu_utilization", "percent", "GPU utilisation", g).set(v) }
+                if let v = reading.memoryUsedMB { gauge("gpu_memory_used", "bytes", "GPU memory in use", g).set(Double(v) * 1_048_576) }
+                if let v = reading.memoryTotalMB { gauge("gpu_memory_total", "bytes", "GPU memory in all", g).set(Double(v) * 1_048_576) }
+                if let v = reading.temperatureC { gauge("gpu_temperature", "celsius", "GPU temperature", g).set(v) }
+                if let v = reading.powerW { gauge("gpu_power", "watts", "GPU power draw", g).set(v) }
+            }
+        }
+        for (state, count) in gpuStates {
+            gauge("gpus", "", "GPUs by state", [("state", state)]).set(Double(count))
+        }
+        return registry.emitToBuffer()
+    }
+}
