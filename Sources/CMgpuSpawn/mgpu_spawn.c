@@ -42,3 +42,16 @@ int mgpu_terminal_size(int fd, int *rows, int *columns) {
     *columns = size.ws_col;
     return 0;
 }
+
+#include <sys/syscall.h>
+
+int mgpu_pidfd_open(int pid) {
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#else
+    (void)pid;
+    return -1;
+#endif
+}

@@ -17,3 +17,7 @@ int mgpu_open_pty(char *name, size_t length, int rows, int columns);
 
 /// The terminal size of `fd`; returns 0 on success.
 int mgpu_terminal_size(int fd, int *rows, int *columns);
+
+/// A pidfd for `pid` (Linux >= 5.3): readable once the process has exited, for any process (not only children).
+/// Returns -1 where unsupported.
+int mgpu_pidfd_open(int pid);

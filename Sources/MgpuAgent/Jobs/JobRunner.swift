@@ -1,3 +1,5 @@
+import CMgpuSpawn
+import Dispatch
 import Foundation
 import Logging
 import MgpuCore
@@ -16,6 +18,9 @@ public actor JobRunner {
     var seen: Set<JobID> = []
     /// Supervisors that recorded their status but had not exited yet: reaped on a later poll.
     var unreaped: Set<Int32> = []
+    /// Wakes the agent's local loop the moment a supervisor exits (pidfd), so a job's end is reported at once.
+    let exited = WakeSignal()
+    var watchers: [JobID: any DispatchSourceRead] = [:]
 
     /// What to put in CUDA_VISIBLE_DEVICES for each GPU index, where it is not the index itself.
     let deviceIds: [Int: String]
@@ -50,6 +55,7 @@ public actor JobRunner {
             jobs[id] = job
             seen.insert(id)
             count += 1
+            if job.exit == nil { watch(id, job.supervisorPid) }
             logger.info("re-adopted job", metadata: ["job": "\(id)", "node": "\(nodeId)",
                                                     "state": "\(job.exit.map { "ended: \($0.summary)" } ?? "running")"])
         }
@@ -94,6 +100,9 @@ public actor JobRunner {
                                                 stdout: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
                                                 stderr: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
                                                 newSession: true)
+            // The master has none of this part's output yet: no need to ask it where to resume.
+            job.shipped = [.stdout: 0, .stderr: 0]
+            watch(work.jobId, job.supervisorPid)
             logger.info("job started", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "rank": "\(work.rank)",
                                                  "gpus": "\(work.gpus.map(String.init).joined(separator: ","))"])
         } catch {
@@ -161,8 +170,27 @@ public actor JobRunner {
         for id in ids {
             guard let job = jobs[id], job.readyToReport else { continue }
             jobs[id] = nil
+            watchers.removeValue(forKey: id)?.cancel()
             try? FileManager.default.removeItem(atPath: job.dir)
         }
+    }
+
+    /// Watches a supervisor through a pidfd: when it exits, the local loop is woken at once.
+    /// (Without pidfds the loop's tick still notices, a little later.)
+    func watch(_ id: JobID, _ pid: Int32) {
+        guard pid > 0 else { return }
+        let fd = mgpu_pidfd_open(pid)
+        guard fd >= 0 else { return }
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: .global())
+        let signal = exited
+        source.setEventHandler {
+            source.cancel()
+            Task { await signal.signal() }
+        }
+        source.setCancelHandler { close(fd) }
+        watchers[id]?.cancel()
+        watchers[id] = source
+        source.resume()
     }
 
     /// Whether a part's supervisor still runs. Our own children are alive until reaped (and reaped here

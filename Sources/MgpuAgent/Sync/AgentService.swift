@@ -148,9 +148,9 @@ public actor AgentService: Service {
 
     func localLoop() async {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            // Someone watches an interactive job live: ship its output sooner.
-            let tick = await runner.hasInteractive ? 10 : 50
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(tick)) }
+            // Someone watches an interactive job live: ship its output sooner. A job's end wakes the loop at once.
+            let tick = await runner.hasInteractive ? 0.01 : 0.05
+            await runner.exited.wait(seconds: tick)
             let ended = await runner.poll()
             guard connected else { continue }
             let due = Date().timeIntervalSince1970 - lastReport >= min(heartbeatSeconds, config.reportInterval)

@@ -24,16 +24,52 @@ extension Mgpu {
 
         @OptionGroup(title: "Interactive session") var session: SessionOptions
 
+        @Option(help: ArgumentHelp("One job per line of FILE (or of stdin with -), all with the other options, accepted in one request and one transaction. Empty lines and lines starting with # are skipped.", valueName: "file"))
+        var fromFile: String?
+
         @Argument(parsing: .captureForPassthrough, help: "The command: one quoted string, or words after --.")
         var command: [String] = []
 
         func validate() throws {
+            if fromFile != nil {
+                if !command.isEmpty { throw ValidationError("give commands either in --from-file or on the command line, not both") }
+                if interactive { throw ValidationError("--interactive runs one job; it does not go with --from-file") }
+                return
+            }
             if CommandText.join(command).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 throw ValidationError("give a command, e.g. mgpu submit --gpus 1 \"python train.py\"")
             }
         }
 
+        /// The commands of --from-file, one per line.
+        func commandsFromFile(_ path: String) throws -> [String] {
+            let data: Data
+            if path == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let contents = FileManager.default.contents(atPath: path) else {
+                    throw CLIError("cannot read \(path)", exitCode: 2)
+                }
+                data = contents
+            }
+            let commands = String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            if commands.isEmpty { throw CLIError("\(path == "-" ? "stdin" : path) has no command", exitCode: 2) }
+            return commands
+        }
+
         func run() async throws {
+            if let fromFile {
+                let template = job.spec(command: "", interactive: false)
+                let specs = try commandsFromFile(fromFile).map { line -> JobSpec in
+                    var spec = template
+                    spec.command = line
+                    return spec
+                }
+                let ids = try await client.call { try await $0.submit(specs) }
+                say(ids.map { "Submitted job \($0)" }.joined(separator: "\n"))
+                return
+            }
             let spec = job.spec(command: CommandText.join(command), interactive: interactive)
             let ids = try await client.call { try await $0.submit([spec]) }
             guard interactive else {
