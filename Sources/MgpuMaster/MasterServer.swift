@@ -8,13 +8,17 @@ public struct MasterServer: Sendable {
     public let config: MasterConfig
     public let state: MasterState
     public let store: SQLiteStore
+    public let credentials: Credentials
     let logger: Logger
 
     public init(config: MasterConfig, logger: Logger) throws {
-        try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        chmod(config.stateDir, 0o700)
         self.config = config
         self.logger = logger
         self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
+        self.credentials = try Credentials(stateDir: config.stateDir, queue: store.queue, ownerName: Self.unixUser())
         let metrics = MasterMetrics()
         metrics.bootstrapMetricsSystem()
         self.state = try MasterState(config: config, store: store, logger: logger, metrics: metrics)
@@ -22,10 +26,16 @@ public struct MasterServer: Sendable {
 
     public var databasePath: String { store.path }
 
+    /// The Unix user running the master: the first admin.
+    public static func unixUser() -> String {
+        if let pw = getpwuid(geteuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+        return ProcessInfo.processInfo.environment["USER"] ?? "admin"
+    }
+
     /// The services to run: the HTTP API and the liveness checker. `onListening` gets the bound port.
     public func services(onListening: @escaping @Sendable (Int) async -> Void) -> [any Service] {
         let app = Application(
-            router: APIRouter.build(state: state),
+            router: APIRouter.build(state: state, credentials: credentials, logger: logger),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "mgpu"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "mgpu.http", factory: { label in

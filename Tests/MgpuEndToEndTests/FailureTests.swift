@@ -99,9 +99,11 @@ extension EndToEndTests {
 
         // Raw HTTP: malformed bodies are 400s with a JSON message; nothing is accepted.
         let http = cluster.client.http
+        let agentHTTP = HTTPClient(host: "127.0.0.1", port: cluster.port, token: cluster.read("state/cluster.secret")?
+            .trimmingCharacters(in: .whitespacesAndNewlines))
         for (path, body) in [("/v1/jobs", "{"), ("/v1/jobs", #"{"jobs": "no"}"#), ("/v1/agent/sync", #"{"nodeId": 1}"#),
                              ("/v1/jobs/cancel", #"{"ids": []}"#)] {
-            let r = try await http.request(.POST, path, body: Array(body.utf8))
+            let r = try await (path.hasPrefix("/v1/agent/") ? agentHTTP : http).request(.POST, path, body: Array(body.utf8))
             #expect(r.status == 400, "\(path) \(body) -> \(r.status)")
             #expect((try? JSONDecoder().decode(ErrorBody.self, from: Data(r.body)))?.error.message.isEmpty == false)
         }

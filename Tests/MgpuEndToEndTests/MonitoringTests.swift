@@ -145,7 +145,7 @@ extension EndToEndTests {
             let chromium = try #require(which("chromium"), "chromium is not installed")
             func browse(_ args: [String]) throws -> String {
                 let (status, out) = try Spawn.capture([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"]
-                                                      + args + ["http://127.0.0.1:\(cluster.port)/?events=1"], timeout: 60)
+                                                      + args + ["http://127.0.0.1:\(cluster.port)/?events=1&token=\(cluster.token ?? "")"], timeout: 60)
                 #expect(status == 0, "chromium exit \(status)")
                 return out
             }
@@ -168,7 +168,7 @@ extension EndToEndTests {
             let down = try browse(["--dump-dom"])
             #expect(down.contains("not responding: numbers hidden"))
             let jobPage = try Spawn.capture([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=2000",
-                                             "--dump-dom", "http://127.0.0.1:\(cluster.port)/jobs/\(id)?once=1"], timeout: 60).output
+                                             "--dump-dom", "http://127.0.0.1:\(cluster.port)/jobs/\(id)?once=1&token=\(cluster.token ?? "")"], timeout: 60).output
             #expect(jobPage.contains("job <b>\(id)</b>") && jobPage.contains("RUNNING"))
         }
 
@@ -181,7 +181,7 @@ extension EndToEndTests {
             let session = "mgpu-top-\(getpid())"
             let tmux = try #require(which("tmux"))
             _ = try Spawn.capture([tmux, "new-session", "-d", "-s", session, "-x", "150", "-y", "40",
-                                   "env MGPU_MASTER_PORT=\(cluster.port) MGPU_MASTER_HOST=127.0.0.1 \(mgpuBinary) top --interval 0.5"])
+                                   "env MGPU_MASTER_PORT=\(cluster.port) MGPU_MASTER_HOST=127.0.0.1 MGPU_TOKEN=\(cluster.token ?? "") \(mgpuBinary) top --interval 0.5"])
             defer { _ = try? Spawn.capture([tmux, "kill-session", "-t", session]) }
             var screen = ""
             try await waitUntil("top draws the cluster", timeout: 20) {

@@ -19,6 +19,8 @@ public struct AgentConfig: Sendable {
     public var avoidForeignGPUs: Bool = true
     /// nvidia-smi to sample (nil: the one in PATH).
     public var nvidiaSMI: String?
+    /// The cluster secret the master asks agents for.
+    public var token: String?
 
     public init(nodeId: String, masterHost: String, masterPort: Int, stateDir: String, gpus: [GPU], cpuSlots: Int,
                 advertiseAddress: String? = nil, maxBackoff: Double = 10) {

@@ -29,7 +29,7 @@ public actor AgentService: Service {
     public init(config: AgentConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        self.client = MasterClient(host: config.masterHost, port: config.masterPort)
+        self.client = MasterClient(host: config.masterHost, port: config.masterPort, token: config.token)
         self.runner = try JobRunner(stateDir: config.stateDir, nodeId: config.nodeId, gpus: config.gpus, logger: logger)
         self.telemetry = TelemetryCollector(gpus: config.gpus, nvidiaSMI: config.nvidiaSMI, avoidForeign: config.avoidForeignGPUs)
     }
@@ -128,7 +128,8 @@ public actor AgentService: Service {
         connected = false
         failures += 1
         let delay = min(config.maxBackoff, 0.25 * pow(2, Double(min(failures - 1, 10))))
-        logger.warning("master \(address) unreachable (attempt \(failures)): \(error); retrying in \(String(format: "%.1f", delay)) s; jobs keep running",
+        let what = error is APIError ? "refused this agent" : "unreachable"
+        logger.warning("master \(address) \(what) (attempt \(failures)): \(error); retrying in \(String(format: "%.1f", delay)) s; jobs keep running",
                        metadata: ["node": "\(config.nodeId)"])
         return delay
     }

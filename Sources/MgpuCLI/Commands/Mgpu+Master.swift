@@ -55,6 +55,7 @@ extension Mgpu {
             let services = server.services { port in
                 say("mgpu master listening on http://\(options.host):\(port)")
                 say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
+                say("agents need \(server.config.stateDir)/cluster.secret; your token: \(server.config.stateDir)/tokens/\(MasterServer.unixUser())")
             }
             try await runServices(services, logger: logger)
         }

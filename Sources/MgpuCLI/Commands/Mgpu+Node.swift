@@ -25,6 +25,9 @@ struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("avoid: a GPU a process outside mgpu holds memory on gets no new job until it is free again; ignore: schedule it anyway.", valueName: "avoid|ignore"))
     var foreignGpuPolicy: String = "avoid"
 
+    @Option(help: ArgumentHelp("File holding the cluster secret (the master's STATE_DIR/cluster.secret); default: $MGPU_TOKEN.", valueName: "path"))
+    var tokenFile: String?
+
     @Flag(inversion: .prefixedNo, help: "At SIGTERM, stop the jobs, report them NODE_FAIL and deregister (default: on inside a Slurm allocation, else off: jobs keep running).")
     var drainOnSigterm: Bool?
 
@@ -53,6 +56,12 @@ struct AgentOptions: ParsableArguments {
         config.reportInterval = reportInterval
         config.avoidForeignGPUs = foreignGpuPolicy == "avoid"
         config.nvidiaSMI = nvidiaSmi
+        if let tokenFile {
+            config.token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if config.token == nil { logger.warning("cannot read --token-file \(tokenFile)", metadata: ["node": "\(id)"]) }
+        } else {
+            config.token = ProcessInfo.processInfo.environment["MGPU_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        }
         return config
     }
 }

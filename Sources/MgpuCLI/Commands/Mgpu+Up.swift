@@ -23,11 +23,13 @@ extension Mgpu {
             var services = server.services { port in
                 say("mgpu master listening on http://\(master.host):\(port)")
                 say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
+                say("agents need \(server.config.stateDir)/cluster.secret; your token: \(server.config.stateDir)/tokens/\(MasterServer.unixUser())")
                 ports.continuation.yield(port)
                 ports.continuation.finish()
             }
-            let agentConfig = agent.config(masterHost: host, masterPort: master.port,
+            var agentConfig = agent.config(masterHost: host, masterPort: master.port,
                                            stateDir: server.config.stateDir + "/node-\(agent.resolvedNodeId)", logger: logger)
+            agentConfig.token = server.credentials.clusterSecret
             services.append(LocalAgent(config: agentConfig, ports: ports.stream, logger: logger))
             try await runServices(services, logger: logger)
         }

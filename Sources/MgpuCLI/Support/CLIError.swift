@@ -21,6 +21,7 @@ public struct CLIError: Error, CustomStringConvertible {
         case let error as TransportError:
             if case .timedOut = error { return CLIError("\(error)", exitCode: 2) }
             return CLIError("\(error). Start one with `mgpu up` (or `mgpu master`), or point --host/--port or MGPU_MASTER_HOST/MGPU_MASTER_PORT at it.", exitCode: 2)
+        case let error as APIError where error.status == 401: return CLIError("not allowed: \(error.message)", exitCode: 1)
         case let error as APIError: return CLIError(error.message, exitCode: 1)
         default: return CLIError("\(error)", exitCode: 1)
         }

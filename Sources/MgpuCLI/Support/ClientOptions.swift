@@ -29,7 +29,23 @@ public struct ClientOptions: ParsableArguments {
         }
     }
 
-    var client: MasterClient { MasterClient(host: resolvedHost, port: resolvedPort) }
+    var client: MasterClient { MasterClient(host: resolvedHost, port: resolvedPort, token: resolvedToken) }
+
+    /// The user's token: $MGPU_TOKEN, else ~/.config/mgpu/token, else the one a master on this machine left for this
+    /// Unix user in its state dir ($MGPU_STATE_DIR or the default), so `mgpu up` needs no setup.
+    var resolvedToken: String? {
+        let env = ProcessInfo.processInfo.environment
+        if let token = env["MGPU_TOKEN"], !token.isEmpty { return token }
+        let home = env["HOME"] ?? NSHomeDirectory()
+        let stateDir = env["MGPU_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? MasterDefaults.stateDir
+        for path in ["\(home)/.config/mgpu/token", "\(stateDir)/tokens/\(currentUser())"] {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !token.isEmpty { return token }
+            }
+        }
+        return nil
+    }
 
     /// Runs a client call, turning failures into one clear line.
     func call<T>(_ body: (MasterClient) async throws -> T) async throws -> T {

@@ -13,7 +13,9 @@ struct ForegroundSession {
     let options: SessionOptions
     let id: String
 
-    var master: MasterClient { MasterClient(host: client.resolvedHost, port: client.resolvedPort, connectTimeout: options.connectionTimeout) }
+    var master: MasterClient {
+        MasterClient(host: client.resolvedHost, port: client.resolvedPort, connectTimeout: options.connectionTimeout, token: client.resolvedToken)
+    }
 
     /// The size of this terminal when stdout is one (the job then gets a pseudo-terminal).
     static var terminalSize: TerminalSize? {

@@ -36,11 +36,14 @@ public struct HTTPClient: Sendable {
     public let host: String
     public let port: Int
     public var connectTimeout: Double
+    /// Sent as `Authorization: Bearer` (a user token, or an agent's cluster secret).
+    public var token: String?
 
-    public init(host: String, port: Int, connectTimeout: Double = 5) {
+    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil) {
         self.host = host
         self.port = port
         self.connectTimeout = connectTimeout
+        self.token = token
     }
 
     /// Sends one request. A GET (idempotent) that fails in transport is tried once more.
@@ -70,13 +73,14 @@ public struct HTTPClient: Sendable {
         } catch {
             throw TransportError.unreachable(host: host, port: port, reason: Self.describe(error))
         }
-        let host = self.host, port = self.port
+        let host = self.host, port = self.port, token = self.token
         return try await withThrowingTaskGroup(of: HTTPResult?.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, outbound in
                     var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
                     head.headers.add(name: "Host", value: "\(host):\(port)")
                     head.headers.add(name: "Connection", value: "close")
+                    if let token { head.headers.add(name: "Authorization", value: "Bearer \(token)") }
                     if let body {
                         head.headers.add(name: "Content-Type", value: contentType)
                         head.headers.add(name: "Content-Length", value: String(body.count))

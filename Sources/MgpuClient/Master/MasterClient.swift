@@ -16,8 +16,8 @@ public struct MasterClient: Sendable {
     public var host: String { http.host }
     public var port: Int { http.port }
 
-    public init(host: String, port: Int, connectTimeout: Double = 5) {
-        self.http = HTTPClient(host: host, port: port, connectTimeout: connectTimeout)
+    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil) {
+        self.http = HTTPClient(host: host, port: port, connectTimeout: connectTimeout, token: token)
     }
 
     static let encoder = JSONEncoder()
@@ -87,13 +87,21 @@ public struct MasterClient: Sendable {
 
     /// An interactive job's stdin from `offset` (for its agent); waits up to `wait` s for some.
     public func stdin(job: JobID, offset: Int64, wait: Double) async throws -> (bytes: [UInt8], size: Int64, eof: Bool) {
-        let result = try await http.request(.GET, "/v1/jobs/\(job)/stdin?offset=\(offset)&wait=\(wait)", timeout: wait + 30)
+        let result = try await http.request(.GET, "/v1/agent/stdin?job=\(job)&offset=\(offset)&wait=\(wait)", timeout: wait + 30)
         try Self.check(result)
         let size = result.header(OutputHeader.size).flatMap { Int64($0) } ?? offset + Int64(result.body.count)
         return (result.body, size, result.header(OutputHeader.eof) == "1")
     }
 
     // MARK: Agent
+
+    public func addUser(_ name: String, admin: Bool) async throws -> AddUserResponse {
+        try await call(.POST, "/v1/admin/users", body: AddUserRequest(name: name, admin: admin), as: AddUserResponse.self)
+    }
+
+    public func users() async throws -> [AddUserResponse] {
+        try await call(.GET, "/v1/admin/users", body: Optional<Int>.none, as: [AddUserResponse].self)
+    }
 
     public func register(_ request: RegisterRequest) async throws -> RegisterResponse {
         try await call(.POST, "/v1/agent/register", body: request, as: RegisterResponse.self)

@@ -65,6 +65,10 @@ a { color:var(--acc); text-decoration:none; }
 <script>
 "use strict";
 let snap = null, received = 0;
+// The token comes in the page's address (?token=...) the first time and is kept for the tab.
+const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("mgpu-token") || "";
+if (token) sessionStorage.setItem("mgpu-token", token);
+const auth = (sep) => token ? `${sep}token=${encodeURIComponent(token)}` : "";
 const $ = id => document.getElementById(id);
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;","'":"&#39;"}[c]));
 function dur(s) { s = Math.max(0, Math.floor(s)); const d = Math.floor(s/86400), h = Math.floor(s%86400/3600), m = Math.floor(s%3600/60), x = s%60;
@@ -133,7 +137,7 @@ function render() {
 }
 function connect() {
   const limit = new URLSearchParams(location.search).get("events");
-  const es = new EventSource("/v1/events" + (limit ? "?limit=" + encodeURIComponent(limit) : ""));
+  const es = new EventSource("/v1/events?" + (limit ? "limit=" + encodeURIComponent(limit) : "") + auth("&"));
   es.onmessage = ev => { snap = JSON.parse(ev.data); received = Date.now();
     document.body.dataset.live = String(Number(document.body.dataset.live) + 1);
     $("live").className = "on"; $("live").textContent = "live"; render(); };
@@ -160,23 +164,27 @@ pre{margin:0;padding:10px 14px;white-space:pre-wrap;word-break:break-all}.err{co
 <script>
 "use strict";
 const id = "JOBID", out = document.getElementById("out"), offsets = {}, decoders = {};
+const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("mgpu-token") || "";
+const auth = token ? `&token=${encodeURIComponent(token)}` : "";
 const once = new URLSearchParams(location.search).get("once") === "1";  // show what is there, do not follow
 function add(text, cls, prefix) { const s = document.createElement("span"); if (cls) s.className = cls;
   s.textContent = prefix ? text.replace(/^(?=.)/gm, prefix) : text; out.appendChild(s); window.scrollTo(0, document.body.scrollHeight); }
 async function run() {
   for (;;) {
-    const job = await (await fetch(`/v1/jobs/${id}`)).json();
+    const response = await fetch(`/v1/jobs/${id}?x=1${auth}`);
+    if (!response.ok) { add((await response.json()).error.message + "\n", "err"); return; }
+    const job = await response.json();
     document.getElementById("state").textContent = job.state + (job.note ? ` · ${job.note}` : "") + (job.reason ? ` · ${job.reason}` : "");
     const ranks = Math.max(1, job.parts.length); let got = false, complete = 0;
     for (let r = 0; r < ranks; r++) for (const s of ["stdout", "stderr"]) {
-      const k = r + s, res = await fetch(`/v1/jobs/${id}/output?rank=${r}&stream=${s}&offset=${offsets[k] || 0}&wait=0`);
+      const k = r + s, res = await fetch(`/v1/jobs/${id}/output?rank=${r}&stream=${s}&offset=${offsets[k] || 0}&wait=0${auth}`);
       const bytes = new Uint8Array(await res.arrayBuffer()); offsets[k] = (offsets[k] || 0) + bytes.length;
       const text = (decoders[k] = decoders[k] || new TextDecoder()).decode(bytes, {stream: true});
       if (text) { add(text, s === "stderr" ? "err" : "", ranks > 1 ? r + ": " : ""); got = true; }
       if (res.headers.get("mgpu-complete") === "1") complete++;
     }
     if (complete === ranks * 2 || once) return;
-    if (!got) await fetch(`/v1/jobs/${id}/output?rank=0&stream=stdout&offset=${offsets["0stdout"] || 0}&wait=20`);
+    if (!got) await fetch(`/v1/jobs/${id}/output?rank=0&stream=stdout&offset=${offsets["0stdout"] || 0}&wait=20${auth}`);
   }
 }
 run().catch(e => add("\n[" + e + "]\n", "err"));

@@ -1,15 +1,17 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import MgpuCore
 import MgpuWire
 
 /// The HTTP/JSON API under /v1.
 enum APIRouter {
-    static func build(state: MasterState) -> Router<MasterContext> {
+    static func build(state: MasterState, credentials: Credentials, logger: Logger) -> Router<MasterContext> {
         let router = Router(context: MasterContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: AuthMiddleware(credentials: credentials, logger: logger))
 
         router.get("/v1/health") { _, _ in try json(["status": "ok"]) }
 
@@ -57,7 +59,9 @@ enum APIRouter {
 
         // Jobs
         router.post("/v1/jobs") { request, context in
-            let body = try await request.decode(as: SubmitRequest.self, context: context)
+            var body = try await request.decode(as: SubmitRequest.self, context: context)
+            // A job belongs to the user whose token submitted it, whatever the request says.
+            for i in body.jobs.indices { body.jobs[i].user = context.user?.name ?? "?" }
             let ids = try await state.submit(body.jobs)
             return try json(SubmitResponse(ids: ids), status: .created)
         }
@@ -71,10 +75,11 @@ enum APIRouter {
             guard !body.ids.isEmpty, body.ids.count <= 100_000 else {
                 throw HTTPError(.badRequest, message: "give between 1 and 100000 job ids")
             }
-            return try json(CancelResponse(results: try await state.cancel(body.ids)))
+            return try json(CancelResponse(results: try await state.cancel(body.ids, by: context.user)))
         }
         router.get("/v1/jobs/{id}/output") { request, context in
             let id = try jobID(context)
+            try await state.checkOwner(id, context.user)
             let q = request.uri.queryParameters
             let rank = try intParam(q["rank"].map(String.init), "rank", default: 0, range: 0...100_000)
             let stream = try streamParam(q["stream"].map(String.init))
@@ -99,6 +104,7 @@ enum APIRouter {
         }
         router.post("/v1/jobs/{id}/stdin") { request, context in
             let id = try jobID(context)
+            try await state.checkOwner(id, context.user)
             let q = request.uri.queryParameters
             let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
             let eof = q["eof"].map(String.init) == "1"
@@ -108,9 +114,11 @@ enum APIRouter {
             }
             return try json(OutputAck(size: size))
         }
-        router.get("/v1/jobs/{id}/stdin") { request, context in
-            let id = try jobID(context)
+        router.get("/v1/agent/stdin") { request, _ in
             let q = request.uri.queryParameters
+            guard let text = q["job"].map(String.init), let id = JobID(text) else {
+                throw HTTPError(.badRequest, message: "job must be 8 hex digits")
+            }
             let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
             let wait = min(60, max(0, Double(q["wait"].map(String.init) ?? "0") ?? 0))
             guard let input = await state.readStdin(job: id, offset: offset, wait: wait) else {
@@ -128,6 +136,23 @@ enum APIRouter {
         }
         router.get("/v1/nodes") { _, _ in
             try json(await state.queue(finishedWithin: 0).nodes)
+        }
+
+        // Users (admins only)
+        router.post("/v1/admin/users") { request, context in
+            guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can add users") }
+            let body = try await request.decode(as: AddUserRequest.self, context: context)
+            do {
+                let token = try credentials.addUser(body.name, admin: body.admin ?? false)
+                logger.info("user added", metadata: ["user": "\(body.name)", "admin": "\(body.admin ?? false)", "by": "\(context.user?.name ?? "?")"])
+                return try json(AddUserResponse(name: body.name, token: token, admin: body.admin ?? false), status: .created)
+            } catch let error as StoreError {
+                throw HTTPError(.badRequest, message: error.message)
+            }
+        }
+        router.get("/v1/admin/users") { _, context in
+            guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can list users") }
+            return try json(credentials.users().map { AddUserResponse(name: $0.name, token: nil, admin: $0.admin) })
         }
 
         // Agents
@@ -218,6 +243,8 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as StoreError {
             context.logger.error("store failure: \(error.message)")
             throw HTTPError(.serviceUnavailable, message: error.message)
+        } catch let error as OwnershipError {
+            throw HTTPError(.forbidden, message: error.message)
         }
     }
 }

@@ -5,6 +5,8 @@ import NIOCore
 public struct MasterContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let peerAddress: String?
+    /// The user the request's token belongs to (set by AuthMiddleware).
+    public var user: Credentials.User?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

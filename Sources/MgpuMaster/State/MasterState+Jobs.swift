@@ -49,13 +49,25 @@ extension MasterState {
         return String((first.split(separator: "/").last.map(String.init) ?? first).prefix(40))
     }
 
-    public func cancel(_ ids: [String]) throws -> [CancelResponse.Result] {
+    /// Only a job's owner or an admin may cancel it, read its output or write its stdin.
+    public func checkOwner(_ id: JobID, _ user: Credentials.User?) throws {
+        guard let job = jobs[id] else { return }
+        guard let user, user.admin || user.name == job.user else {
+            throw OwnershipError(message: "job \(id) belongs to \(job.user): only its owner or an admin can do that")
+        }
+    }
+
+    public func cancel(_ ids: [String], by user: Credentials.User? = nil) throws -> [CancelResponse.Result] {
         let now = clock()
         var results: [CancelResponse.Result] = []
         var changed: [Job] = []
         for text in ids {
             guard let id = JobID(text), var job = jobs[id] else {
                 results.append(.init(id: text, outcome: .unknown, state: nil))
+                continue
+            }
+            if let user, !user.admin && user.name != job.user {
+                results.append(.init(id: id.rawValue, outcome: .denied, state: job.state))
                 continue
             }
             switch job.state {

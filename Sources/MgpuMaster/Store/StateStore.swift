@@ -30,3 +30,9 @@ public struct StoreError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
 }
+
+/// A request about someone else's job.
+public struct OwnershipError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -59,6 +59,8 @@ public struct CancelResponse: Codable, Sendable {
             /// It had already ended; `state` says how.
             case alreadyFinished
             case unknown
+            /// It belongs to someone else (only its owner or an admin may cancel it).
+            case denied
         }
         public var id: String
         public var outcome: Outcome
@@ -71,4 +73,25 @@ public struct CancelResponse: Codable, Sendable {
     }
     public var results: [Result]
     public init(results: [Result]) { self.results = results }
+}
+
+/// `POST /v1/admin/users` (admins only).
+public struct AddUserRequest: Codable, Sendable {
+    public var name: String
+    public var admin: Bool?
+    public init(name: String, admin: Bool?) {
+        self.name = name
+        self.admin = admin
+    }
+}
+
+public struct AddUserResponse: Codable, Sendable {
+    public var name: String
+    public var token: String?
+    public var admin: Bool
+    public init(name: String, token: String?, admin: Bool) {
+        self.name = name
+        self.token = token
+        self.admin = admin
+    }
 }

@@ -6,6 +6,11 @@ import MgpuWire
 import Testing
 
 /// The `mgpu` binary under test: $MGPU_BINARY, else the one built beside the test bundle.
+let unixUser: String = {
+    if let pw = getpwuid(geteuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+    return ProcessInfo.processInfo.environment["USER"] ?? "root"
+}()
+
 let mgpuBinary: String = {
     if let path = ProcessInfo.processInfo.environment["MGPU_BINARY"] { return path }
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -34,7 +39,11 @@ final class TestCluster {
     var agentPids: [String: pid_t] = [:]
     var extraPids: [pid_t] = []
     var masterArgs: [String] = []
-    var client: MasterClient { MasterClient(host: "127.0.0.1", port: port) }
+    var client: MasterClient { MasterClient(host: "127.0.0.1", port: port, token: token) }
+
+    /// The admin token the master left for this Unix user (zero setup), and the agents' cluster secret.
+    var token: String? { read("state/tokens/\(unixUser)")?.trimmingCharacters(in: .whitespacesAndNewlines) }
+    var secretFile: String { dir + "/state/cluster.secret" }
 
     init(name: String = #function) throws {
         let safe = name.filter { $0.isLetter || $0.isNumber }
@@ -59,10 +68,10 @@ final class TestCluster {
     }
 
     func startAgent(_ id: String, gpus: Int? = 2, extra: [String] = [], env: [String: String] = [:], masterPort: Int? = nil,
-                    masterHost: String = "127.0.0.1", prefix: [String] = []) throws {
+                    masterHost: String = "127.0.0.1", prefix: [String] = [], withSecret: Bool = true) throws {
         let log = "\(dir)/agent-\(id).\(Int(Date().timeIntervalSince1970 * 1000)).log"
         var args = prefix + [mgpuBinary, "node", "--node-id", id, "--master-host", masterHost, "--master-port", "\(masterPort ?? port)",
-                    "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"]
+                    "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"] + (withSecret ? ["--token-file", secretFile] : [])
         if let gpus { args += ["--simulate-gpus", "\(gpus)"] }
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }
@@ -78,6 +87,7 @@ final class TestCluster {
         var environment = ProcessInfo.processInfo.environment
         environment["MGPU_MASTER_HOST"] = "127.0.0.1"
         environment["MGPU_MASTER_PORT"] = "\(port)"
+        if let token { environment["MGPU_TOKEN"] = token }
         let pid = try Spawn.start(["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", dir + "/work", mgpuBinary] + args,
                                   environment: environment.map { "\($0.key)=\($0.value)" },
                                   stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),
@@ -112,6 +122,7 @@ final class TestCluster {
         var environment = ProcessInfo.processInfo.environment
         environment["MGPU_MASTER_HOST"] = "127.0.0.1"
         environment["MGPU_MASTER_PORT"] = "\(port)"
+        if let token { environment["MGPU_TOKEN"] = token }
         for (k, v) in env { environment[k] = v }
         let script = viaShell.map { "cd \"$1\" && \($0)" } ?? "cd \"$1\" && shift && exec \"$@\""
         let pid = try Spawn.start(["/bin/sh", "-c", script, "sh", cwd ?? dir + "/work", mgpuBinary] + args,

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+
+extension Mgpu {
+    struct Admin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Administer the cluster (admins only).", subcommands: [User.self])
+
+        struct User: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Manage users and their tokens.", subcommands: [Add.self, List.self])
+
+            struct Add: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(
+                    abstract: "Add a user (or give an existing one a new token) and print the token.",
+                    discussion: "The user puts it in ~/.config/mgpu/token or MGPU_TOKEN.")
+                @OptionGroup var client: ClientOptions
+                @Flag(help: "The user may cancel and read every job, and add users.") var admin = false
+                @Argument(help: "The user's name (their Unix account name, so jobs can run as them).") var name: String
+
+                func run() async throws {
+                    let user = try await client.call { try await $0.addUser(name, admin: admin) }
+                    say(user.token ?? "")
+                }
+            }
+
+            struct List: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(abstract: "List users.")
+                @OptionGroup var client: ClientOptions
+                func run() async throws {
+                    let users = try await client.call { try await $0.users() }
+                    var table = Table(header: ["USER", "ADMIN"])
+                    for u in users { table.rows.append([u.name, u.admin ? "yes" : "no"]) }
+                    print(table.render())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import Hummingbird
+import Logging
+
+/// Agents present the cluster secret on `/v1/agent/*`; everything else needs a user token (Bearer header, or
+/// `?token=` for the browser's EventSource). The dashboard's pages carry no data and are open; their requests
+/// carry the token. A refused request gets 401 and one log line.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = MasterContext
+    let credentials: Credentials
+    let logger: Logger
+
+    func handle(_ request: Request, context: MasterContext, next: (Request, MasterContext) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        if path == "/v1/health" || path == "/" || path.hasPrefix("/jobs/") { return try await next(request, context) }
+        var token: String?
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") { token = String(header.dropFirst(7)) }
+        if token == nil { token = request.uri.queryParameters["token"].map(String.init) }
+        if path.hasPrefix("/v1/agent/") {
+            guard let token, credentials.isClusterSecret(token) else {
+                logger.warning("refused an agent without the cluster secret", metadata: ["path": "\(path)", "peer": "\(context.peerAddress ?? "?")"])
+                throw HTTPError(.unauthorized, message: "agents must present the cluster secret: mgpu node --token-file STATE_DIR/cluster.secret (or MGPU_TOKEN)")
+            }
+            return try await next(request, context)
+        }
+        guard let token, let user = credentials.user(token: token) else {
+            logger.warning("refused a request without a valid user token", metadata: ["path": "\(path)", "peer": "\(context.peerAddress ?? "?")"])
+            throw HTTPError(.unauthorized, message: token == nil
+                ? "no token: set MGPU_TOKEN or ~/.config/mgpu/token (an admin makes one with `mgpu admin user add NAME`)"
+                : "the master does not know this token (ask an admin for one: `mgpu admin user add NAME`)")
+        }
+        var context = context
+        context.user = user
+        return try await next(request, context)
+    }
+}
