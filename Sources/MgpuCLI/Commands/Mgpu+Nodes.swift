@@ -19,9 +19,7 @@ extension Mgpu {
         func run() async throws {
             let queue = try await client.call { try await $0.queue() }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(queue.nodes), as: UTF8.self))
+                try printJSON(queue.nodes)
                 return
             }
             print(Self.render(queue, verbose: verbose))

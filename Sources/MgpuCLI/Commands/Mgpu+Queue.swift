@@ -16,9 +16,7 @@ extension Mgpu {
         func run() async throws {
             let queue = try await client.call { try await $0.queue() }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(queue), as: UTF8.self))
+                try printJSON(queue)
                 return
             }
             print(Self.render(queue))
