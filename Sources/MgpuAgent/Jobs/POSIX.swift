@@ -1,3 +1,4 @@
+import MgpuSupervisor
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,17 +33,7 @@ func processAlive(_ pid: Int32, commandLineContains marker: String) -> Bool {
 }
 
 func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 8192)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n <= 0 { break }
-        bytes.append(contentsOf: buffer[0..<n])
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    Supervisor.readFile(path)
 }
 
 /// Reaps `pid` if it has exited (without blocking). True when it is gone.

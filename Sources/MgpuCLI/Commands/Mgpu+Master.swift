@@ -27,7 +27,7 @@ struct MasterOptions: ParsableArguments {
     }
 
     var config: MasterConfig {
-        MasterConfig(host: host, port: port, stateDir: stateDir ?? MasterDefaults.stateDir,
+        MasterConfig(host: host, port: port, stateDir: stateDir ?? MasterConfig.defaultStateDir,
                      nodeTimeout: nodeTimeout, nodeLostAfter: nodeLostAfter)
     }
 

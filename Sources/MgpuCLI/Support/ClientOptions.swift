@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MgpuMaster
 import MgpuClient
 import MgpuCore
 
@@ -37,7 +38,7 @@ public struct ClientOptions: ParsableArguments {
         let env = ProcessInfo.processInfo.environment
         if let token = env["MGPU_TOKEN"], !token.isEmpty { return token }
         let home = env["HOME"] ?? NSHomeDirectory()
-        let stateDir = env["MGPU_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? MasterDefaults.stateDir
+        let stateDir = env["MGPU_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? MasterConfig.defaultStateDir
         for path in ["\(home)/.config/mgpu/token", "\(stateDir)/tokens/\(currentUser())"] {
             if let text = try? String(contentsOfFile: path, encoding: .utf8) {
                 let token = text.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MgpuAgent
+import MgpuMaster
 import MgpuCore
 
 /// Agent options shared by `mgpu node` and `mgpu up`.
@@ -46,14 +47,7 @@ enum NodeSetup {
     }
 
     static func agentStateDir(base: String?, nodeId: String) -> String {
-        base ?? MasterDefaults.stateDir + "/node-\(nodeId)"
+        base ?? MasterConfig.defaultStateDir + "/node-\(nodeId)"
     }
 }
 
-enum MasterDefaults {
-    static var stateDir: String {
-        let env = ProcessInfo.processInfo.environment
-        if let xdg = env["XDG_STATE_HOME"], !xdg.isEmpty { return xdg + "/mgpu" }
-        return (env["HOME"] ?? NSHomeDirectory()) + "/.local/state/mgpu"
-    }
-}

@@ -80,14 +80,20 @@ final class TestCluster {
                                         stderr: .path(log, flags: O_WRONLY | O_CREAT | O_APPEND))
     }
 
-    /// Starts a CLI command in the background (e.g. `srun`), its output in files; returns its pid and output path
-    /// (relative to the cluster's directory, for `read`).
-    func startCLI(_ args: [String]) throws -> (pid: pid_t, out: String) {
-        let out = "\(dir)/bg-\(UUID().uuidString.prefix(8))"
+    /// This process's environment pointed at this cluster's master, with its admin token.
+    var cliEnvironment: [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["MGPU_MASTER_HOST"] = "127.0.0.1"
         environment["MGPU_MASTER_PORT"] = "\(port)"
         if let token { environment["MGPU_TOKEN"] = token }
+        return environment
+    }
+
+    /// Starts a CLI command in the background (e.g. `srun`), its output in files; returns its pid and output path
+    /// (relative to the cluster's directory, for `read`).
+    func startCLI(_ args: [String]) throws -> (pid: pid_t, out: String) {
+        let out = "\(dir)/bg-\(UUID().uuidString.prefix(8))"
+        let environment = cliEnvironment
         let pid = try Spawn.start(["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", dir + "/work", mgpuBinary] + args,
                                   environment: environment.map { "\($0.key)=\($0.value)" },
                                   stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),
@@ -119,10 +125,7 @@ final class TestCluster {
               viaShell: String? = nil, timeout: Double = 60) async throws -> CommandResult {
         let out = "\(dir)/cli-\(UUID().uuidString.prefix(8))"
         if let stdin { try stdin.write(toFile: out + ".in", atomically: true, encoding: .utf8) }
-        var environment = ProcessInfo.processInfo.environment
-        environment["MGPU_MASTER_HOST"] = "127.0.0.1"
-        environment["MGPU_MASTER_PORT"] = "\(port)"
-        if let token { environment["MGPU_TOKEN"] = token }
+        var environment = cliEnvironment
         for (k, v) in env { environment[k] = v }
         let script = viaShell.map { "cd \"$1\" && \($0)" } ?? "cd \"$1\" && shift && exec \"$@\""
         let pid = try Spawn.start(["/bin/sh", "-c", script, "sh", cwd ?? dir + "/work", mgpuBinary] + args,
