@@ -102,12 +102,14 @@ extension EndToEndTests {
         let agentHTTP = HTTPClient(host: "127.0.0.1", port: cluster.port, token: cluster.read("state/cluster.secret")?
             .trimmingCharacters(in: .whitespacesAndNewlines))
         for (path, body) in [("/v1/jobs", "{"), ("/v1/jobs", #"{"jobs": "no"}"#), ("/v1/agent/sync", #"{"nodeId": 1}"#),
-                             ("/v1/jobs/cancel", #"{"ids": []}"#)] {
+                             ("/v1/jobs/cancel", #"{"ids": []}"#),
+                             ("/v1/jobs", #"{"jobs": [], "commands": ["true"]}"#)] {
             let r = try await (path.hasPrefix("/v1/agent/") ? agentHTTP : http).request(.POST, path, body: Array(body.utf8))
             #expect(r.status == 400, "\(path) \(body) -> \(r.status)")
             #expect((try? JSONDecoder().decode(ErrorBody.self, from: Data(r.body)))?.error.message.isEmpty == false)
         }
         #expect(try await http.request(.GET, "/v1/jobs/nothex12").status == 400)
+        #expect(try await http.request(.GET, "/v1/queue?format=yaml").status == 400)
         #expect(try await http.request(.GET, "/v1/jobs/0000ABCD").status == 404)
         #expect(try await http.request(.GET, "/v1/health").status == 200, "the master keeps serving")
         #expect(try await cluster.client.queue().jobs.isEmpty, "no refused request created a job")

@@ -110,6 +110,27 @@ extension EndToEndTests {
         _ = try await cluster.mgpu(["cancel", holder.rawValue])
     }
 
+    @Test func fromFileSubmitsOneJobPerLineInOneRequest() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 2])
+        defer { cluster.stop() }
+        let lines = (1...5).map { #"echo "line \#($0) $SHARED" > from.\#($0)"# }
+        try ("# a comment\n\n" + lines.joined(separator: "\n") + "\n").write(toFile: cluster.dir + "/work/commands.txt", atomically: true, encoding: .utf8)
+        let r = try await cluster.mgpu(["submit", "--gpus", "1", "--from-file", "commands.txt"], env: ["SHARED": "same-env"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let ids = r.stdout.split(separator: "\n").compactMap { $0.hasPrefix("Submitted job ") ? JobID(String($0.dropFirst(14))) : nil }
+        #expect(ids.count == 5, "one id per command line, comments and blank lines skipped: \(r.stdout)")
+        for (i, id) in ids.enumerated() {
+            let info = try await cluster.waitForState(id, [.completed])
+            #expect(info.command == lines[i], "job \(i + 1) runs line \(i + 1)")
+        }
+        for i in 1...5 { #expect(cluster.read("work/from.\(i)") == "line \(i) same-env\n") }
+        // From stdin with -, and an empty file is refused with exit code 2.
+        let piped = try await cluster.mgpu(["submit", "--gpus", "0", "--from-file", "-"], stdin: "true\ntrue\n")
+        #expect(piped.stdout.components(separatedBy: "Submitted job ").count == 3, "\(piped.stdout) \(piped.stderr)")
+        let empty = try await cluster.mgpu(["submit", "--from-file", "-"], stdin: "# nothing\n")
+        #expect(empty.status == 2 && empty.stderr.contains("has no command"), "\(empty.stderr)")
+    }
+
     @Test func pinnedJobsRunOnExactlyTheirGPUs() async throws {
         let cluster = try await TestCluster.start()
         defer { cluster.stop() }

@@ -1,15 +1,16 @@
 import ArgumentParser
 import Foundation
+import MgpuWire
 
 extension Mgpu {
     struct Admin: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Administer the cluster (admins only).", subcommands: [User.self])
+        static let configuration = CommandConfiguration(commandName: "admin", abstract: "Administer the cluster (admins only).", subcommands: [User.self])
 
         struct User: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Manage users and their tokens.", subcommands: [Add.self, List.self])
+            static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage users and their tokens.", subcommands: [Add.self, List.self])
 
             struct Add: AsyncParsableCommand {
-                static let configuration = CommandConfiguration(
+                static let configuration = CommandConfiguration(commandName: "add",
                     abstract: "Add a user (or give an existing one a new token) and print the token.",
                     discussion: "The user puts it in ~/.config/mgpu/token or MGPU_TOKEN.")
                 @OptionGroup var client: ClientOptions
@@ -23,7 +24,7 @@ extension Mgpu {
             }
 
             struct List: AsyncParsableCommand {
-                static let configuration = CommandConfiguration(abstract: "List users.")
+                static let configuration = CommandConfiguration(commandName: "list", abstract: "List users.")
                 @OptionGroup var client: ClientOptions
                 func run() async throws {
                     let users = try await client.call { try await $0.users() }

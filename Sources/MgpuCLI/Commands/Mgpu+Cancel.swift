@@ -4,7 +4,7 @@ import MgpuWire
 
 extension Mgpu {
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "cancel",
             abstract: "Cancel jobs: pending ones at once; running ones get SIGTERM, then SIGKILL after their grace period.")
 
         @OptionGroup var client: ClientOptions

@@ -4,7 +4,7 @@ import MgpuWire
 
 extension Mgpu {
     struct Logs: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "logs",
             abstract: "Print a job's output: its stdout to stdout, its stderr to stderr.")
 
         @OptionGroup var client: ClientOptions

@@ -43,7 +43,7 @@ struct MasterOptions: ParsableArguments {
 
 extension Mgpu {
     struct Master: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run the master: queue, scheduler, store and HTTP API.")
+        static let configuration = CommandConfiguration(commandName: "master", abstract: "Run the master: queue, scheduler, store and HTTP API.")
 
         @OptionGroup var options: MasterOptions
         @OptionGroup var verbose: VerboseOption

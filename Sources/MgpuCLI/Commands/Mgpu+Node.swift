@@ -68,7 +68,7 @@ struct AgentOptions: ParsableArguments {
 
 extension Mgpu {
     struct Node: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "node",
             abstract: "Run a node agent: offer this machine's GPUs to a master and run its jobs.",
             discussion: "The agent only dials out to the master; jobs keep running if the master or the agent goes away.")
 

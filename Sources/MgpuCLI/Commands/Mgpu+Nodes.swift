@@ -5,7 +5,7 @@ import MgpuWire
 
 extension Mgpu {
     struct Nodes: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "nodes",
             abstract: "List nodes (like sinfo): state, GPUs free/allocated/in use outside mgpu, CPU and RAM; -v for every GPU.")
 
         @OptionGroup var client: ClientOptions

@@ -5,7 +5,7 @@ import MgpuRelay
 
 extension Mgpu {
     struct Relay: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "relay",
             abstract: "Forward TCP connections from --listen to --to (for compute nodes that can only reach a login node).",
             discussion: """
                 On the login node:   mgpu relay --listen 0.0.0.0:9090 --to master-host:8080

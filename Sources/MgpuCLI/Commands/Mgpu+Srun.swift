@@ -8,7 +8,7 @@ import Synchronization
 
 extension Mgpu {
     struct Srun: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "srun",
             abstract: "Run a job in the foreground: wait for its GPUs, stream its output, return its exit code.",
             discussion: """
                 mgpu srun --gpus 1 -- python eval.py
@@ -40,7 +40,7 @@ extension Mgpu {
     }
 
     struct Attach: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "attach",
             abstract: "Reattach to a job: its live output (from the start, or the last N lines) and, if interactive, its stdin.",
             discussion: "Exits with the job's exit code when it ends; Ctrl-C cancels the job, Ctrl-C twice detaches at once.")
 

@@ -5,7 +5,7 @@ import MgpuWire
 
 extension Mgpu {
     struct Submit: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "submit",
             abstract: "Queue a job. It runs through /bin/sh -c in this directory with this environment.",
             discussion: """
                 mgpu submit --gpus 2 "python train.py --lr 3e-4"
@@ -61,12 +61,8 @@ extension Mgpu {
         func run() async throws {
             if let fromFile {
                 let template = job.spec(command: "", interactive: false)
-                let specs = try commandsFromFile(fromFile).map { line -> JobSpec in
-                    var spec = template
-                    spec.command = line
-                    return spec
-                }
-                let ids = try await client.call { try await $0.submit(specs) }
+                let commands = try commandsFromFile(fromFile)
+                let ids = try await client.call { try await $0.submit(template: template, commands: commands) }
                 say(ids.map { "Submitted job \($0)" }.joined(separator: "\n"))
                 return
             }

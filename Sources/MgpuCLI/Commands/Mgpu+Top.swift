@@ -5,7 +5,7 @@ import MgpuWire
 
 extension Mgpu {
     struct Top: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "top",
             abstract: "A live full-terminal view of the whole cluster: nodes, GPUs with utilisation bars, running jobs. q quits.")
 
         @OptionGroup var client: ClientOptions

@@ -7,7 +7,7 @@ import ServiceLifecycle
 
 extension Mgpu {
     struct Up: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "up",
             abstract: "Run a master and a local node agent in one process: mgpu on one workstation, zero setup.")
 
         @OptionGroup var master: MasterOptions

@@ -48,8 +48,20 @@ public struct MasterClient: Sendable {
         try await call(.POST, "/v1/jobs", body: SubmitRequest(jobs: jobs), as: SubmitResponse.self).ids
     }
 
+    /// One job per command, all otherwise like `template`, in one compact request.
+    public func submit(template: JobSpec, commands: [String]) async throws -> [JobID] {
+        try await call(.POST, "/v1/jobs", body: SubmitRequest(jobs: [template], commands: commands), as: SubmitResponse.self).ids
+    }
+
     public func queue() async throws -> QueueResponse {
         try await call(.GET, "/v1/queue", body: Optional<Int>.none, as: QueueResponse.self)
+    }
+
+    /// The queue as the table `mgpu queue` prints, rendered by the master.
+    public func queueTable() async throws -> String {
+        let result = try await http.request(.GET, "/v1/queue?format=text")
+        try Self.check(result)
+        return String(decoding: result.body, as: UTF8.self)
     }
 
     public func job(_ id: String) async throws -> JobInfo {

@@ -32,6 +32,12 @@ public struct ResourceRequest: Codable, Sendable, Hashable {
     }
 
     public var nodeCount: Int { pinned?.count ?? nodes }
+
+    /// Needs no GPU: `--gpus 0`, or pinned to nodes without GPU indices.
+    public var isCPUOnly: Bool {
+        if let pinned { return pinned.allSatisfy { $0.gpus.isEmpty } }
+        return gpusPerNode == 0
+    }
     public var totalGPUs: Int { pinned?.reduce(0) { $0 + $1.gpus.count } ?? gpusPerNode * nodes }
 }
 

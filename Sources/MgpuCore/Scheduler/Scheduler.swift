@@ -12,16 +12,51 @@
 /// 4. CPU-only jobs (`--gpus 0`) never wait for GPUs; they take a CPU slot on the UP node with the most free
 ///    slots, and reserve nothing.
 public enum Scheduler {
-    public static func plan(pending: some Sequence<Job>, nodes: [NodeCapacity]) -> Plan {
+    /// One pass over the pending queue (in submission order). `cpuOnlyPending` is how many of those jobs need no
+    /// GPU (when the caller knows): once no GPU is left and no CPU-only job can follow, the pass stops, so a pass
+    /// over a long queue on a full cluster costs a few steps rather than one per pending job.
+    public static func plan(queue: some Sequence<PendingJob>, nodes: [NodeCapacity], cpuOnlyPending: Int = .max) -> Plan {
         var state = PassState(nodes: nodes)
         var plan = Plan()
-        for job in pending where job.state == .pending && !job.cancelRequested {
-            if state.exhausted { break }
+        var cpuOnlyLeft = cpuOnlyPending
+        for job in queue {
+            if state.exhausted || (state.availableGPUCount <= 0 && cpuOnlyLeft <= 0) { break }
+            if job.request.isCPUOnly {
+                cpuOnlyLeft -= 1
+            } else if state.availableGPUCount <= 0 {
+                continue  // it could neither start nor reserve anything
+            }
             if let parts = state.place(job.request) {
                 plan.assignments.append(.init(job: job.id, parts: parts))
             }
         }
         return plan
+    }
+
+    /// The pass without its shortcuts: every pending job is tried. What the shortcuts must not change (tested).
+    static func planTryingEveryJob(queue: some Sequence<PendingJob>, nodes: [NodeCapacity]) -> Plan {
+        var state = PassState(nodes: nodes)
+        var plan = Plan()
+        for job in queue {
+            if let parts = state.place(job.request) { plan.assignments.append(.init(job: job.id, parts: parts)) }
+        }
+        return plan
+    }
+
+    /// The same pass over jobs; those not pending (or with a cancel requested) are skipped.
+    public static func plan(pending: some Sequence<Job>, nodes: [NodeCapacity]) -> Plan {
+        plan(queue: pending.lazy.filter { $0.state == .pending && !$0.cancelRequested }
+                .map { PendingJob(id: $0.id, request: $0.request) }, nodes: nodes)
+    }
+}
+
+/// What the scheduler needs of a pending job.
+public struct PendingJob: Sendable, Hashable {
+    public var id: JobID
+    public var request: ResourceRequest
+    public init(id: JobID, request: ResourceRequest) {
+        self.id = id
+        self.request = request
     }
 }
 

@@ -62,7 +62,12 @@ enum APIRouter {
             var body = try await request.decode(as: SubmitRequest.self, context: context)
             // A job belongs to the user whose token submitted it, whatever the request says.
             for i in body.jobs.indices { body.jobs[i].user = context.user?.name ?? "?" }
-            let ids = try await state.submit(body.jobs)
+            let specs: [JobSpec]
+            do { specs = try body.expanded() } catch { throw HTTPError(.badRequest, message: "\(error)") }
+            guard specs.count <= SubmitRequest.maxJobs else {
+                throw HTTPError(.badRequest, message: "at most \(SubmitRequest.maxJobs) jobs in one request")
+            }
+            let ids = try await state.submit(specs)
             return try json(SubmitResponse(ids: ids), status: .created)
         }
         router.get("/v1/jobs/{id}") { _, context in
@@ -132,7 +137,12 @@ enum APIRouter {
         }
         router.get("/v1/queue") { request, _ in
             let within = Double(request.uri.queryParameters["finished"].map(String.init) ?? "") ?? 300
-            return try json(await state.queue(finishedWithin: max(0, within)))
+            let queue = await state.queue(finishedWithin: max(0, within))
+            switch request.uri.queryParameters["format"].map(String.init) {
+            case nil, "json": return try json(queue)
+            case "text": return text(queue.renderTable())
+            case let other?: throw HTTPError(.badRequest, message: "format must be json or text, got \(other.debugDescription)")
+            }
         }
         router.get("/v1/nodes") { _, _ in
             try json(await state.queue(finishedWithin: 0).nodes)
@@ -215,6 +225,12 @@ enum APIRouter {
         var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    static func text(_ body: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     static let encoder: JSONEncoder = {

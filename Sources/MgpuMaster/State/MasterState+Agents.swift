@@ -59,7 +59,9 @@ extension MasterState {
                                                                           "gpus": "\(sample.unavailableGPUs.sorted())"])
             }
         }
+        if outsideChanged { scheduleNeeded = true }
         if downNodes.remove(node.id) != nil {
+            scheduleNeeded = true
             logger.info("node responding again", metadata: ["node": "\(node.id)"])
         }
         var changed: [JobID: Job] = [:]
@@ -110,6 +112,7 @@ extension MasterState {
                                metadata: ["node": "\(node.id)", "gpus": "\(GPUList.compact(orphanGPUs))"])
             }
         }
+        if orphanGPUs.sorted() != node.orphanGPUs || orphanSlots != node.orphanCPUSlots { scheduleNeeded = true }
         node.orphanGPUs = orphanGPUs.sorted()
         node.orphanCPUSlots = orphanSlots
 
@@ -273,12 +276,14 @@ extension MasterState {
                 }
             }
         }
-        guard !changed.isEmpty else { return }
-        do {
-            try commit(jobs: finalize(changed, now: now))
-        } catch {
-            logger.error("could not record lost nodes: \(error)")
+        if !changed.isEmpty {
+            do {
+                try commit(jobs: finalize(changed, now: now))
+            } catch {
+                logger.error("could not record lost nodes: \(error)")
+            }
         }
-        schedule()
+        // Every tick, whether or not anything was marked as changed: a safety net for what time alone changes.
+        schedule(force: true)
     }
 }

@@ -37,8 +37,12 @@ extension MasterState {
         }
         try commit(jobs: created)
         nextSeq += Int64(created.count)
-        for job in created {
+        if let job = created.first, created.count == 1 {
             logger.info("job submitted", metadata: ["job": "\(job.id)", "user": "\(job.user)", "gpus": "\(job.request.totalGPUs)"])
+        } else {
+            // One submission, one line: every id is in it, so grepping a job id still finds it.
+            logger.info("jobs submitted", metadata: ["count": "\(created.count)", "user": "\(created[0].user)",
+                                                     "jobs": "\(created.map(\.id.rawValue).joined(separator: ","))"])
         }
         schedule()
         return created.map(\.id)

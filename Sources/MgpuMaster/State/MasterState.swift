@@ -16,8 +16,11 @@ public actor MasterState {
     public let metrics: MasterMetrics
 
     var jobs: [JobID: Job] = [:]
-    /// Pending jobs in submission order.
-    var pending: [JobID] = []
+    /// Pending jobs in submission order, as the scheduler reads them, and how many of them need no GPU.
+    var pending: [PendingJob] = []
+    var pendingCPUOnly = 0
+    /// Something the scheduler reads changed since its last pass (a job queued or ended, a node came or went).
+    var scheduleNeeded = true
     var running: Set<JobID> = []
     var nodes: [String: Node] = [:]
     /// Nodes currently marked DOWN (for logging the change once).
@@ -50,7 +53,10 @@ public actor MasterState {
         let now = clock()
         for job in loaded.jobs {
             jobs[job.id] = job
-            if job.state == .pending { pending.append(job.id) }
+            if job.state == .pending {
+                pending.append(PendingJob(id: job.id, request: job.request))
+                if job.request.isCPUOnly { pendingCPUOnly += 1 }
+            }
             if job.state == .running { running.insert(job.id) }
             nextSeq = max(nextSeq, job.seq + 1)
         }
@@ -85,16 +91,27 @@ public actor MasterState {
     /// Commits jobs and nodes, then applies them in memory.
     func commit(jobs changed: [Job], nodes changedNodes: [Node] = []) throws {
         try store.commit(StoreChange(jobs: changed, nodes: changedNodes))
-        for job in changed { apply(job) }
+        var leftQueue = Set<JobID>()
+        for job in changed { apply(job, leftQueue: &leftQueue) }
+        if !leftQueue.isEmpty { pending.removeAll { leftQueue.contains($0.id) } }
         for node in changedNodes { nodes[node.id] = node }
+        if !changedNodes.isEmpty { scheduleNeeded = true }
     }
 
-    private func apply(_ job: Job) {
-        let old = jobs[job.id]
-        jobs[job.id] = job
-        if old?.state == .pending && job.state != .pending { pending.removeAll { $0 == job.id } }
-        if old == nil && job.state == .pending { pending.append(job.id) }
+    private func enqueue(_ job: Job) {
+        pending.append(PendingJob(id: job.id, request: job.request))
+        if job.request.isCPUOnly { pendingCPUOnly += 1 }
+    }
+
+    private func apply(_ job: Job, leftQueue: inout Set<JobID>) {
+        let old = jobs.updateValue(job, forKey: job.id)
+        if old?.state == .pending && job.state != .pending {
+            leftQueue.insert(job.id)
+            if job.request.isCPUOnly { pendingCPUOnly -= 1 }
+        }
+        if old == nil && job.state == .pending { enqueue(job) }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
+        if old?.state != job.state { scheduleNeeded = true }
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {
             waiters.wakeAll("job:\(job.id)")
             waiters.wakeAll("dashboard")
@@ -126,11 +143,13 @@ public actor MasterState {
 
     // MARK: Scheduling
 
-    /// Runs one scheduling pass and applies its plan in one transaction.
-    func schedule() {
-        guard !pending.isEmpty else { return }
+    /// Runs one scheduling pass, when something it reads changed since the last (or when `force`d), and applies
+    /// its plan in one transaction.
+    func schedule(force: Bool = false) {
+        guard !pending.isEmpty, scheduleNeeded || force else { return }
+        scheduleNeeded = false
         let now = clock()
-        let plan = Scheduler.plan(pending: pending.lazy.compactMap { self.jobs[$0] }, nodes: capacities(now: now))
+        let plan = Scheduler.plan(queue: pending, nodes: capacities(now: now), cpuOnlyPending: pendingCPUOnly)
         guard !plan.assignments.isEmpty else { return }
         var changed: [Job] = []
         for assignment in plan.assignments {
@@ -147,6 +166,7 @@ public actor MasterState {
             try commit(jobs: changed)
         } catch {
             logger.error("could not start \(changed.count) job(s): \(error)")
+            scheduleNeeded = true
             return
         }
         for job in changed {

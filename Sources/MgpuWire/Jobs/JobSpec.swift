@@ -33,9 +33,38 @@ public struct JobSpec: Codable, Sendable {
 }
 
 /// `POST /v1/jobs`: one or many jobs, accepted together in one transaction or not at all.
+/// Many jobs that differ only in their command travel compactly: `jobs` holds one template and `commands`
+/// one command per job (the template's own command is then ignored).
 public struct SubmitRequest: Codable, Sendable {
     public var jobs: [JobSpec]
-    public init(jobs: [JobSpec]) { self.jobs = jobs }
+    public var commands: [String]?
+    public init(jobs: [JobSpec], commands: [String]? = nil) {
+        self.jobs = jobs
+        self.commands = commands
+    }
+
+    /// At most this many jobs in one request.
+    public static let maxJobs = 100_000
+
+    /// The jobs it asks for, or why it is malformed.
+    public func expanded() throws(RequestShapeError) -> [JobSpec] {
+        guard let commands else { return jobs }
+        guard jobs.count == 1, let template = jobs.first else {
+            throw RequestShapeError("with \"commands\", \"jobs\" must hold exactly one job: the template")
+        }
+        guard commands.count <= Self.maxJobs else { throw RequestShapeError("at most \(Self.maxJobs) jobs in one request") }
+        return commands.map { command in
+            var spec = template
+            spec.command = command
+            return spec
+        }
+    }
+}
+
+/// A request whose parts do not fit together.
+public struct RequestShapeError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 public struct SubmitResponse: Codable, Sendable {

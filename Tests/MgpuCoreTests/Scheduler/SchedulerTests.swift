@@ -1,4 +1,4 @@
-import MgpuCore
+@testable import MgpuCore
 import Testing
 
 @Suite struct AllocationTests {
@@ -212,6 +212,11 @@ import Testing
         }
         let plan = Scheduler.plan(pending: jobs, nodes: nodes)
         #expect(plan == Scheduler.plan(pending: jobs, nodes: nodes))
+        // The shortcuts (stop once nothing can start; skip GPU jobs when no GPU is left) change nothing.
+        let queue = jobs.map { PendingJob(id: $0.id, request: $0.request) }
+        let cpuOnly = jobs.filter(\.request.isCPUOnly).count
+        #expect(plan == Scheduler.planTryingEveryJob(queue: queue, nodes: nodes))
+        #expect(plan == Scheduler.plan(queue: queue, nodes: nodes, cpuOnlyPending: cpuOnly))
         let byId = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) })
         var taken = Set<String>()
         var slots: [String: Int] = [:]
@@ -238,6 +243,21 @@ import Testing
             }
         }
         for (id, used) in slots { #expect(used <= byId[id]!.cpuSlots - byId[id]!.cpuSlotsUsed) }
+    }
+}
+
+@Suite struct LongQueueTests {
+    /// A full cluster and a long queue of GPU jobs: a CPU-only job at the end still starts, and the pass stops
+    /// early once it knows no CPU-only job is left.
+    @Test func cpuOnlyJobBehindALongQueueStillStarts() {
+        let nodes = [node("a", gpus: 2, busy: [0, 1], slots: 2)]
+        var queue = (1...5000).map { PendingJob(id: makeJob(UInt32($0)).id, request: makeJob(UInt32($0)).request) }
+        let cpu = makeJob(9999, gpus: 0)
+        queue.append(PendingJob(id: cpu.id, request: cpu.request))
+        #expect(Scheduler.plan(queue: queue, nodes: nodes, cpuOnlyPending: 1).assignments.map(\.job) == [cpu.id])
+        #expect(Scheduler.plan(queue: queue, nodes: nodes).assignments.map(\.job) == [cpu.id])
+        // Told there is no CPU-only job, the pass stops at once (so it would not find one).
+        #expect(Scheduler.plan(queue: queue, nodes: nodes, cpuOnlyPending: 0).assignments.isEmpty)
     }
 }
 
