@@ -268,7 +268,7 @@ class Bench:
         systems = [s for s in self.systems]
         head = "| figure | " + " | ".join(f"{s} (min / median / max)" for s in systems) + \
                " | " + " | ".join(f"mgpu vs {s}" for s in systems if s != "mgpu") + " |"
-        lines = [head, "|" + "---|" * (2 + len(systems) * 2 - 1)]
+        lines = [head, "|" + "---|" * (1 + len(systems) + len([s for s in systems if s != "mgpu"]))]
         for figure in self.order:
             cells, medians = [], {}
             for s in systems:

@@ -5,6 +5,10 @@
 /// Closes every file descriptor >= `from` in the child (glibc >= 2.34); returns non-zero when unsupported.
 int mgpu_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
+
+/// The per-job supervisor (mgpu_supervise.c): `argv` holds JOBDIR GRACE [options]. Returns only on bad arguments.
+int mgpu_supervise_main(int argc, char **argv);
+
 #endif
 
 #ifndef MGPU_PTY_H
