@@ -80,26 +80,23 @@ public actor JobRunner {
         let dir = "\(root)/\(work.jobId)"
         var job = LocalJob(work: work, dir: dir, supervisorPid: 0)
         do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try JSONEncoder().encode(work).write(to: URL(fileURLWithPath: dir + "/work.json"))
-            try Data(work.command.utf8).write(to: URL(fileURLWithPath: dir + "/command"))
-            try Data(work.workdir.utf8).write(to: URL(fileURLWithPath: dir + "/workdir"))
-            FileManager.default.createFile(atPath: dir + "/stdout", contents: nil)
-            FileManager.default.createFile(atPath: dir + "/stderr", contents: nil)
+            try makeDirectory(dir)
+            try writeFile(dir + "/work.json", try JSONEncoder().encode(work))
+            try writeFile(dir + "/command", work.command.utf8)
+            try writeFile(dir + "/workdir", work.workdir.utf8)
+            try writeFile(dir + "/stdout", [])
+            try writeFile(dir + "/stderr", [])
             let env = environment(for: work).map { "\($0.key)=\($0.value)" }
             job.isChild = true
             var args = [executable, "_supervise", dir, String(work.killGraceSeconds)]
             if let limit = work.timeLimit { args += ["--time", String(limit)] }
             if work.stdin == true {
-                FileManager.default.createFile(atPath: dir + "/stdin", contents: nil)
+                try writeFile(dir + "/stdin", [])
                 args.append("--stdin")
             }
             if let tty = work.tty { args += ["--tty", String(tty.rows), String(tty.columns)] }
-            job.supervisorPid = try Spawn.start(args,
-                                                environment: env,
-                                                stdout: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
-                                                stderr: .path(dir + "/supervisor.log", flags: O_WRONLY | O_CREAT | O_APPEND),
-                                                newSession: true)
+            // The supervisor reports everything through the job's files (an error, too, goes to `exit`).
+            job.supervisorPid = try Spawn.start(args, environment: env, stdout: .devNull, stderr: .devNull, newSession: true)
             // The master has none of this part's output yet: no need to ask it where to resume.
             job.shipped = [.stdout: 0, .stderr: 0]
             watch(work.jobId, job.supervisorPid)

@@ -64,3 +64,33 @@ func freeTCPPort() -> Int? {
 extension String {
     var replacingNulls: String { String(map { $0 == "\0" ? " " : $0 }) }
 }
+
+/// Creates (or truncates) `path` with `bytes`: plain open/write/close, no temporary file and no fsync. A job's
+/// files guard against the agent dying, not the machine, and a job starts with several of them.
+func writeFile(_ path: String, _ bytes: some Collection<UInt8>) throws(POSIXError) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw POSIXError(path: path, errno) }
+    defer { close(fd) }
+    let data = Array(bytes)
+    var done = 0
+    while done < data.count {
+        let n = data.withUnsafeBytes { write(fd, $0.baseAddress! + done, data.count - done) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { throw POSIXError(path: path, errno) }
+        done += n
+    }
+}
+
+func makeDirectory(_ path: String) throws(POSIXError) {
+    guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw POSIXError(path: path, errno) }
+}
+
+struct POSIXError: Error, CustomStringConvertible {
+    let path: String
+    let code: Int32
+    init(path: String, _ code: Int32) {
+        self.path = path
+        self.code = code
+    }
+    var description: String { "\(path): \(String(cString: strerror(code)))" }
+}
