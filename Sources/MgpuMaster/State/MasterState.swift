@@ -149,7 +149,10 @@ public actor MasterState {
         guard !pending.isEmpty, scheduleNeeded || force else { return }
         scheduleNeeded = false
         let now = clock()
-        let plan = Scheduler.plan(queue: pending, nodes: capacities(now: now), cpuOnlyPending: pendingCPUOnly)
+        let caps = capacities(now: now)
+        let plan = Scheduler.plan(queue: pending, nodes: caps, cpuOnlyPending: pendingCPUOnly)
+        logger.debug("scheduling pass", metadata: ["pending": "\(pending.count)", "started": "\(plan.assignments.count)",
+                                                   "free": "\(caps.map { "\($0.id):\($0.freeGPUs.count)" }.joined(separator: ","))"])
         guard !plan.assignments.isEmpty else { return }
         var changed: [Job] = []
         for assignment in plan.assignments {
