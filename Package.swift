@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mgpu", targets: ["mgpu"]),
+        .executable(name: "mgpu-scheduler-bench", targets: ["MgpuSchedulerBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/google/swift-benchmark", from: "0.1.2"),
     ],
     targets: [
         // Job, node and GPU model, the job state machine and the pure scheduler. No I/O.
@@ -70,6 +72,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "mgpu", dependencies: ["MgpuCLI", "MgpuSupervisor"], swiftSettings: swiftSettings),
+
+        // `bench/run --scale`: one scheduling pass over a long queue and many nodes (google/swift-benchmark).
+        .executableTarget(name: "MgpuSchedulerBenchmark", dependencies: [
+            "MgpuCore", .product(name: "Benchmark", package: "swift-benchmark"),
+        ], path: "Benchmarks/MgpuSchedulerBenchmark", swiftSettings: swiftSettings),
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], exclude: ["Fixtures"], swiftSettings: swiftSettings),

@@ -33,9 +33,11 @@ public enum Scheduler {
         return plan
     }
 
-    /// The pass without its shortcuts: every pending job is tried. What the shortcuts must not change (tested).
+    /// The pass without its shortcuts and fast paths: every pending job is tried, every placement takes the
+    /// general route. What the shortcuts must not change (tested).
     static func planTryingEveryJob(queue: some Sequence<PendingJob>, nodes: [NodeCapacity]) -> Plan {
         var state = PassState(nodes: nodes)
+        state.fastPaths = false
         var plan = Plan()
         for job in queue {
             if let parts = state.place(job.request) { plan.assignments.append(.init(job: job.id, parts: parts)) }
@@ -68,6 +70,10 @@ struct PassState {
     var reserved: [Set<Int>]
     var availableGPUCount: Int
     var freeCPUSlots: Int
+    /// Per node: GPUs neither busy nor reserved.
+    var freeCount: [Int]
+    /// Place the common request (some GPUs on one node, anywhere) with one scan and no allocation.
+    var fastPaths = true
 
     init(nodes: [NodeCapacity]) {
         self.nodes = nodes
@@ -75,6 +81,7 @@ struct PassState {
         self.reserved = Array(repeating: [], count: nodes.count)
         self.availableGPUCount = nodes.filter(\.schedulable).reduce(0) { $0 + $1.freeGPUs.count }
         self.freeCPUSlots = nodes.filter(\.schedulable).reduce(0) { $0 + max(0, $1.cpuSlots - $1.cpuSlotsUsed) }
+        self.freeCount = nodes.map { $0.freeGPUs.count }
     }
 
     /// No job can start any more in this pass.
@@ -88,12 +95,14 @@ struct PassState {
     mutating func take(_ n: Int, gpus: [Int]) {
         nodes[n].busyGPUs.formUnion(gpus)
         availableGPUCount -= gpus.count
+        freeCount[n] -= gpus.count
     }
 
     mutating func reserve(_ n: Int, gpus: some Sequence<Int>) {
         for g in gpus where !reserved[n].contains(g) && !nodes[n].busyGPUs.contains(g) {
             reserved[n].insert(g)
             availableGPUCount -= 1
+            freeCount[n] -= 1
         }
     }
 
@@ -145,6 +154,21 @@ struct PassState {
 
     mutating func placeGPUs(_ request: ResourceRequest) -> [Plan.Placement]? {
         let need = request.gpusPerNode
+        if fastPaths && request.nodes == 1 && request.gpuIds == nil && request.nodelist == nil {
+            // The tightest fit in one scan: fewest free GPUs that still fit, then node id.
+            var best = -1
+            for n in nodes.indices where nodes[n].schedulable && freeCount[n] >= need {
+                if best < 0 || freeCount[n] < freeCount[best] || (freeCount[n] == freeCount[best] && nodes[n].id < nodes[best].id) {
+                    best = n
+                }
+            }
+            if best >= 0 {
+                let gpus = Array(available(best).prefix(need))
+                take(best, gpus: gpus)
+                return [.init(nodeId: nodes[best].id, gpus: gpus)]
+            }
+            // It waits: the general route below reserves what it waits for.
+        }
         let candidates = feasible(request).map { ($0, usable($0, request)) }
         let fitting = candidates.filter { $0.1.count >= need }
             .sorted { ($0.1.count, nodes[$0.0].id) < ($1.1.count, nodes[$1.0].id) }
