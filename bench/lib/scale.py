@@ -1,0 +1,169 @@
+"""mgpu alone at scale (bench/run --scale): API submit throughput with 32 concurrent HTTP clients (wrk), 1,000
+simulated agents (real HTTP) heartbeating every 5 s while 5,000 jobs flow through them, and the scheduler
+microbenchmark. Prints figures and writes them to bench/results/<date>-scale.md."""
+import argparse, datetime, json, math, os, random, statistics, subprocess, sys, tempfile, threading, time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import Mgpu, machine, sh, wait_until  # noqa: E402
+
+
+def cpu_ticks(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+def rss(pid, field="VmRSS:"):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+
+
+def api_submit(binary, seconds, connections):
+    """wrk, 32 keep-alive connections, each request one job; every GPU is held so the jobs stay pending."""
+    m = Mgpu(binary)
+    m.start()
+    try:
+        m.hold_all()
+        spec = {"jobs": [{"user": "bench", "command": "true", "workdir": "/tmp", "environment": {"PATH": "/usr/bin:/bin"},
+                          "request": {"gpusPerNode": 1, "nodes": 1}}]}
+        script = os.path.join(m.dir, "submit.lua")
+        with open(script, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n'
+                    'wrk.headers["Authorization"] = "Bearer %s"\n' % (json.dumps(spec), m.token))
+        out = sh(f"wrk -t2 -c{connections} -d{seconds}s --latency -s {script} http://127.0.0.1:{m.port}/v1/jobs",
+                 capture=True)
+        rate = float(next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")))
+        errors = next((int(l.split()[-1]) for l in out.splitlines() if "Non-2xx" in l), 0)
+        p99 = next((l.split()[1] for l in out.splitlines() if l.strip().startswith("99%")), "?")
+        pending = m.active() - 1
+        return {"jobs/s": rate, "errors": errors, "p99": p99, "accepted": pending, "rss": rss(m.pid)}
+    finally:
+        m.stop()
+
+
+def agents_with_jobs(binary, agents, seconds, jobs):
+    """N simulated agents (one thread each, real HTTP): register 8 GPUs, sync every 5 s reporting what they run;
+    a job they are given ends by their next sync. Meanwhile `jobs` jobs are submitted, evenly over the run."""
+    m = Mgpu(binary)
+    m.start()
+    m.hold_all()  # the bench's own agent is kept busy: the jobs go to the simulated agents
+    secret = open(f"{m.dir}/state/cluster.secret").read().strip()
+    base = f"http://127.0.0.1:{m.port}"
+
+    def post(path, body, token):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"{}")
+
+    latencies, errors, finished, lock = [], [0], [0], threading.Lock()
+    stop = threading.Event()
+
+    def agent(i):
+        node, inc = f"sim{i:04d}", f"inc-{i}-{random.random()}"
+        gpus = [{"index": g, "uuid": f"SIM-{node}-{g}", "name": "Simulated GPU", "memoryMB": 24576, "simulated": True}
+                for g in range(8)]
+        post("/v1/agent/register", {"nodeId": node, "incarnation": inc, "gpus": gpus, "cpuSlots": 16}, secret)
+        running, done = [], []
+        stop.wait(random.random() * 5)
+        while not stop.is_set():
+            now = time.time()
+            tel = {"time": now, "cpuPercent": 50.0, "load": [1, 1, 1], "memoryUsedMB": 30000, "memoryTotalMB": 64000,
+                   "avoidForeign": True, "gpus": [{"index": g, "utilization": 50.0, "memoryUsedMB": 1000,
+                   "memoryTotalMB": 24576, "temperatureC": 50.0, "powerW": 200.0, "processes": [],
+                   "inUseOutside": False} for g in range(8)]}
+            # What it was given last time has ended by now.
+            done = [{"jobId": w["jobId"], "rank": w["rank"], "exit": {"code": 0}} for w in running]
+            t0 = time.time()
+            try:
+                r = post("/v1/agent/sync", {"nodeId": node, "incarnation": inc, "running": [], "finished": done,
+                                            "wait": 0, "telemetry": tel}, secret)
+                with lock:
+                    latencies.append(time.time() - t0)
+                    finished[0] += len(done)
+                running = r.get("start", [])
+            except Exception:
+                with lock:
+                    errors[0] += 1
+            stop.wait(5)
+
+    threads = [threading.Thread(target=agent, args=(i,), daemon=True) for i in range(agents)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(m.api("/v1/nodes")) >= agents, 120, 0.5)
+    time.sleep(5)
+    submitted = 0
+    c0, t0 = cpu_ticks(m.pid), time.time()
+    template = {"user": "bench", "command": "true", "workdir": "/tmp", "environment": {}, "request": {"gpusPerNode": 1, "nodes": 1}}
+    while time.time() - t0 < seconds:
+        due = min(jobs, int(jobs * (time.time() - t0) / seconds) + 1)
+        if due > submitted:
+            post("/v1/jobs", {"jobs": [template], "commands": ["true"] * (due - submitted)}, m.token)
+            submitted = due
+        time.sleep(0.2)
+    c1, t1 = cpu_ticks(m.pid), time.time()
+    peak = rss(m.pid, "VmHWM:")
+    now_rss = rss(m.pid)
+    stop.set()
+    time.sleep(1)
+    lat = sorted(latencies)
+    result = {"cpu%": 100 * (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0), "rss": now_rss, "peak": peak,
+              "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000, "errors": errors[0],
+              "submitted": submitted, "finished": finished[0], "heartbeats": len(lat)}
+    for t in threads:
+        t.join(1)
+    m.stop()
+    return result
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mgpu", required=True)
+    p.add_argument("--scheduler-bench", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--agents", type=int, default=1000)
+    p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--jobs", type=int, default=5000)
+    p.add_argument("--runs", type=int, default=3)
+    a, _ = p.parse_known_args()
+    started = datetime.datetime.now()
+    rows = []
+    print("== API submit, 32 concurrent HTTP clients (wrk), 10 s, every GPU held so jobs stay pending", flush=True)
+    runs = [api_submit(a.mgpu, 10, 32) for _ in range(a.runs)]
+    for r in runs:
+        print(f"  {r['jobs/s']:.0f} jobs/s, p99 {r['p99']}, {r['errors']} errors, {r['accepted']} pending after, RSS {r['rss']:.0f} MiB", flush=True)
+    rates = [r["jobs/s"] for r in runs]
+    rows.append(("API submit, 32 HTTP clients (jobs/s)", min(rates), statistics.median(rates), max(rates), "≥ 10,000"))
+    print(f"== {a.agents} agents heartbeating every 5 s for {a.seconds} s, {a.jobs} jobs flowing", flush=True)
+    r = agents_with_jobs(a.mgpu, a.agents, a.seconds, a.jobs)
+    print(f"  master CPU {r['cpu%']:.1f}% of one core, RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f}), heartbeat p50 "
+          f"{r['p50']:.1f} ms p99 {r['p99']:.1f} ms, {r['heartbeats']} heartbeats, {r['errors']} errors, "
+          f"{r['submitted']} jobs submitted, {r['finished']} reported finished", flush=True)
+    rows.append((f"{a.agents} agents: master CPU (% of one core)", r["cpu%"], r["cpu%"], r["cpu%"], "< 10"))
+    rows.append((f"{a.agents} agents: master RSS (MiB)", r["rss"], r["rss"], r["rss"], ""))
+    rows.append((f"{a.agents} agents: heartbeat p99 (ms)", r["p99"], r["p99"], r["p99"], ""))
+    print("== scheduler pass (google/swift-benchmark)", flush=True)
+    out = subprocess.run([a.scheduler_bench, "--min-time", "1", "--format", "json", "--quiet"], capture_output=True, text=True)
+    try:
+        results = json.loads(out.stdout)["benchmarks"]
+    except Exception:
+        print(out.stdout, out.stderr)
+        raise
+    for b in results:
+        ms = b["median"] / 1e6 if "median" in b else b["time"] / 1e6
+        print(f"  {b['name']}: {ms:.2f} ms", flush=True)
+        rows.append((f"scheduler {b['name']} (ms)", ms, ms, ms, "< 50"))
+    table = ["| figure | min | median | max | target |", "|---|---|---|---|---|"]
+    for name, lo, med, hi, target in rows:
+        table.append(f"| {name} | {lo:.1f} | {med:.1f} | {hi:.1f} | {target} |")
+    text = (f"# mgpu at scale, {started:%Y-%m-%d %H:%M}\n\nMachine: {machine()}\n\n"
+            f"Made by `bench/run --scale`. API submit: {a.runs} runs of 10 s; the agents run and the scheduler "
+            f"benchmark once each (the scheduler figure is swift-benchmark's time per pass).\n\n" + "\n".join(table) + "\n")
+    with open(a.out, "w") as f:
+        f.write(text)
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
