@@ -45,18 +45,35 @@ public struct MasterServer: Sendable {
             })
         )
         let liveness = LivenessService(state: state, interval: max(0.1, min(1, config.nodeTimeout / 10)))
-        return [app, liveness, ShutdownHook(state: state, store: store)]
+        // A ServiceGroup shuts its services down in reverse order, each after the one before has returned: first
+        // every long-poll is answered, then the liveness loop stops, then the HTTP server stops accepting and
+        // finishes the requests in flight (their writes included), and only then is the store closed.
+        return [CloseStoreAtShutdown(store: store, logger: logger), app, liveness, WakeLongPollsAtShutdown(state: state)]
     }
 }
 
-/// At graceful shutdown: wake every long-poll so connections end, then close the store.
-struct ShutdownHook: Service {
+/// At graceful shutdown: answer every long-poll (and refuse to start new waits) so that connections end.
+struct WakeLongPollsAtShutdown: Service {
     let state: MasterState
-    let store: SQLiteStore
 
     func run() async throws {
         try? await gracefulShutdown()
         await state.wakeAll()
-        try? store.close()
+    }
+}
+
+/// At graceful shutdown, once the HTTP server is done: close the store (SQLite checkpoints its WAL).
+struct CloseStoreAtShutdown: Service {
+    let store: SQLiteStore
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        do {
+            try store.close()
+            logger.info("store closed", metadata: ["path": "\(store.path)"])
+        } catch {
+            logger.error("could not close the store \(store.path): \(error)")
+        }
     }
 }

@@ -58,6 +58,87 @@ extension EndToEndTests {
         try await cluster.waitForState(queued, [.completed], timeout: 20)
     }
 
+    @Test func requeuedJobRunsAgainOnAnotherNodeAfterItsNodeIsLost() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1, "node002": 1],
+                                                  master: ["--node-timeout", "1", "--node-lost-after", "3"])
+        defer { cluster.stop() }
+        // node002's GPU is busy, so the job starts on node001.
+        let holder = try await cluster.submit(["--nodelist", "node002", "sleep 4"])
+        try await cluster.waitForState(holder, [.running])
+        let marker = "7\(Int.random(in: 100_000...999_999))"
+        let id = try await cluster.submit(["--requeue", #"echo "$MGPU_NODE_ID" >> ran.txt; sleep 0.\#(marker)"#])
+        let first = try await cluster.waitForState(id, [.running])
+        #expect(first.placementText == "node001:gpu0")
+        try await cluster.kill(agent: "node001")
+        // Lost after 3 s: back to PENDING, then it runs on node002 once the holder is done, and completes there.
+        let done = try await cluster.waitForState(id, [.completed, .nodeFail, .failed], timeout: 30)
+        #expect(done.state == .completed, "\(done.state) \(done.reason ?? "")")
+        #expect(done.requeues == 1)
+        #expect(done.placementText == "node002:gpu0")
+        #expect(cluster.read("work/ran.txt") == "node001\nnode002\n")
+        let queue = try await cluster.mgpu(["queue"])
+        #expect(queue.stdout.contains("requeued 1×"), "\(queue.stdout)")
+        // Pinned GPUs cannot move, so they cannot be requeued.
+        let pinned = try await cluster.mgpu(["submit", "--requeue", "--node-gpu-ids", "node002:0", "true"])
+        #expect(pinned.status == 1 && pinned.stderr.contains("pinned GPUs cannot move"), "\(pinned.stderr)")
+    }
+
+    /// A hung agent (SIGSTOP): DOWN after the timeout; resumed before it is lost, its job goes on; resumed after,
+    /// its job has ended NODE_FAIL and is stopped. Either way no GPU holds two jobs at once.
+    @Test func hungAgentIsDownThenReconciledWithoutDoubleAllocation() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--node-timeout", "1", "--node-lost-after", "4"])
+        defer { cluster.stop() }
+        let marker = "8\(Int.random(in: 100_000...999_999))"
+        // Each job logs its start and its end (on SIGTERM too): the log shows any overlap on the one GPU.
+        func job(_ name: String, seconds: String) -> String {
+            #"echo \#(name) start >> gpu.log; trap 'echo \#(name) end >> gpu.log; exit 143' TERM; sleep \#(seconds) & wait; echo \#(name) end >> gpu.log"#
+        }
+        // Resumed in time.
+        let a = try await cluster.submit([job("a", seconds: "3.\(marker)")])
+        try await cluster.waitForState(a, [.running])
+        let b = try await cluster.submit([job("b", seconds: "0.1\(marker)")])
+        try await cluster.kill(agent: "node001", signal: SIGSTOP)
+        try await cluster.waitForNodes(["node001"], up: false)
+        #expect(try await cluster.job(a).note?.contains("node not responding") == true)
+        try await cluster.kill(agent: "node001", signal: SIGCONT)
+        try await cluster.waitForNodes(["node001"])
+        #expect(try await cluster.waitForState(a, [.completed, .nodeFail], timeout: 20).state == .completed)
+        try await cluster.waitForState(b, [.completed], timeout: 20)
+        // Resumed too late: the master ended the job; the agent stops it before the GPU is used again.
+        let c = try await cluster.submit([job("c", seconds: "60.\(marker)")])
+        try await cluster.waitForState(c, [.running])
+        let d = try await cluster.submit([job("d", seconds: "0.1\(marker)")])
+        try await cluster.kill(agent: "node001", signal: SIGSTOP)
+        #expect(try await cluster.waitForState(c, [.nodeFail], timeout: 20).state == .nodeFail)
+        #expect(try await cluster.job(d).state == .pending, "nothing goes to a silent node")
+        try await cluster.kill(agent: "node001", signal: SIGCONT)
+        try await cluster.waitForState(d, [.completed], timeout: 30)
+        #expect(processes(containing: "sleep 60.\(marker)").isEmpty, "the lost job was stopped")
+        #expect(cluster.read("work/gpu.log") == ["a", "b", "c", "d"].map { "\($0) start\n\($0) end\n" }.joined())
+    }
+
+    /// SIGTERM: the master stops accepting, finishes, closes the store (SQLite folds its WAL back: no -wal file
+    /// left) and exits 0; what it accepted is there after a restart.
+    @Test func masterShutsDownCleanlyOnSIGTERM() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1])
+        defer { cluster.stop() }
+        let ids = [try await cluster.submit(["true"]), try await cluster.submit(["--gpus", "0", "sleep 0.2"])]
+        for id in ids { try await cluster.waitForState(id, [.completed]) }
+        let pending = try await cluster.submit(["--gpus", "1", "--nodelist", "node001", "sleep 30"])
+        let wal = cluster.dir + "/state/mgpu.sqlite-wal"
+        #expect(FileManager.default.fileExists(atPath: wal), "WAL in use while it runs")
+        Glibc.kill(cluster.masterPid, SIGTERM)
+        let status = try await waitForExit(cluster.masterPid, timeout: 20)
+        #expect(status == 0, "exit status \(status)")
+        #expect(!FileManager.default.fileExists(atPath: wal), "the store was closed")
+        let refused = try? await cluster.client.queue()
+        #expect(refused == nil, "nothing listens any more")
+        try await cluster.startMaster()
+        for id in ids { #expect(try await cluster.job(id).state == .completed) }
+        #expect([.pending, .running].contains(try await cluster.job(pending).state), "the accepted job is still there")
+        _ = try await cluster.mgpu(["cancel", pending.rawValue])
+    }
+
     @Test func agentRestartedInTimeFindsItsJobStillRunning() async throws {
         let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--node-timeout", "1", "--node-lost-after", "60"])
         defer { cluster.stop() }

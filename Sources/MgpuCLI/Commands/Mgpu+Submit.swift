@@ -80,10 +80,12 @@ extension Mgpu {
 extension JobRequestOptions {
     /// The job as submitted from here: this user, directory and environment.
     func spec(command: String, interactive: Bool) -> JobSpec {
-        JobSpec(name: name, user: currentUser(), command: command, workdir: FileManager.default.currentDirectoryPath,
+        var spec = JobSpec(name: name, user: currentUser(), command: command, workdir: FileManager.default.currentDirectoryPath,
                 environment: ProcessInfo.processInfo.environment, request: request, killGraceSeconds: killGrace,
                 timeLimit: timeLimit, interactive: interactive ? true : nil,
                 tty: interactive ? ForegroundSession.terminalSize : nil)
+        spec.requeue = requeue ? true : nil
+        return spec
     }
 }
 

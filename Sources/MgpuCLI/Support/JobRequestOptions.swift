@@ -33,6 +33,9 @@ struct JobRequestOptions: ParsableArguments {
     @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Time limit, as Slurm writes it: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS. Past it the job gets SIGTERM, then SIGKILL, and ends TIMEOUT.", valueName: "limit"))
     var time: String?
 
+    @Flag(help: "If the job's node is lost, put the job back in the queue to run again on another node (as Slurm's --requeue), instead of ending it NODE_FAIL.")
+    var requeue = false
+
     var timeLimit: Double? { time.flatMap { TimeLimit.parse($0) } ?? nil }
 
     func validate() throws {

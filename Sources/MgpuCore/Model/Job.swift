@@ -95,6 +95,10 @@ public struct Job: Codable, Sendable, Identifiable {
     /// Started from a foreground client: rank 0 reads the client's stdin; `tty` asks for a pseudo-terminal.
     public var interactive: Bool?
     public var tty: TerminalSize?
+    /// `--requeue`: after a node failure the job goes back to the queue (avoiding that node) instead of ending.
+    public var requeue: Bool?
+    /// How many times it went back to the queue.
+    public var requeues: Int?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
@@ -121,6 +125,20 @@ public struct Job: Codable, Sendable, Identifiable {
         state = next
         if next == .running { startTime = time }
         if next.isTerminal { endTime = time }
+    }
+
+    /// Back to PENDING after its node(s) failed: a fresh start later, on other nodes.
+    public mutating func requeueAfterNodeFailure(excluding failedNodes: [String], reason why: String, at time: Double) throws(InvalidTransition) {
+        try transition(to: .pending, at: time)
+        parts = []
+        startTime = nil
+        exit = nil
+        terminating = false
+        failedRank = nil
+        rendezvousPort = nil
+        requeues = (requeues ?? 0) + 1
+        request.excludedNodes = Array(Set((request.excludedNodes ?? []) + failedNodes)).sorted()
+        reason = "requeued (\(requeues!)) after: \(why)"
     }
 
     /// When every part has ended: the terminal state and exit status the job ends with.

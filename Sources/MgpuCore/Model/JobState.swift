@@ -1,6 +1,8 @@
 /// The job state machine. Written down in docs/ARCHITECTURE.md; `canTransition(to:)` enforces it.
 ///
 ///     PENDING ──▶ RUNNING ──▶ COMPLETED | FAILED | CANCELLED | NODE_FAIL | TIMEOUT
+///        │  ▲         │
+///        │  └─────────┘  a --requeue job whose node was lost goes back to PENDING
 ///        └──────────────────▶ CANCELLED
 public enum JobState: String, Codable, Sendable, CaseIterable {
     case pending = "PENDING"
@@ -20,7 +22,7 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
 
     public func canTransition(to next: JobState) -> Bool {
         switch (self, next) {
-        case (.pending, .running), (.pending, .cancelled): true
+        case (.pending, .running), (.pending, .cancelled), (.running, .pending): true
         case (.running, .completed), (.running, .failed), (.running, .cancelled), (.running, .nodeFail), (.running, .timeout): true
         default: false
         }

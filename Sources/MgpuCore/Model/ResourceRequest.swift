@@ -8,6 +8,8 @@ public struct ResourceRequest: Codable, Sendable, Hashable {
     public var pinned: [PinnedGPUs]?
     public var gpuIds: [Int]?
     public var distributed: Bool
+    /// Nodes not to use: those a `--requeue` job already failed on.
+    public var excludedNodes: [String]?
 
     public init(gpusPerNode: Int = 1, nodes: Int = 1, nodelist: [String]? = nil, pinned: [PinnedGPUs]? = nil,
                 gpuIds: [Int]? = nil, distributed: Bool = false) {
@@ -19,7 +21,7 @@ public struct ResourceRequest: Codable, Sendable, Hashable {
         self.distributed = distributed
     }
 
-    enum CodingKeys: String, CodingKey { case gpusPerNode, nodes, nodelist, pinned, gpuIds, distributed }
+    enum CodingKeys: String, CodingKey { case gpusPerNode, nodes, nodelist, pinned, gpuIds, distributed, excludedNodes }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -29,6 +31,7 @@ public struct ResourceRequest: Codable, Sendable, Hashable {
                   pinned: try c.decodeIfPresent([PinnedGPUs].self, forKey: .pinned),
                   gpuIds: try c.decodeIfPresent([Int].self, forKey: .gpuIds),
                   distributed: try c.decodeIfPresent(Bool.self, forKey: .distributed) ?? false)
+        excludedNodes = try c.decodeIfPresent([String].self, forKey: .excludedNodes)
     }
 
     public var nodeCount: Int { pinned?.count ?? nodes }

@@ -137,9 +137,10 @@ struct PassState {
 
     func feasible(_ request: ResourceRequest) -> [Int] {
         let allowed = request.nodelist.map(Set.init)
+        let excluded = Set(request.excludedNodes ?? [])
         return nodes.indices.filter { n in
             nodes[n].schedulable && nodes[n].gpus.count >= request.gpusPerNode
-                && (allowed?.contains(nodes[n].id) ?? true)
+                && (allowed?.contains(nodes[n].id) ?? true) && !excluded.contains(nodes[n].id)
                 && (request.gpuIds?.allSatisfy(nodes[n].gpus.contains) ?? true)
         }
     }
@@ -154,7 +155,7 @@ struct PassState {
 
     mutating func placeGPUs(_ request: ResourceRequest) -> [Plan.Placement]? {
         let need = request.gpusPerNode
-        if fastPaths && request.nodes == 1 && request.gpuIds == nil && request.nodelist == nil {
+        if fastPaths && request.nodes == 1 && request.gpuIds == nil && request.nodelist == nil && request.excludedNodes == nil {
             // The tightest fit in one scan: fewest free GPUs that still fit, then node id.
             var best = -1
             for n in nodes.indices where nodes[n].schedulable && freeCount[n] >= need {
@@ -188,8 +189,10 @@ struct PassState {
 
     mutating func placeCPU(_ request: ResourceRequest) -> [Plan.Placement]? {
         let allowed = request.nodelist.map(Set.init)
+        let excluded = Set(request.excludedNodes ?? [])
         let candidates = nodes.indices.filter { n in
             nodes[n].schedulable && nodes[n].cpuSlotsUsed < nodes[n].cpuSlots && (allowed?.contains(nodes[n].id) ?? true)
+                && !excluded.contains(nodes[n].id)
         }.sorted {
             (nodes[$0].cpuSlots - nodes[$0].cpuSlotsUsed, nodes[$1].id) > (nodes[$1].cpuSlots - nodes[$1].cpuSlotsUsed, nodes[$0].id)
         }

@@ -238,6 +238,15 @@ extension MasterState {
         changed.map { job in
             var job = job
             guard job.state == .running, let outcome = job.outcome() else { return job }
+            if outcome.state == .nodeFail, job.requeue == true, !job.cancelRequested {
+                let lost = job.parts.filter { $0.exit?.nodeFailed == true }.map(\.nodeId)
+                do {
+                    try job.requeueAfterNodeFailure(excluding: lost, reason: outcome.reason ?? "node failure", at: now)
+                    logger.warning("job requeued", metadata: ["job": "\(job.id)", "node": "\(lost.joined(separator: ","))",
+                                                             "requeues": "\(job.requeues ?? 0)", "reason": "\(outcome.reason ?? "-")"])
+                    return job
+                } catch {}
+            }
             job.exit = outcome.exit
             job.reason = outcome.reason
             try? job.transition(to: outcome.state, at: now)

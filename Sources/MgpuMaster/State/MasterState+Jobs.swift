@@ -33,6 +33,14 @@ extension MasterState {
             job.timeLimit = spec.timeLimit
             job.interactive = spec.interactive
             job.tty = spec.interactive == true ? spec.tty : nil
+            if spec.requeue == true {
+                guard spec.request.pinned == nil else {
+                    throw RequestError("--requeue needs GPUs the scheduler chooses: pinned GPUs cannot move to another node")
+                }
+                guard spec.interactive != true else { throw RequestError("--requeue is for batch jobs, not interactive ones") }
+                job.requeue = true
+            }
+            guard spec.request.excludedNodes == nil else { throw RequestError("excludedNodes is set by the master only") }
             created.append(job)
         }
         try commit(jobs: created)

@@ -103,6 +103,13 @@ public actor MasterState {
         if job.request.isCPUOnly { pendingCPUOnly += 1 }
     }
 
+    /// A requeued job goes back to its place in submission order.
+    private func requeue(_ job: Job) {
+        let at = pending.firstIndex { (jobs[$0.id]?.seq ?? .max) > job.seq } ?? pending.endIndex
+        pending.insert(PendingJob(id: job.id, request: job.request), at: at)
+        if job.request.isCPUOnly { pendingCPUOnly += 1 }
+    }
+
     private func apply(_ job: Job, leftQueue: inout Set<JobID>) {
         let old = jobs.updateValue(job, forKey: job.id)
         if old?.state == .pending && job.state != .pending {
@@ -110,6 +117,7 @@ public actor MasterState {
             if job.request.isCPUOnly { pendingCPUOnly -= 1 }
         }
         if old == nil && job.state == .pending { enqueue(job) }
+        if old?.state == .running && job.state == .pending { requeue(job) }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state { scheduleNeeded = true }
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {
@@ -121,7 +129,7 @@ public actor MasterState {
 
     /// Waits until `wake` is called for `key` or `seconds` pass.
     func wait(_ key: String, seconds: Double) async {
-        guard seconds > 0 else { return }
+        guard seconds > 0, !shuttingDown else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let token = waiters.add(key, continuation)
             Task {

@@ -20,6 +20,8 @@ public struct JobInfo: Codable, Sendable {
     public var note: String?
     public var timeLimit: Double?
     public var interactive: Bool?
+    public var requeue: Bool?
+    public var requeues: Int?
 
     public init(job: Job, note: String?) {
         id = job.id
@@ -38,6 +40,8 @@ public struct JobInfo: Codable, Sendable {
         cancelRequested = job.cancelRequested
         timeLimit = job.timeLimit
         interactive = job.interactive
+        requeue = job.requeue
+        requeues = job.requeues
         self.note = note
     }
 

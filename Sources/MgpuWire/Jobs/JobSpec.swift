@@ -15,6 +15,8 @@ public struct JobSpec: Codable, Sendable {
     public var interactive: Bool?
     /// Run under a pseudo-terminal of this size (the client's stdout is a terminal).
     public var tty: TerminalSize?
+    /// `--requeue`: back to the queue after a node failure.
+    public var requeue: Bool?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
                 request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,

@@ -18,6 +18,7 @@ extension QueueResponse {
             if job.request.distributed { gpus += " (distributed)" }
             var reason = job.note ?? job.reason ?? ""
             if job.state.isTerminal, let exit = job.exit, job.state != .nodeFail { reason = job.reason ?? exit.summary }
+            if let n = job.requeues, n > 0 { reason += reason.isEmpty ? "requeued \(n)×" : " (requeued \(n)×)" }
             let state = job.state == .running && job.note?.hasPrefix("node not responding") == true ? "RUNNING*" : job.state.rawValue
             var left = "-"
             if let limit = job.timeLimit {

@@ -19,10 +19,36 @@ import Testing
     }
 }
 
+@Suite struct RequeueTests {
+    @Test func requeueResetsTheRunAndExcludesTheFailedNodes() throws {
+        var job = makeJob(1)
+        try job.transition(to: .running, at: 10)
+        job.parts = [JobPart(rank: 0, nodeId: "a", gpus: [0], exit: ExitStatus(error: "lost", nodeFailed: true))]
+        job.terminating = true
+        try job.requeueAfterNodeFailure(excluding: ["a"], reason: "node a lost", at: 20)
+        #expect(job.state == .pending && job.parts.isEmpty && job.startTime == nil && !job.terminating)
+        #expect(job.requeues == 1 && job.request.excludedNodes == ["a"])
+        #expect(job.reason?.contains("node a lost") == true)
+        // Placed again: never on the excluded node, on GPUs or on a CPU slot.
+        let plan = Scheduler.plan(pending: [job], nodes: [node("a", gpus: 4), node("b", gpus: 1, busy: [0])])
+        #expect(plan.assignments.isEmpty, "only node a has a free GPU, and a is excluded")
+        let elsewhere = Scheduler.plan(pending: [job], nodes: [node("a", gpus: 4), node("b", gpus: 1)])
+        #expect(elsewhere.assignments.first?.parts.first?.nodeId == "b")
+        var cpu = makeJob(2, gpus: 0)
+        cpu.request.excludedNodes = ["a"]
+        #expect(Scheduler.plan(pending: [cpu], nodes: [node("a", gpus: 0, slots: 4), node("b", gpus: 0, slots: 1)])
+            .assignments.first?.parts.first?.nodeId == "b")
+        // A job that has not started cannot be requeued.
+        var fresh = makeJob(3)
+        #expect(throws: InvalidTransition.self) { try fresh.requeueAfterNodeFailure(excluding: [], reason: "x", at: 1) }
+    }
+}
+
 @Suite struct StateMachineTests {
     @Test func allowedTransitions() {
         let allowed: Set<String> = ["PENDING>RUNNING", "PENDING>CANCELLED", "RUNNING>COMPLETED", "RUNNING>FAILED",
-                                    "RUNNING>CANCELLED", "RUNNING>NODE_FAIL", "RUNNING>TIMEOUT"]
+                                    "RUNNING>CANCELLED", "RUNNING>NODE_FAIL", "RUNNING>TIMEOUT",
+                                    "RUNNING>PENDING"]
         for from in JobState.allCases {
             for to in JobState.allCases {
                 #expect(from.canTransition(to: to) == allowed.contains("\(from.rawValue)>\(to.rawValue)"), "\(from) -> \(to)")
