@@ -139,6 +139,47 @@ extension EndToEndTests {
         _ = try await cluster.mgpu(["cancel", pending.rawValue])
     }
 
+    /// 20 clients submit 2,000 jobs as fast as they can; the master is SIGKILLed in the middle. After a restart
+    /// every job whose submit was acknowledged is there exactly once, still PENDING, and nothing else is.
+    @Test func acknowledgedSubmitsSurviveSIGKILLUnderLoad() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1])
+        defer { cluster.stop() }
+        let holder = try await cluster.submit(["sleep 120"])
+        try await cluster.waitForState(holder, [.running])
+        let client = cluster.client
+        let spec = JobSpec(name: nil, user: "x", command: "true", workdir: "/tmp", environment: [:], request: ResourceRequest(gpusPerNode: 1))
+        let masterPid = cluster.masterPid
+        let killer = Task {
+            try await Task.sleep(for: .milliseconds(700))
+            Glibc.kill(masterPid, SIGKILL)
+        }
+        let acknowledged = await withTaskGroup(of: [JobID].self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    var ids: [JobID] = []
+                    for _ in 0..<100 {
+                        guard let id = try? await client.submit([spec]) else { break }
+                        ids += id
+                    }
+                    return ids
+                }
+            }
+            return await group.reduce(into: [JobID]()) { $0 += $1 }
+        }
+        try await killer.value
+        _ = try await waitForExit(masterPid, timeout: 10)
+        #expect(acknowledged.count > 20, "the clients got going before the kill (\(acknowledged.count))")
+        #expect(acknowledged.count < 2000, "the kill came in the middle (\(acknowledged.count))")
+        try await cluster.startMaster()
+        let jobs = try await client.queue().jobs.filter { $0.id != holder }
+        let ids = jobs.map(\.id)
+        #expect(Set(ids).count == ids.count, "no job twice")
+        #expect(Set(acknowledged).isSubset(of: Set(ids)), "\(Set(acknowledged).subtracting(ids).count) acknowledged jobs lost")
+        #expect(ids.count - acknowledged.count <= 20, "at most one unacknowledged commit per client")
+        #expect(jobs.allSatisfy { $0.state == .pending })
+        _ = try await cluster.mgpu(["cancel", holder.rawValue])
+    }
+
     @Test func agentRestartedInTimeFindsItsJobStillRunning() async throws {
         let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--node-timeout", "1", "--node-lost-after", "60"])
         defer { cluster.stop() }
