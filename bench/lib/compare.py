@@ -56,15 +56,21 @@ class Slurm:
         self.pid = int(open("/run/slurm-anchor/slurmctld.started.pid").read())
         time.sleep(1)
 
-    def stop(self):
-        self.clear()
+    def stop(self, wait_for_jobs=True):
+        if wait_for_jobs:
+            self.clear()
+        else:  # jobs on agents that are gone never end: cancel what runs here, give it a moment, stop
+            ids = self.active_ids()
+            if ids:
+                self.api("/v1/jobs/cancel", {"ids": ids})
+            time.sleep(2)
         subprocess.run(["bash", os.path.join(REPO, "bench/slurm/setup.sh"), "stop"], check=True, stdout=subprocess.DEVNULL)
 
-    submit_one = "sbatch -Q --gres=gpu:1 --wrap true >/dev/null"
+    submit_one = "sbatch -Q -o /dev/null --gres=gpu:1 --wrap true >/dev/null"
     latency_cmd = "srun --gres=gpu:1 true"
 
     def bulk_cmd(self, n, workdir):
-        return f"sbatch -Q --array=1-{n} --gres=gpu:1 --wrap true >/dev/null"
+        return f"sbatch -Q -o /dev/null --array=1-{n} --gres=gpu:1 --wrap true >/dev/null"
 
     def active(self):
         return int(sh("squeue -h -r | wc -l", capture=True))
@@ -74,11 +80,11 @@ class Slurm:
         wait_until(lambda: self.active() == 0, 300, 0.2)
 
     def hold_all(self):
-        sh("sbatch -Q --gres=gpu:8 --wrap 'sleep 100000' >/dev/null")
+        sh("sbatch -Q -o /dev/null --gres=gpu:8 --wrap 'sleep 100000' >/dev/null")
         wait_until(lambda: "R" in sh("squeue -h -o %t", capture=True).split(), 60, 0.2)
 
     def add_pending(self, n, workdir):
-        out = sh(f"seq {n} | xargs -P 4 -I{{}} sbatch --parsable --gres=gpu:1 --wrap true", capture=True)
+        out = sh(f"seq {n} | xargs -P 4 -I{{}} sbatch --parsable -o /dev/null --gres=gpu:1 --wrap true", capture=True)
         return out.split()
 
     listing = {"queue listing": "squeue >/dev/null"}

@@ -111,9 +111,7 @@ def agents_with_jobs(binary, agents, seconds, jobs):
     result = {"cpu%": 100 * (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0), "rss": now_rss, "peak": peak,
               "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000, "errors": errors[0],
               "submitted": submitted, "finished": finished[0], "heartbeats": len(lat)}
-    for t in threads:
-        t.join(1)
-    m.stop()
+    m.stop(wait_for_jobs=False)
     return result
 
 
