@@ -56,14 +56,8 @@ class Slurm:
         self.pid = int(open("/run/slurm-anchor/slurmctld.started.pid").read())
         time.sleep(1)
 
-    def stop(self, wait_for_jobs=True):
-        if wait_for_jobs:
-            self.clear()
-        else:  # jobs on agents that are gone never end: cancel what runs here, give it a moment, stop
-            ids = self.active_ids()
-            if ids:
-                self.api("/v1/jobs/cancel", {"ids": ids})
-            time.sleep(2)
+    def stop(self):
+        self.clear()
         subprocess.run(["bash", os.path.join(REPO, "bench/slurm/setup.sh"), "stop"], check=True, stdout=subprocess.DEVNULL)
 
     submit_one = "sbatch -Q -o /dev/null --gres=gpu:1 --wrap true >/dev/null"
@@ -147,8 +141,14 @@ class Mgpu:
             self.api("/v1/jobs/cancel", {"ids": ids})
         wait_until(lambda: self.active() == 0, 120, 0.05)
 
-    def stop(self):
-        self.clear()
+    def stop(self, wait_for_jobs=True):
+        if wait_for_jobs:
+            self.clear()
+        else:  # jobs on agents that are gone never end: cancel what runs here, give it a moment, stop
+            ids = self.active_ids()
+            if ids:
+                self.api("/v1/jobs/cancel", {"ids": ids})
+            time.sleep(2)
         for p in (self.agent, self.master):
             p.send_signal(signal.SIGTERM)
         for p in (self.agent, self.master):
