@@ -24,9 +24,9 @@ def timed(cmd, env=None):
     return time.perf_counter() - t0
 
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS:"):
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
 

@@ -5,18 +5,12 @@ import argparse, datetime, json, math, os, random, statistics, subprocess, sys, 
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import Mgpu, machine, sh, wait_until  # noqa: E402
+from compare import Mgpu, machine, rss_mib as rss, sh, wait_until  # noqa: E402
 
 
 def cpu_ticks(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])
-
-
-def rss(pid, field="VmRSS:"):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
 
 
 def api_submit(binary, seconds, connections):

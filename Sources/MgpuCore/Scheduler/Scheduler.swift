@@ -135,12 +135,21 @@ struct PassState {
         return targets.map { .init(nodeId: nodes[$0.0].id, gpus: $0.1.sorted()) }
     }
 
+    /// The nodes a request may use at all: in its nodelist when it has one, and not one it is excluded from.
+    struct NodeFilter {
+        let allowed: Set<String>?
+        let excluded: Set<String>
+        init(_ request: ResourceRequest) {
+            allowed = request.nodelist.map(Set.init)
+            excluded = Set(request.excludedNodes ?? [])
+        }
+        func admits(_ id: String) -> Bool { (allowed?.contains(id) ?? true) && !excluded.contains(id) }
+    }
+
     func feasible(_ request: ResourceRequest) -> [Int] {
-        let allowed = request.nodelist.map(Set.init)
-        let excluded = Set(request.excludedNodes ?? [])
+        let filter = NodeFilter(request)
         return nodes.indices.filter { n in
-            nodes[n].schedulable && nodes[n].gpus.count >= request.gpusPerNode
-                && (allowed?.contains(nodes[n].id) ?? true) && !excluded.contains(nodes[n].id)
+            nodes[n].schedulable && nodes[n].gpus.count >= request.gpusPerNode && filter.admits(nodes[n].id)
                 && (request.gpuIds?.allSatisfy(nodes[n].gpus.contains) ?? true)
         }
     }
@@ -188,11 +197,9 @@ struct PassState {
     }
 
     mutating func placeCPU(_ request: ResourceRequest) -> [Plan.Placement]? {
-        let allowed = request.nodelist.map(Set.init)
-        let excluded = Set(request.excludedNodes ?? [])
+        let filter = NodeFilter(request)
         let candidates = nodes.indices.filter { n in
-            nodes[n].schedulable && nodes[n].cpuSlotsUsed < nodes[n].cpuSlots && (allowed?.contains(nodes[n].id) ?? true)
-                && !excluded.contains(nodes[n].id)
+            nodes[n].schedulable && nodes[n].cpuSlotsUsed < nodes[n].cpuSlots && filter.admits(nodes[n].id)
         }.sorted {
             (nodes[$0].cpuSlots - nodes[$0].cpuSlotsUsed, nodes[$1].id) > (nodes[$1].cpuSlots - nodes[$1].cpuSlotsUsed, nodes[$0].id)
         }

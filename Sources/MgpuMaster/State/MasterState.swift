@@ -16,9 +16,8 @@ public actor MasterState {
     public let metrics: MasterMetrics
 
     var jobs: [JobID: Job] = [:]
-    /// Pending jobs in submission order, as the scheduler reads them, and how many of them need no GPU.
-    var pending: [PendingJob] = []
-    var pendingCPUOnly = 0
+    /// Pending jobs in submission order, as the scheduler reads them.
+    var pending = PendingQueue()
     /// Something the scheduler reads changed since its last pass (a job queued or ended, a node came or went).
     var scheduleNeeded = true
     var running: Set<JobID> = []
@@ -53,10 +52,7 @@ public actor MasterState {
         let now = clock()
         for job in loaded.jobs {
             jobs[job.id] = job
-            if job.state == .pending {
-                pending.append(PendingJob(id: job.id, request: job.request))
-                if job.request.isCPUOnly { pendingCPUOnly += 1 }
-            }
+            if job.state == .pending { pending.insert(job) }
             if job.state == .running { running.insert(job.id) }
             nextSeq = max(nextSeq, job.seq + 1)
         }
@@ -93,31 +89,16 @@ public actor MasterState {
         try store.commit(StoreChange(jobs: changed, nodes: changedNodes))
         var leftQueue = Set<JobID>()
         for job in changed { apply(job, leftQueue: &leftQueue) }
-        if !leftQueue.isEmpty { pending.removeAll { leftQueue.contains($0.id) } }
+        pending.remove(leftQueue)
         for node in changedNodes { nodes[node.id] = node }
         if !changedNodes.isEmpty { scheduleNeeded = true }
     }
 
-    private func enqueue(_ job: Job) {
-        pending.append(PendingJob(id: job.id, request: job.request))
-        if job.request.isCPUOnly { pendingCPUOnly += 1 }
-    }
-
-    /// A requeued job goes back to its place in submission order.
-    private func requeue(_ job: Job) {
-        let at = pending.firstIndex { (jobs[$0.id]?.seq ?? .max) > job.seq } ?? pending.endIndex
-        pending.insert(PendingJob(id: job.id, request: job.request), at: at)
-        if job.request.isCPUOnly { pendingCPUOnly += 1 }
-    }
-
     private func apply(_ job: Job, leftQueue: inout Set<JobID>) {
         let old = jobs.updateValue(job, forKey: job.id)
-        if old?.state == .pending && job.state != .pending {
-            leftQueue.insert(job.id)
-            if job.request.isCPUOnly { pendingCPUOnly -= 1 }
-        }
-        if old == nil && job.state == .pending { enqueue(job) }
-        if old?.state == .running && job.state == .pending { requeue(job) }
+        if old?.state == .pending && job.state != .pending { leftQueue.insert(job.id) }
+        // New, or requeued after its node was lost: into the queue at its place in submission order.
+        if old?.state != .pending && job.state == .pending { pending.insert(job) }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state { scheduleNeeded = true }
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {
@@ -158,7 +139,7 @@ public actor MasterState {
         scheduleNeeded = false
         let now = clock()
         let caps = capacities(now: now)
-        let plan = Scheduler.plan(queue: pending, nodes: caps, cpuOnlyPending: pendingCPUOnly)
+        let plan = Scheduler.plan(queue: pending.jobs, nodes: caps, cpuOnlyPending: pending.cpuOnly)
         logger.debug("scheduling pass", metadata: ["pending": "\(pending.count)", "started": "\(plan.assignments.count)",
                                                    "free": "\(caps.map { "\($0.id):\($0.freeGPUs.count)" }.joined(separator: ","))"])
         guard !plan.assignments.isEmpty else { return }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// A plain text table with left-aligned columns.
 public struct Table: Sendable {
     public var header: [String]
