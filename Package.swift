@@ -79,6 +79,7 @@ let package = Package(
         ], path: "Benchmarks/MgpuSchedulerBenchmark", swiftSettings: swiftSettings),
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MgpuMasterTests", dependencies: ["MgpuMaster"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         // Real processes: a master and agents started from the built `mgpu` binary, on loopback.
         .testTarget(name: "MgpuEndToEndTests", dependencies: ["mgpu", "MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor"],

@@ -49,7 +49,7 @@ enum APIRouter {
         router.get("/v1/nodes/{id}/history") { request, context in
             let id = context.parameters.get("id") ?? ""
             let q = request.uri.queryParameters
-            let minutes = min(60, max(1, Double(q["minutes"].map(String.init) ?? "15") ?? 15))
+            let minutes = min(60, max(1, try numberParam(q["minutes"].map(String.init), "minutes", default: 15)))
             let points = try intParam(q["points"].map(String.init), "points", default: 60, range: 1...720)
             guard let history = await state.nodeHistory(id, minutes: minutes, points: points) else {
                 throw HTTPError(.notFound, message: "no node \(id)")
@@ -89,7 +89,7 @@ enum APIRouter {
             let rank = try intParam(q["rank"].map(String.init), "rank", default: 0, range: 0...100_000)
             let stream = try streamParam(q["stream"].map(String.init))
             var offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
-            let wait = min(60, max(0, Double(q["wait"].map(String.init) ?? "0") ?? 0))
+            let wait = min(60, max(0, try numberParam(q["wait"].map(String.init), "wait", default: 0)))
             if let tail = q["tailLines"].map(String.init) {
                 let lines = try intParam(tail, "tailLines", default: 10, range: 0...1_000_000)
                 guard let start = await state.tailOffset(job: id, rank: rank, stream: stream, lines: lines) else {
@@ -125,7 +125,7 @@ enum APIRouter {
                 throw HTTPError(.badRequest, message: "job must be 8 hex digits")
             }
             let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
-            let wait = min(60, max(0, Double(q["wait"].map(String.init) ?? "0") ?? 0))
+            let wait = min(60, max(0, try numberParam(q["wait"].map(String.init), "wait", default: 0)))
             guard let input = await state.readStdin(job: id, offset: offset, wait: wait) else {
                 throw HTTPError(.notFound, message: "no job \(id)")
             }
@@ -136,7 +136,7 @@ enum APIRouter {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: input.bytes)))
         }
         router.get("/v1/queue") { request, _ in
-            let within = Double(request.uri.queryParameters["finished"].map(String.init) ?? "") ?? 300
+            let within = try numberParam(request.uri.queryParameters["finished"].map(String.init), "finished", default: 300)
             let queue = await state.queue(finishedWithin: max(0, within))
             switch request.uri.queryParameters["format"].map(String.init) {
             case nil, "json": return try json(queue)
@@ -172,11 +172,12 @@ enum APIRouter {
         }
         router.post("/v1/agent/sync") { request, context in
             let body = try await request.decode(as: SyncRequest.self, context: context)
-            guard body.wait >= 0, body.wait <= 120 else { throw HTTPError(.badRequest, message: "wait must be 0-120 s") }
+            if let error = body.validationError() { throw error }
             return try json(try await state.sync(body))
         }
         router.post("/v1/agent/deregister") { request, context in
             let body = try await request.decode(as: DeregisterRequest.self, context: context)
+            if let error = body.validationError() { throw error }
             try await state.deregister(body)
             return try json(["status": "ok"])
         }
@@ -211,6 +212,15 @@ enum APIRouter {
         guard let text else { return value }
         guard let n = Int(text), range.contains(n) else {
             throw HTTPError(.badRequest, message: "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return n
+    }
+
+    /// A finite number, or the default when absent.
+    static func numberParam(_ text: String?, _ name: String, default value: Double) throws -> Double {
+        guard let text else { return value }
+        guard let n = Double(text), n.isFinite else {
+            throw HTTPError(.badRequest, message: "\(name) must be a number, got \(text.debugDescription)")
         }
         return n
     }

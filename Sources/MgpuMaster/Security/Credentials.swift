@@ -1,11 +1,12 @@
 import Foundation
 import GRDB
+import MgpuWire
 
 /// Who may talk to the master.
 ///
 /// - The *cluster secret* (`<state>/cluster.secret`, mode 0600, made on first start) is what agents present to
 ///   register and report. Copy it to each node (`mgpu node --token-file`, or `MGPU_TOKEN`).
-/// - *Users* have tokens (only their SHA-256 is stored). On first start the Unix user running the master becomes an
+/// - *Users* have tokens. On first start the Unix user running the master becomes an
 ///   admin, and its token is written to `<state>/tokens/<name>` (0600) so that clients run by that user on that
 ///   machine find it with no setup. `mgpu admin user add NAME [--admin]` makes more.
 ///
@@ -53,7 +54,7 @@ public final class Credentials: Sendable {
 
     /// Adds (or re-keys) a user and returns its new token; the token is also left in `<state>/tokens/<name>`.
     public func addUser(_ name: String, admin: Bool) throws -> String {
-        guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), name != "..", name != "." else {
+        guard SafeName.isValid(name) else {
             throw StoreError(message: "a user name is 1-64 letters, digits, '-', '_' or '.'")
         }
         let token = Self.randomToken()

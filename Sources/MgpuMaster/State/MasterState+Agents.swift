@@ -4,15 +4,7 @@ import MgpuWire
 
 extension MasterState {
     public func register(_ request: RegisterRequest, peerAddress: String?) throws -> RegisterResponse {
-        guard Self.isValidNodeId(request.nodeId) else {
-            throw RequestError("node id must be 1-64 letters, digits, '.', '-' or '_', got \(request.nodeId.debugDescription)")
-        }
-        guard request.cpuSlots >= 0, request.cpuSlots <= 100_000, request.gpus.count <= 1024 else {
-            throw RequestError("implausible node: \(request.gpus.count) GPUs, \(request.cpuSlots) CPU slots")
-        }
-        guard Set(request.gpus.map(\.index)).count == request.gpus.count, request.gpus.allSatisfy({ $0.index >= 0 }) else {
-            throw RequestError("GPU indices must be distinct and non-negative")
-        }
+        if let error = request.validationError() { throw error }
         let now = clock()
         let address = request.advertiseAddress ?? peerAddress ?? "unknown"
         var node = nodes[request.nodeId] ?? Node(id: request.nodeId, address: address, gpus: request.gpus,
@@ -32,12 +24,6 @@ extension MasterState {
                                                   "detail": "\(gpuText)", "agent": "\(restarted ? "restarted" : "new")"])
         schedule()
         return RegisterResponse(pollSeconds: config.pollSeconds, heartbeatSeconds: config.heartbeatSeconds, address: address)
-    }
-
-    static func isValidNodeId(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 64 && id != "." && id != ".." && id.unicodeScalars.allSatisfy {
-            CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" || $0 == "_" || $0 == "."
-        }
     }
 
     /// The agent's report, and (when it waits) its long-poll for work.

@@ -11,36 +11,20 @@ extension MasterState {
         var created: [Job] = []
         var taken = Set<JobID>()
         for (i, spec) in specs.enumerated() {
-            if let refusal = Admission.check(command: spec.command, request: spec.request, nodes: caps) {
+            if let refusal = Admission.check(command: spec.command, request: spec.request, nodes: caps) ?? spec.validationError() {
                 throw specs.count == 1 ? refusal : RequestError("job \(i + 1): \(refusal.message)")
-            }
-            if let grace = spec.killGraceSeconds, !(0...86_400).contains(grace) {
-                throw RequestError("the kill grace period must be between 0 and 86400 s")
             }
             var id = JobID.random(using: &rng)
             while jobs[id] != nil || taken.contains(id) { id = JobID.random(using: &rng) }
             taken.insert(id)
             let name = spec.name.flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultName(spec.command)
-            if let limit = spec.timeLimit, !(1...(365 * 86_400)).contains(limit) {
-                throw RequestError("the time limit must be between 1 s and 365 days")
-            }
-            if let tty = spec.tty, !(1...1000).contains(tty.rows) || !(1...1000).contains(tty.columns) {
-                throw RequestError("terminal size must be 1-1000 rows and columns")
-            }
             var job = Job(id: id, seq: nextSeq + Int64(i), name: name, user: spec.user, command: spec.command,
                           workdir: spec.workdir, environment: spec.environment, request: spec.request,
                           killGraceSeconds: spec.killGraceSeconds ?? 10, submitTime: now)
             job.timeLimit = spec.timeLimit
             job.interactive = spec.interactive
             job.tty = spec.interactive == true ? spec.tty : nil
-            if spec.requeue == true {
-                guard spec.request.pinned == nil else {
-                    throw RequestError("--requeue needs GPUs the scheduler chooses: pinned GPUs cannot move to another node")
-                }
-                guard spec.interactive != true else { throw RequestError("--requeue is for batch jobs, not interactive ones") }
-                job.requeue = true
-            }
-            guard spec.request.excludedNodes == nil else { throw RequestError("excludedNodes is set by the master only") }
+            job.requeue = spec.requeue == true ? true : nil
             created.append(job)
         }
         try commit(jobs: created)

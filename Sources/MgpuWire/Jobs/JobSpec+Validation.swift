@@ -1,0 +1,39 @@
+public import MgpuCore
+
+extension JobSpec {
+    /// Checks of a submitted job that need no cluster state: what the supervisor passes to C (no NUL bytes), an
+    /// absolute working directory, sane environment names, limits on sizes and times. Nil when the job is fine.
+    /// (What needs the cluster, such as GPU counts and node names, is `Admission.check`.)
+    public func validationError() -> RequestError? {
+        if command.utf8.contains(0) { return RequestError("the command contains a NUL byte") }
+        if let name, name.utf8.count > 1024 || name.utf8.contains(0) {
+            return RequestError("the job name must be at most 1024 bytes, without NUL bytes")
+        }
+        if !workdir.hasPrefix("/") || workdir.utf8.count > 4096 || workdir.utf8.contains(0) {
+            return RequestError("the working directory must be an absolute path (at most 4096 bytes), got \(workdir.prefix(80).debugDescription)")
+        }
+        for (key, value) in environment {
+            if key.isEmpty || key.utf8.contains(0) || key.utf8.contains(UInt8(ascii: "=")) {
+                return RequestError("environment variable names must be non-empty, without '=' or NUL bytes, got \(key.prefix(80).debugDescription)")
+            }
+            if value.utf8.contains(0) { return RequestError("environment variable \(key) contains a NUL byte") }
+        }
+        if let grace = killGraceSeconds, !(0...86_400).contains(grace) {
+            return RequestError("the kill grace period must be between 0 and 86400 s")
+        }
+        if let limit = timeLimit, !(1...(365 * 86_400)).contains(limit) {
+            return RequestError("the time limit must be between 1 s and 365 days")
+        }
+        if let tty, !(1...1000).contains(tty.rows) || !(1...1000).contains(tty.columns) {
+            return RequestError("terminal size must be 1-1000 rows and columns")
+        }
+        if request.excludedNodes != nil { return RequestError("excludedNodes is set by the master only") }
+        if requeue == true {
+            if request.pinned != nil {
+                return RequestError("--requeue needs GPUs the scheduler chooses: pinned GPUs cannot move to another node")
+            }
+            if interactive == true { return RequestError("--requeue is for batch jobs, not interactive ones") }
+        }
+        return nil
+    }
+}
