@@ -1,4 +1,4 @@
-// The per-job supervisor, in C: `mgpu _supervise JOBDIR GRACE [--time S] [--stdin] [--tty ROWS COLS]`.
+// The per-job supervisor, in C: `mgpu _supervise JOBDIR GRACE [--time S] [--stdin] [--tty ROWS COLS] [--user NAME]`.
 //
 // The agent starts one per job part, in a session of its own. It runs `/bin/sh -c "$(cat JOBDIR/command)"` in
 // JOBDIR/workdir (or /tmp, saying so in the job's stderr, as Slurm does), in a new session, so that the job leads
@@ -11,6 +11,11 @@
 // "signal N", after "timeout " when the time limit stopped it, or "error ..."). It outlives the agent, which
 // re-adopts it by reading JOBDIR. JOBDIR/pid holds "SUPERVISOR_PID JOB_PID" once the job started.
 //
+// With --user (a root agent running a job for its owner) the job's shell is started through `mgpu _become NAME
+// /bin/sh -c ...`, which sets the account's group, supplementary groups and user id (setgid, initgroups, setuid,
+// in that order, and checks that root cannot be regained) and HOME/USER/LOGNAME, then execs the shell. The
+// supervisor itself stays root: it writes JOBDIR/pid and JOBDIR/exit and signals the job's group.
+//
 // Why C, and why it runs from a constructor: one supervisor starts per job, so its start-up cost is paid per job.
 // The mgpu executable carries the Swift runtime, Foundation and the server stack; starting them costs about
 // 4 ms of CPU, three times what running `/bin/sh -c true` costs. The constructor below runs before any of that,
@@ -18,6 +23,8 @@
 #define _GNU_SOURCE
 #include "mgpu_spawn.h"
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -76,7 +83,7 @@ static void write_atomically(const char *dir, const char *name, const char *text
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return;
     write_all(fd, text, strlen(text));
     close(fd);
@@ -146,7 +153,7 @@ static void feed(struct feeder *f) {
 }
 
 static int usage(void) {
-    const char *text = "usage: mgpu _supervise JOBDIR GRACE_SECONDS [--time S] [--stdin] [--tty ROWS COLS]\n";
+    const char *text = "usage: mgpu _supervise JOBDIR GRACE_SECONDS [--time S] [--stdin] [--tty ROWS COLS] [--user NAME]\n";
     write_all(2, text, strlen(text));
     return 2;
 }
@@ -159,9 +166,11 @@ int mgpu_supervise_main(int argc, char **argv) {
     if (end == argv[1] || *end) return usage();
     double time_limit = -1;
     int want_stdin = 0, tty_rows = 0, tty_columns = 0;
+    const char *user = NULL;
     for (int i = 2; i < argc;) {
         if (!strcmp(argv[i], "--time") && i + 1 < argc) { time_limit = strtod(argv[i + 1], NULL); i += 2; }
         else if (!strcmp(argv[i], "--stdin")) { want_stdin = 1; i += 1; }
+        else if (!strcmp(argv[i], "--user") && i + 1 < argc) { user = argv[i + 1]; i += 2; }
         else if (!strcmp(argv[i], "--tty") && i + 2 < argc) {
             tty_rows = atoi(argv[i + 1]); tty_columns = atoi(argv[i + 2]);
             if (tty_rows <= 0) tty_rows = 24;
@@ -185,7 +194,7 @@ int mgpu_supervise_main(int argc, char **argv) {
     if (workdir && chdir(workdir) != 0) {
         int error = errno;
         snprintf(path, sizeof path, "%s/stderr", dir);
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd >= 0) {
             snprintf(line, sizeof line, "mgpu: cannot enter working directory %s: %s; running in /tmp\n", workdir, strerror(error));
             write_all(fd, line, strlen(line));
@@ -203,7 +212,7 @@ int mgpu_supervise_main(int argc, char **argv) {
         pty_master = mgpu_open_pty(name, sizeof name, tty_rows, tty_columns);
         if (pty_master < 0) finish(dir, "error cannot open a pseudo-terminal");
         // Opened first in the new session, the terminal becomes the job's controlling terminal.
-        for (int fd = 0; fd <= 2; fd++) posix_spawn_file_actions_addopen(&actions, fd, name, O_RDWR, 0644);
+        for (int fd = 0; fd <= 2; fd++) posix_spawn_file_actions_addopen(&actions, fd, name, O_RDWR, 0600);
         fcntl(pty_master, F_SETFL, fcntl(pty_master, F_GETFL) | O_NONBLOCK);
     } else {
         if (want_stdin) {
@@ -218,9 +227,9 @@ int mgpu_supervise_main(int argc, char **argv) {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
         }
         snprintf(path, sizeof path, "%s/stdout", dir);
-        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         snprintf(path, sizeof path, "%s/stderr", dir);
-        posix_spawn_file_actions_addopen(&actions, 2, path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_addopen(&actions, 2, path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     }
     // The job gets its three streams and nothing else of ours.
     mgpu_spawn_file_actions_addclosefrom(&actions, 3);
@@ -236,11 +245,13 @@ int mgpu_supervise_main(int argc, char **argv) {
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
 
-    char *job_argv[] = {"/bin/sh", "-c", command, NULL};
+    char *shell_argv[] = {"/bin/sh", "-c", command, NULL};
+    char *become_argv[] = {"mgpu", "_become", (char *)user, "/bin/sh", "-c", command, NULL};
+    const char *program = user ? "/proc/self/exe" : "/bin/sh";
     pid_t job = 0;
-    int rc = posix_spawn(&job, "/bin/sh", &actions, &attr, job_argv, environ);
+    int rc = posix_spawn(&job, program, &actions, &attr, user ? become_argv : shell_argv, environ);
     if (rc != 0) {
-        snprintf(line, sizeof line, "error cannot start /bin/sh: %s", strerror(rc));
+        snprintf(line, sizeof line, "error cannot start %s: %s", program, strerror(rc));
         finish(dir, line);
     }
     if (stdin_read >= 0) close(stdin_read);
@@ -258,7 +269,7 @@ int mgpu_supervise_main(int argc, char **argv) {
     feeder.enabled = want_stdin;
     if (pty_master >= 0) {
         snprintf(path, sizeof path, "%s/stdout", dir);
-        output_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        output_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     }
 
     for (;;) {
@@ -303,9 +314,48 @@ int mgpu_supervise_main(int argc, char **argv) {
     finish(dir, line);
 }
 
-// glibc calls constructors with (argc, argv, envp). For `_supervise` this one never returns.
+// `mgpu _become NAME PROGRAM ARGS...`: run PROGRAM as the Unix account NAME (from root). Exit 126 with one line on
+// stderr when the account does not exist or the switch fails; nothing runs then.
+static int become_main(int argc, char **argv) {
+    char line[512];
+    if (argc < 2) {
+        const char *text = "usage: mgpu _become NAME PROGRAM [ARGS...]\n";
+        write_all(2, text, strlen(text));
+        return 2;
+    }
+    const char *name = argv[0];
+    errno = 0;
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        snprintf(line, sizeof line, "mgpu: no Unix account %s on this node: the job cannot run as its owner\n", name);
+        write_all(2, line, strlen(line));
+        return 126;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (setgid(gid) != 0 || initgroups(name, gid) != 0 || setuid(uid) != 0) {
+        snprintf(line, sizeof line, "mgpu: cannot switch to the Unix account %s: %s\n", name, strerror(errno));
+        write_all(2, line, strlen(line));
+        return 126;
+    }
+    if (uid != 0 && (setuid(0) == 0 || geteuid() != uid || getuid() != uid)) {
+        snprintf(line, sizeof line, "mgpu: the switch to %s did not drop root\n", name);
+        write_all(2, line, strlen(line));
+        return 126;
+    }
+    setenv("HOME", pw->pw_dir, 1);
+    setenv("USER", name, 1);
+    setenv("LOGNAME", name, 1);
+    execv(argv[1], argv + 1);
+    snprintf(line, sizeof line, "mgpu: cannot start %s: %s\n", argv[1], strerror(errno));
+    write_all(2, line, strlen(line));
+    return 127;
+}
+
+// glibc calls constructors with (argc, argv, envp). For `_supervise` and `_become` this one never returns.
 __attribute__((constructor(101)))
 static void mgpu_supervise_hook(int argc, char **argv, char **envp) {
     (void)envp;
     if (argc > 1 && argv && argv[1] && !strcmp(argv[1], "_supervise")) _exit(mgpu_supervise_main(argc - 2, argv + 2));
+    if (argc > 1 && argv && argv[1] && !strcmp(argv[1], "_become")) _exit(become_main(argc - 2, argv + 2));
 }

@@ -38,16 +38,17 @@ extension EndToEndTests {
                 #expect(token.count == 64)
                 return token
             }
-            let alice = try await add("alice"), bob = try await add("bob")
+            // Accounts every Linux system has: under a root agent a job runs as its owner's Unix account.
+            let alice = try await add("nobody"), bob = try await add("daemon")
             let submitted = try await cluster.mgpu(["submit", "echo secret output; sleep 30"], env: ["MGPU_TOKEN": alice, "USER": "mallory"])
             let id = String(submitted.stdout.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             let job = try await cluster.waitForState(try #require(JobID(id)), [.running])
-            #expect(job.user == "alice", "the owner is the token's user, not what the client claims")
+            #expect(job.user == "nobody", "the owner is the token's user, not what the client claims")
 
             let bobQueue = try await cluster.mgpu(["queue"], env: ["MGPU_TOKEN": bob])
             #expect(bobQueue.stdout.contains(id), "anyone authenticated sees the queue")
             let bobLogs = try await cluster.mgpu(["logs", id], env: ["MGPU_TOKEN": bob])
-            #expect(bobLogs.status == 1 && bobLogs.stderr.contains("belongs to alice") && !bobLogs.stdout.contains("secret"))
+            #expect(bobLogs.status == 1 && bobLogs.stderr.contains("belongs to nobody") && !bobLogs.stdout.contains("secret"))
             let bobCancel = try await cluster.mgpu(["cancel", id], env: ["MGPU_TOKEN": bob])
             #expect(bobCancel.status == 1 && bobCancel.stderr.contains("not yours to cancel"))
             let bobAdds = try await cluster.mgpu(["admin", "user", "add", "eve"], env: ["MGPU_TOKEN": bob])
@@ -60,7 +61,51 @@ extension EndToEndTests {
             #expect(adminCancel.status == 0)
             try await cluster.waitForState(try #require(JobID(id)), [.cancelled])
             let users = try await cluster.mgpu(["admin", "user", "list"])
-            #expect(users.stdout.contains("alice") && users.stdout.contains(unixUser))
+            #expect(users.stdout.contains("nobody") && users.stdout.contains(unixUser))
+        }
+
+        @Test(.enabled(if: geteuid() == 0, "an agent switches accounts only when it runs as root"))
+        func rootAgentRunsEachJobAsItsOwner() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            let added = try await cluster.mgpu(["admin", "user", "add", "nobody"])
+            let nobody = added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let nobodyAccount = try #require(getpwnam("nobody")).pointee
+
+            // The job runs as nobody: its user and group ids, its supplementary groups, HOME and USER.
+            let id = try await cluster.submit(["--gpus", "0", "id -un; id -u; id -g; id -G; echo $USER $HOME; sleep 2"], env: ["MGPU_TOKEN": nobody])
+            try await cluster.waitForState(id, [.running])
+
+            // While it runs, its output on the node belongs to nobody and no one else may read it. (The agent
+            // removes a job's folder once the master has its end.)
+            let jobDir = cluster.dir + "/node001/jobs/\(id)"
+            var info = stat()
+            try await waitUntil("the job's output", timeout: 10) { stat(jobDir + "/stdout", &info) == 0 && info.st_size > 0 }
+            #expect(info.st_uid == nobodyAccount.pw_uid && info.st_mode & 0o777 == 0o600)
+            #expect(stat(jobDir, &info) == 0 && info.st_uid == nobodyAccount.pw_uid && info.st_mode & 0o777 == 0o700)
+            #expect(stat(jobDir + "/work.json", &info) == 0 && info.st_uid == 0 && info.st_mode & 0o777 == 0o600, "the job's spec stays the agent's")
+
+            let done = try await cluster.waitForState(id, [.completed, .failed])
+            #expect(done.state == .completed, "\(done.reason ?? "")")
+            let logs = try await cluster.mgpu(["logs", id.rawValue], env: ["MGPU_TOKEN": nobody])
+            let lines = logs.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.count == 5 && lines[0] == "nobody" && lines[1] == "\(nobodyAccount.pw_uid)" && lines[2] == "\(nobodyAccount.pw_gid)",
+                    "\(logs.stdout)")
+            #expect(lines.count == 5 && !lines[3].split(separator: " ").contains("0"), "no root group left: \(logs.stdout)")
+            #expect(lines.count == 5 && lines[4] == "nobody \(String(cString: nobodyAccount.pw_dir))", "\(logs.stdout)")
+
+            // A job of this Unix user (the admin) still runs as it.
+            let mine = try await cluster.submit(["--gpus", "0", "id -un"])
+            try await cluster.waitForState(mine, [.completed])
+            #expect(try await cluster.mgpu(["logs", mine.rawValue]).stdout == "\(unixUser)\n")
+
+            // An owner with no account on the node: refused, saying why, and nothing runs.
+            let ghost = try await cluster.mgpu(["admin", "user", "add", "ghost-no-account"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let refused = try await cluster.submit(["--gpus", "0", "touch \(cluster.dir)/ran"], env: ["MGPU_TOKEN": ghost])
+            let failed = try await cluster.waitForState(refused, [.failed, .completed])
+            #expect(failed.state == .failed)
+            #expect(failed.reason?.contains("no Unix account ghost-no-account on node node001") == true, "\(failed.reason ?? "")")
+            #expect(!FileManager.default.fileExists(atPath: cluster.dir + "/ran"))
         }
 
         @Test func upNeedsNoSetupForItsOwnUser() async throws {

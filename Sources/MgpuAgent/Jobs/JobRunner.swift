@@ -80,6 +80,15 @@ public actor JobRunner {
         let dir = "\(root)/\(work.jobId)"
         var job = LocalJob(work: work, dir: dir, supervisorPid: 0)
         do {
+            // A root agent runs each job as its owner's Unix account (and refuses when the node has none); any
+            // other agent runs jobs as itself.
+            var account: UnixAccount?
+            if geteuid() == 0 {
+                guard let owner = UnixAccount.named(work.user) else {
+                    throw JobStartError("no Unix account \(work.user) on node \(nodeId): a root agent runs each job as its owner")
+                }
+                if owner.uid != 0 { account = owner }
+            }
             try makeDirectory(dir)
             try writeFile(dir + "/work.json", try JSONEncoder().encode(work))
             try writeFile(dir + "/command", work.command.utf8)
@@ -95,6 +104,11 @@ public actor JobRunner {
                 args.append("--stdin")
             }
             if let tty = work.tty { args += ["--tty", String(tty.rows), String(tty.columns)] }
+            if let account {
+                // The owner may read its job's output on the node; nobody else may (files are 0600, the folder 0700).
+                try giveOwnership([dir, dir + "/stdout", dir + "/stderr"] + (work.stdin == true ? [dir + "/stdin"] : []), to: account)
+                args += ["--user", account.name]
+            }
             // The supervisor reports everything through the job's files (an error, too, goes to `exit`).
             job.supervisorPid = try Spawn.start(args, environment: env, stdout: .devNull, stderr: .devNull, newSession: true)
             // The master has none of this part's output yet: no need to ask it where to resume.
@@ -102,6 +116,9 @@ public actor JobRunner {
             watch(work.jobId, job.supervisorPid)
             logger.info("job started", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "rank": "\(work.rank)",
                                                  "gpus": "\(work.gpus.map(String.init).joined(separator: ","))"])
+        } catch let error as JobStartError {
+            job.exit = ExitStatus(error: error.message)
+            logger.error("job refused", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "error": "\(error.message)"])
         } catch {
             job.exit = ExitStatus(error: "could not start the job on \(nodeId): \(error)")
             logger.error("job could not start", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "error": "\(error)"])
@@ -303,4 +320,10 @@ public actor JobRunner {
         guard let job = jobs[id] else { return }
         for stream in StreamName.allCases { jobs[id]!.shipped[stream] = job.fileSize(stream) }
     }
+}
+
+/// Why this node will not run a job, in words for its owner.
+struct JobStartError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
 }

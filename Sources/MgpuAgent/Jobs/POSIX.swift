@@ -66,9 +66,10 @@ extension String {
 }
 
 /// Creates (or truncates) `path` with `bytes`: plain open/write/close, no temporary file and no fsync. A job's
-/// files guard against the agent dying, not the machine, and a job starts with several of them.
+/// files guard against the agent dying, not the machine, and a job starts with several of them. Owner-only: a
+/// job's files hold its environment and output.
 func writeFile(_ path: String, _ bytes: some Collection<UInt8>) throws(POSIXError) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw POSIXError(path: path, errno) }
     defer { close(fd) }
     let data = Array(bytes)
@@ -82,7 +83,25 @@ func writeFile(_ path: String, _ bytes: some Collection<UInt8>) throws(POSIXErro
 }
 
 func makeDirectory(_ path: String) throws(POSIXError) {
-    guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw POSIXError(path: path, errno) }
+    guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw POSIXError(path: path, errno) }
+}
+
+/// Gives `paths` to the Unix account `account` (a root agent hands a job's output to the job's owner).
+func giveOwnership(_ paths: [String], to account: UnixAccount) throws(POSIXError) {
+    for path in paths where chown(path, account.uid, account.gid) != 0 { throw POSIXError(path: path, errno) }
+}
+
+/// A Unix account a root agent runs a job as.
+struct UnixAccount {
+    let name: String
+    let uid: uid_t
+    let gid: gid_t
+
+    /// The account named `name` on this machine, or nil.
+    static func named(_ name: String) -> UnixAccount? {
+        guard let pw = getpwnam(name) else { return nil }
+        return UnixAccount(name: name, uid: pw.pointee.pw_uid, gid: pw.pointee.pw_gid)
+    }
 }
 
 struct POSIXError: Error, CustomStringConvertible {

@@ -66,7 +66,7 @@ struct OutputStore {
         if !FileManager.default.fileExists(atPath: dir) {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
-        let fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        let fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         guard fd >= 0 else { throw StoreError(message: "cannot write \(p): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let skip = Int(current - offset)
