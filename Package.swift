@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/google/swift-benchmark", from: "0.1.2"),
+        // TLS for the API, the dashboard and agents (BoringSSL: minutes of build, once).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Job, node and GPU model, the job state machine and the pure scheduler. No I/O.
@@ -34,17 +36,21 @@ let package = Package(
         .target(name: "MgpuSupervisor", dependencies: ["CMgpuSpawn"], swiftSettings: swiftSettings),
         // A C shim for the glibc spawn extension Swift's Glibc module does not expose.
         .target(name: "CMgpuSpawn"),
-        // A small HTTP/1.1 client over SwiftNIO used by the agent and the CLI.
+        // A small HTTP/1.1 (optionally TLS) client over SwiftNIO used by the agent and the CLI.
         .target(name: "MgpuClient", dependencies: [
             "MgpuWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: swiftSettings),
         // The master: HTTP API, durable store, scheduling loop, node liveness.
         .target(name: "MgpuMaster", dependencies: [
             "MgpuCore", "MgpuWire",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import ServiceLifecycle
 
@@ -10,6 +13,9 @@ public struct MasterServer: Sendable {
     public let store: SQLiteStore
     public let credentials: Credentials
     let logger: Logger
+    /// Set when the master serves HTTPS.
+    let tls: TLSConfiguration?
+    let serverBuilder: HTTPServerBuilder
 
     public init(config: MasterConfig, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true,
@@ -17,6 +23,8 @@ public struct MasterServer: Sendable {
         chmod(config.stateDir, 0o700)
         self.config = config
         self.logger = logger
+        self.tls = try Self.tlsConfiguration(config)
+        self.serverBuilder = try tls.map { try HTTPServerBuilder.tls(.http1(), tlsConfiguration: $0) } ?? .http1()
         self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
         self.credentials = try Credentials(stateDir: config.stateDir, queue: store.queue, ownerName: Self.unixUser())
         let metrics = MasterMetrics()
@@ -25,6 +33,33 @@ public struct MasterServer: Sendable {
     }
 
     public var databasePath: String { store.path }
+
+    /// "https" with --tls-cert/--tls-key, else "http".
+    public var scheme: String { tls == nil ? "http" : "https" }
+
+    static func tlsConfiguration(_ config: MasterConfig) throws -> TLSConfiguration? {
+        switch (config.tlsCertificate, config.tlsKey) {
+        case (nil, nil): return nil
+        case let (cert?, key?):
+            let chain: [NIOSSLCertificate]
+            do { chain = try NIOSSLCertificate.fromPEMFile(cert) } catch {
+                throw StoreError(message: "cannot read the TLS certificate \(cert): \(error)")
+            }
+            let privateKey: NIOSSLPrivateKey
+            do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
+                throw StoreError(message: "cannot read the TLS private key \(key): \(error)")
+            }
+            let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                                         privateKey: .privateKey(privateKey))
+            // Fails now, not at the first connection, when the key does not match the certificate.
+            do { _ = try NIOSSLContext(configuration: configuration) } catch {
+                throw StoreError(message: "cannot use \(cert) with \(key): \(error)")
+            }
+            return configuration
+        default:
+            throw StoreError(message: "--tls-cert and --tls-key go together")
+        }
+    }
 
     /// The Unix user running the master: the first admin.
     public static func unixUser() -> String {
@@ -36,6 +71,7 @@ public struct MasterServer: Sendable {
     public func services(onListening: @escaping @Sendable (Int) async -> Void) -> [any Service] {
         let app = Application(
             router: APIRouter.build(state: state, credentials: credentials, logger: logger),
+            server: serverBuilder,
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "mgpu"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "mgpu.http", factory: { label in

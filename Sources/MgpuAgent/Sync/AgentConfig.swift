@@ -1,4 +1,5 @@
 import Foundation
+public import MgpuClient
 import MgpuCore
 
 public struct AgentConfig: Sendable {
@@ -21,6 +22,8 @@ public struct AgentConfig: Sendable {
     public var nvidiaSMI: String?
     /// The cluster secret the master asks agents for.
     public var token: String?
+    /// HTTPS to the master when set.
+    public var tls: ClientTLS?
 
     public init(nodeId: String, masterHost: String, masterPort: Int, stateDir: String, gpus: [GPU], cpuSlots: Int,
                 advertiseAddress: String? = nil, maxBackoff: Double = 10) {

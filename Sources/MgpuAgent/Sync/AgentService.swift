@@ -29,7 +29,7 @@ public actor AgentService: Service {
     public init(config: AgentConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        self.client = MasterClient(host: config.masterHost, port: config.masterPort, token: config.token)
+        self.client = MasterClient(host: config.masterHost, port: config.masterPort, token: config.token, tls: config.tls)
         self.runner = try JobRunner(stateDir: config.stateDir, nodeId: config.nodeId, gpus: config.gpus, logger: logger)
         self.telemetry = TelemetryCollector(gpus: config.gpus, nvidiaSMI: config.nvidiaSMI, avoidForeign: config.avoidForeignGPUs)
     }

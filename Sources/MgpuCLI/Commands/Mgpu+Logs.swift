@@ -19,7 +19,7 @@ extension Mgpu {
 
         func run() async throws {
             do {
-                var follower = JobFollower(master: client.client, id: id)
+                var follower = JobFollower(master: try client.client, id: id)
                 _ = try await follower.stream(follow: follow)
             } catch {
                 throw CLIError.from(error, client: client)

@@ -20,15 +20,28 @@ struct MasterOptions: ParsableArguments {
     @Option(help: "Seconds without a heartbeat before a node's running jobs end NODE_FAIL.")
     var nodeLostAfter: Double = 600
 
+    @Option(help: ArgumentHelp("Serve HTTPS (API, dashboard, agents) with this PEM certificate chain; needs --tls-key.", valueName: "pem"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "pem"))
+    var tlsKey: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535, got \(port)") }
         guard nodeTimeout > 0 else { throw ValidationError("--node-timeout must be positive") }
         guard nodeLostAfter >= nodeTimeout else { throw ValidationError("--node-lost-after must be at least --node-timeout") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        for path in [tlsCert, tlsKey].compactMap({ $0 }) where access(path, R_OK) != 0 {
+            throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     var config: MasterConfig {
-        MasterConfig(host: host, port: port, stateDir: stateDir ?? MasterConfig.defaultStateDir,
-                     nodeTimeout: nodeTimeout, nodeLostAfter: nodeLostAfter)
+        var config = MasterConfig(host: host, port: port, stateDir: stateDir ?? MasterConfig.defaultStateDir,
+                                  nodeTimeout: nodeTimeout, nodeLostAfter: nodeLostAfter)
+        config.tlsCertificate = tlsCert
+        config.tlsKey = tlsKey
+        return config
     }
 
     /// Opens the store and state, or fails with one line.
@@ -53,7 +66,7 @@ extension Mgpu {
             let logger = Logger(label: "mgpu.master")
             let server = try options.makeServer(logger: logger)
             let services = server.services { port in
-                say("mgpu master listening on http://\(options.host):\(port)")
+                say("mgpu master listening on \(server.scheme)://\(options.host):\(port)")
                 say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
                 say("agents need \(server.config.stateDir)/cluster.secret; your token: \(server.config.stateDir)/tokens/\(MasterServer.unixUser())")
             }

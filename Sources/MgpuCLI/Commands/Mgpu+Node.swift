@@ -28,6 +28,8 @@ struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("File holding the cluster secret (the master's STATE_DIR/cluster.secret); default: $MGPU_TOKEN.", valueName: "path"))
     var tokenFile: String?
 
+    @OptionGroup var tls: TLSClientOptions
+
     @Flag(inversion: .prefixedNo, help: "At SIGTERM, stop the jobs, report them NODE_FAIL and deregister (default: on inside a Slurm allocation, else off: jobs keep running).")
     var drainOnSigterm: Bool?
 
@@ -45,7 +47,7 @@ struct AgentOptions: ParsableArguments {
 
     var resolvedNodeId: String { nodeId ?? NodeSetup.hostname() }
 
-    func config(masterHost: String, masterPort: Int, stateDir: String?, logger: Logger) -> AgentConfig {
+    func config(masterHost: String, masterPort: Int, stateDir: String?, logger: Logger) throws -> AgentConfig {
         let id = resolvedNodeId
         let gpus = NodeSetup.discoverGPUs(simulate: simulateGpus, nvidiaSMI: nvidiaSmi, nodeId: id, logger: logger)
         var config = AgentConfig(nodeId: id, masterHost: masterHost, masterPort: masterPort,
@@ -56,6 +58,7 @@ struct AgentOptions: ParsableArguments {
         config.reportInterval = reportInterval
         config.avoidForeignGPUs = foreignGpuPolicy == "avoid"
         config.nvidiaSMI = nvidiaSmi
+        config.tls = try tls.make()
         if let tokenFile {
             config.token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
             if config.token == nil { logger.warning("cannot read --token-file \(tokenFile)", metadata: ["node": "\(id)"]) }
@@ -91,7 +94,7 @@ extension Mgpu {
             let env = ProcessInfo.processInfo.environment
             let host = masterHost ?? env["MGPU_MASTER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
             let port = masterPort ?? env["MGPU_MASTER_PORT"].flatMap(Int.init) ?? 8080
-            let config = agent.config(masterHost: host, masterPort: port, stateDir: stateDir, logger: logger)
+            let config = try agent.config(masterHost: host, masterPort: port, stateDir: stateDir, logger: logger)
             let service: AgentService
             do { service = try AgentService(config: config, logger: logger) } catch {
                 throw CLIError("cannot start the agent: \(error)")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MgpuAgent
+import MgpuClient
 import MgpuMaster
 import ServiceLifecycle
 
@@ -21,15 +22,22 @@ extension Mgpu {
             let ports = AsyncStream<Int>.makeStream()
             let host = master.host == "0.0.0.0" ? "127.0.0.1" : master.host
             var services = server.services { port in
-                say("mgpu master listening on http://\(master.host):\(port)")
+                say("mgpu master listening on \(server.scheme)://\(master.host):\(port)")
                 say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
                 say("agents need \(server.config.stateDir)/cluster.secret; your token: \(server.config.stateDir)/tokens/\(MasterServer.unixUser())")
                 ports.continuation.yield(port)
                 ports.continuation.finish()
             }
-            var agentConfig = agent.config(masterHost: host, masterPort: master.port,
-                                           stateDir: server.config.stateDir + "/node-\(agent.resolvedNodeId)", logger: logger)
+            var agentConfig = try agent.config(masterHost: host, masterPort: master.port,
+                                               stateDir: server.config.stateDir + "/node-\(agent.resolvedNodeId)", logger: logger)
             agentConfig.token = server.credentials.clusterSecret
+            if let cert = master.tlsCert, agentConfig.tls == nil {
+                // The local agent dials its own master on loopback: it trusts that certificate (self-signed; for one a CA
+                // signed, give the CA with --ca-cert), whatever name it carries.
+                do { agentConfig.tls = try ClientTLS(caCertificate: cert, verifyHostname: false) } catch {
+                    throw CLIError("\(error)", exitCode: 2)
+                }
+            }
             services.append(LocalAgent(config: agentConfig, ports: ports.stream, logger: logger))
             try await runServices(services, logger: logger)
         }

@@ -20,6 +20,10 @@ public struct CLIError: Error, CustomStringConvertible {
         case let error as CLIError: return error
         case let error as TransportError:
             if case .timedOut = error { return CLIError("\(error)", exitCode: 2) }
+            if "\(error)".contains("TLS") { return CLIError("\(error)", exitCode: 2) }
+            if case .closed = error, !client.tls.enabled {
+                return CLIError("\(error); if it serves HTTPS, give its certificate with --ca-cert or MGPU_CA_CERT (or --tls)", exitCode: 2)
+            }
             return CLIError("\(error). Start one with `mgpu up` (or `mgpu master`), or point --host/--port or MGPU_MASTER_HOST/MGPU_MASTER_PORT at it.", exitCode: 2)
         case let error as APIError where error.status == 401: return CLIError("not allowed: \(error.message)", exitCode: 1)
         case let error as APIError: return CLIError(error.message, exitCode: 1)

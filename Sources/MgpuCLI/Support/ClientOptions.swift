@@ -12,6 +12,8 @@ public struct ClientOptions: ParsableArguments {
     @Option(help: "The master's port (default: $MGPU_MASTER_PORT, else 8080).")
     var port: Int?
 
+    @OptionGroup var tls: TLSClientOptions
+
     public init() {}
 
     var resolvedHost: String {
@@ -23,6 +25,7 @@ public struct ClientOptions: ParsableArguments {
     }
 
     public func validate() throws {
+        try tls.validate()
         if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535, got \(port)") }
         if port == nil, let text = ProcessInfo.processInfo.environment["MGPU_MASTER_PORT"], !text.isEmpty,
            Int(text).map({ (1...65535).contains($0) }) != true {
@@ -30,7 +33,9 @@ public struct ClientOptions: ParsableArguments {
         }
     }
 
-    var client: MasterClient { MasterClient(host: resolvedHost, port: resolvedPort, token: resolvedToken) }
+    var client: MasterClient {
+        get throws { MasterClient(host: resolvedHost, port: resolvedPort, token: resolvedToken, tls: try tls.make()) }
+    }
 
     /// The user's token: $MGPU_TOKEN, else ~/.config/mgpu/token, else the one a master on this machine left for this
     /// Unix user in its state dir ($MGPU_STATE_DIR or the default), so `mgpu up` needs no setup.
@@ -51,9 +56,40 @@ public struct ClientOptions: ParsableArguments {
     /// Runs a client call, turning failures into one clear line.
     func call<T>(_ body: (MasterClient) async throws -> T) async throws -> T {
         do {
-            return try await body(client)
+            return try await body(try client)
         } catch {
             throw CLIError.from(error, client: self)
+        }
+    }
+}
+
+/// HTTPS to a master started with --tls-cert/--tls-key (clients and agents).
+struct TLSClientOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("CA certificate (PEM) that signed the master's certificate, or the master's self-signed certificate itself; implies HTTPS (default: $MGPU_CA_CERT).", valueName: "pem"))
+    var caCert: String?
+
+    @Flag(help: "Talk HTTPS to the master, trusting the system's CA roots (default: on when $MGPU_TLS is 1).")
+    var tls = false
+
+    init() {}
+
+    var resolvedCACert: String? {
+        caCert ?? ProcessInfo.processInfo.environment["MGPU_CA_CERT"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    var enabled: Bool { tls || resolvedCACert != nil || ProcessInfo.processInfo.environment["MGPU_TLS"] == "1" }
+
+    /// The TLS setting to dial the master with, or nil for plain HTTP.
+    func make(verifyHostname: Bool = true) throws -> ClientTLS? {
+        guard enabled else { return nil }
+        do { return try ClientTLS(caCertificate: resolvedCACert, verifyHostname: verifyHostname) } catch {
+            throw CLIError(error.description, exitCode: 2)
+        }
+    }
+
+    func validate() throws {
+        if enabled {
+            do { _ = try ClientTLS(caCertificate: resolvedCACert) } catch { throw ValidationError(error.description) }
         }
     }
 }

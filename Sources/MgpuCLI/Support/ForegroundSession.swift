@@ -14,7 +14,10 @@ struct ForegroundSession {
     let id: String
 
     var master: MasterClient {
-        MasterClient(host: client.resolvedHost, port: client.resolvedPort, connectTimeout: options.connectionTimeout, token: client.resolvedToken)
+        get throws {
+            MasterClient(host: client.resolvedHost, port: client.resolvedPort, connectTimeout: options.connectionTimeout,
+                         token: client.resolvedToken, tls: try client.tls.make())
+        }
     }
 
     /// The size of this terminal when stdout is one (the job then gets a pseudo-terminal).
@@ -26,7 +29,7 @@ struct ForegroundSession {
     }
 
     func run(announce: Bool, forwardStdin: Bool, tailLines: Int? = nil) async throws -> Never {
-        let master = self.master
+        let master = try self.master
         let interrupts = Interrupts.install(job: id, master: master)
         defer { interrupts.cancel() }
         let expired = SharedFlag()

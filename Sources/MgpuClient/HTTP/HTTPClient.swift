@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import NIOHTTP1
 import NIOPosix
 
@@ -38,12 +39,15 @@ public struct HTTPClient: Sendable {
     public var connectTimeout: Double
     /// Sent as `Authorization: Bearer` (a user token, or an agent's cluster secret).
     public var token: String?
+    /// HTTPS when set.
+    public var tls: ClientTLS?
 
-    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil) {
+    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil, tls: ClientTLS? = nil) {
         self.host = host
         self.port = port
         self.connectTimeout = connectTimeout
         self.token = token
+        self.tls = tls
     }
 
     /// Sends one request. A GET (idempotent) that fails in transport is tried once more.
@@ -60,12 +64,14 @@ public struct HTTPClient: Sendable {
 
     func requestOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String, timeout: Double) async throws -> HTTPResult {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        let tls = self.tls, host = self.host
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(try tls.handler(host: host)) }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }
@@ -73,7 +79,7 @@ public struct HTTPClient: Sendable {
         } catch {
             throw TransportError.unreachable(host: host, port: port, reason: Self.describe(error))
         }
-        let host = self.host, port = self.port, token = self.token
+        let port = self.port, token = self.token
         return try await withThrowingTaskGroup(of: HTTPResult?.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, outbound in
@@ -125,6 +131,19 @@ public struct HTTPClient: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
+        if let ssl = error as? NIOSSLError {
+            switch ssl {
+            case .handshakeFailed(let inner):
+                let text = "\(inner)"
+                if text.contains("CERTIFICATE_VERIFY_FAILED") {
+                    return "TLS: the master's certificate is not trusted (give its CA with --ca-cert or MGPU_CA_CERT)"
+                }
+                if text.contains("WRONG_VERSION_NUMBER") { return "TLS: the master does not speak TLS (leave out --ca-cert/--tls)" }
+                return "TLS handshake failed: \(text.prefix(160))"
+            default: return "TLS: \(ssl)"
+            }
+        }
+        if let ssl = error as? BoringSSLError { return "TLS: \(ssl)".prefix(200).description }
         let text = String(describing: error)
         if text.contains("connectTimeout") { return "connection timed out" }
         if text.contains("refused") || text.contains("111") { return "connection refused" }

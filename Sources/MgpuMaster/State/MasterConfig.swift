@@ -8,6 +8,9 @@ public struct MasterConfig: Sendable {
     public var nodeTimeout: Double
     /// A node silent this long is lost: its running jobs end NODE_FAIL.
     public var nodeLostAfter: Double
+    /// PEM certificate chain and private key: HTTPS for the API, the dashboard and agents.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, stateDir: String, nodeTimeout: Double = 30, nodeLostAfter: Double = 600) {
         self.host = host

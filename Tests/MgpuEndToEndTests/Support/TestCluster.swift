@@ -39,7 +39,11 @@ final class TestCluster {
     var agentPids: [String: pid_t] = [:]
     var extraPids: [pid_t] = []
     var masterArgs: [String] = []
-    var client: MasterClient { MasterClient(host: "127.0.0.1", port: port, token: token) }
+    /// Set for a master serving HTTPS: the CA certificate clients and agents trust.
+    var caCert: String?
+    var client: MasterClient {
+        MasterClient(host: "127.0.0.1", port: port, token: token, tls: caCert.flatMap { try? ClientTLS(caCertificate: $0) })
+    }
 
     /// The admin token the master left for this Unix user (zero setup), and the agents' cluster secret.
     var token: String? { read("state/tokens/\(unixUser)")?.trimmingCharacters(in: .whitespacesAndNewlines) }
@@ -60,7 +64,8 @@ final class TestCluster {
                                     stderr: .path(log + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC))
         try await waitUntil("the master listens", timeout: 20) {
             guard let text = try? String(contentsOfFile: log, encoding: .utf8),
-                  let range = text.range(of: "listening on http://") else { return false }
+                  let listening = text.range(of: "listening on "),
+                  let range = text[listening.upperBound...].range(of: "://") else { return false }
             let digits = text[range.upperBound...].drop { $0 != ":" }.dropFirst().prefix { $0.isNumber }
             self.port = Int(digits) ?? 0
             return self.port > 0
@@ -71,7 +76,7 @@ final class TestCluster {
                     masterHost: String = "127.0.0.1", prefix: [String] = [], withSecret: Bool = true) throws {
         let log = "\(dir)/agent-\(id).\(Int(Date().timeIntervalSince1970 * 1000)).log"
         var args = prefix + [mgpuBinary, "node", "--node-id", id, "--master-host", masterHost, "--master-port", "\(masterPort ?? port)",
-                    "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"] + (withSecret ? ["--token-file", secretFile] : [])
+                    "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"] + (withSecret ? ["--token-file", secretFile] : []) + (caCert.map { ["--ca-cert", $0] } ?? [])
         if let gpus { args += ["--simulate-gpus", "\(gpus)"] }
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }
@@ -86,6 +91,7 @@ final class TestCluster {
         environment["MGPU_MASTER_HOST"] = "127.0.0.1"
         environment["MGPU_MASTER_PORT"] = "\(port)"
         if let token { environment["MGPU_TOKEN"] = token }
+        if let caCert { environment["MGPU_CA_CERT"] = caCert }
         return environment
     }
 
