@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/google/swift-benchmark", from: "0.1.2"),
         // TLS for the API, the dashboard and agents (BoringSSL: minutes of build, once).
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // Property-based tests of the request decoders (tests only).
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // Job, node and GPU model, the job state machine and the pure scheduler. No I/O.
@@ -85,7 +87,9 @@ let package = Package(
         ], path: "Benchmarks/MgpuSchedulerBenchmark", swiftSettings: swiftSettings),
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "MgpuMasterTests", dependencies: ["MgpuMaster"], swiftSettings: swiftSettings),
+        .testTarget(name: "MgpuMasterTests", dependencies: [
+            "MgpuMaster", "MgpuWire", "MgpuCore", .product(name: "PropertyBased", package: "swift-property-based"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         // Real processes: a master and agents started from the built `mgpu` binary, on loopback.
         .testTarget(name: "MgpuEndToEndTests", dependencies: ["mgpu", "MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor"],
