@@ -230,6 +230,22 @@ extension EndToEndTests {
             #expect(r.status == 400, "\(path) \(body) -> \(r.status)")
             #expect((try? JSONDecoder().decode(ErrorBody.self, from: Data(r.body)))?.error.message.isEmpty == false)
         }
+        // Absurd values, ids with `/` or `..`, an unknown API version, an oversize body: 4xx with a JSON message.
+        let spec = #"{"user":"x","command":"true","workdir":"/tmp","environment":{},"request":REQ}"#
+        for (path, body, status) in [
+            ("/v1/jobs", #"{"jobs":[\#(spec.replacingOccurrences(of: "REQ", with: #"{"gpusPerNode":-1}"#))]}"#, 400),
+            ("/v1/jobs", #"{"jobs":[\#(spec.replacingOccurrences(of: "REQ", with: #"{"nodes":1000000000}"#))]}"#, 400),
+            ("/v1/jobs", #"{"jobs":[\#(spec.replacingOccurrences(of: "REQ", with: #"{"nodelist":["../node001"]}"#))]}"#, 400),
+            ("/v1/jobs", #"{"jobs":[\#(spec.replacingOccurrences(of: "REQ", with: "{}").replacingOccurrences(of: "/tmp", with: "tmp"))]}"#, 400),
+            ("/v1/agent/register", #"{"nodeId":"../x","incarnation":"i","gpus":[],"cpuSlots":1}"#, 400),
+            ("/v2/jobs", "{}", 404),
+            ("/v1/jobs", "[" + String(repeating: "1,", count: 9_000_000) + "1]", 413),
+        ] {
+            let r = try await (path.hasPrefix("/v1/agent/") ? agentHTTP : http).request(.POST, path, body: Array(body.utf8))
+            #expect(r.status == status, "\(path) \(body.prefix(120)) -> \(r.status)")
+            let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(r.body)))?.error.message
+            #expect(message?.isEmpty == false, "\(path) -> \(String(decoding: r.body.prefix(200), as: UTF8.self))")
+        }
         #expect(try await http.request(.GET, "/v1/jobs/nothex12").status == 400)
         #expect(try await http.request(.GET, "/v1/queue?format=yaml").status == 400)
         #expect(try await http.request(.GET, "/v1/jobs/0000ABCD").status == 404)

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import MgpuCore
 import MgpuWire
 
@@ -271,6 +272,18 @@ struct ErrorMiddleware: RouterMiddleware {
             throw HTTPError(.serviceUnavailable, message: error.message)
         } catch let error as OwnershipError {
             throw HTTPError(.forbidden, message: error.message)
+        } catch is NIOTooManyBytesError {
+            throw HTTPError(.contentTooLarge, message: "the request body is over the \(context.maxUploadSize >> 20) MiB limit")
+        } catch let error as HTTPError where error.body == nil {
+            // Hummingbird's own refusals (no such route, body too large) get a message like every other error.
+            switch error.status {
+            case .notFound:
+                throw HTTPError(.notFound, message: "no such endpoint: \(request.method) \(request.uri.path) (the API is under /v1; see docs/openapi.yaml)")
+            case .contentTooLarge:
+                throw HTTPError(.contentTooLarge, message: "the request body is over the \(context.maxUploadSize >> 20) MiB limit")
+            default:
+                throw HTTPError(error.status, message: error.status.reasonPhrase)
+            }
         }
     }
 }
