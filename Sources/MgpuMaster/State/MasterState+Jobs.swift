@@ -112,9 +112,11 @@ extension MasterState {
     /// Pending and running jobs, and those that ended in the last `finishedWithin` seconds.
     public func queue(finishedWithin: Double) -> QueueResponse {
         let now = clock()
-        let shown = jobs.values.filter { !$0.state.isTerminal || now - ($0.endTime ?? 0) <= finishedWithin }
-            .sorted { $0.seq < $1.seq }
-        return QueueResponse(now: now, jobs: shown.map { info($0, now: now) }, nodes: nodeInfos(now: now))
+        // Sorted as (seq, id) pairs, not as whole jobs: moving Job values around was most of a listing's sort.
+        let shown = jobs.values.compactMap { job in
+            !job.state.isTerminal || now - (job.endTime ?? 0) <= finishedWithin ? (job.seq, job.id) : nil
+        }.sorted { $0.0 < $1.0 }
+        return QueueResponse(now: now, jobs: shown.map { info(jobs[$0.1]!, now: now) }, nodes: nodeInfos(now: now))
     }
 
     public func nodeInfos(now: Double) -> [NodeInfo] {
