@@ -7,7 +7,9 @@ import Testing
 /// Schemathesis (from PyPI) against a live master: generated valid and invalid requests for every operation in
 /// docs/openapi.yaml, bounded in time. It must find no 5xx, no response that breaks the document, and no
 /// request that breaks the document yet is accepted. `MGPU_FUZZ_SECONDS` sets the time per run (default 45).
-@Suite(.serialized) struct APIFuzzTests {
+/// Inside EndToEndTests, so that its load does not run beside the timing-sensitive end-to-end tests.
+extension EndToEndTests {
+@Suite struct APIFuzzTests {
     static let document = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("docs/openapi.yaml").path
@@ -53,4 +55,5 @@ import Testing
                     "job \(job.id) should have been refused: \(job.workdir.debugDescription) \(job.command.debugDescription)")
         }
     }
+}
 }

@@ -25,7 +25,6 @@ public struct ClientOptions: ParsableArguments {
     }
 
     public func validate() throws {
-        try tls.validate()
         if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535, got \(port)") }
         if port == nil, let text = ProcessInfo.processInfo.environment["MGPU_MASTER_PORT"], !text.isEmpty,
            Int(text).map({ (1...65535).contains($0) }) != true {
@@ -80,13 +79,14 @@ struct TLSClientOptions: ParsableArguments {
     var enabled: Bool { tls || resolvedCACert != nil || ProcessInfo.processInfo.environment["MGPU_TLS"] == "1" }
 
     /// The TLS setting to dial the master with, or nil for plain HTTP.
-    func make(verifyHostname: Bool = true) throws -> ClientTLS? {
+    func make() throws -> ClientTLS? {
         guard enabled else { return nil }
-        do { return try ClientTLS(caCertificate: resolvedCACert, verifyHostname: verifyHostname) } catch {
+        do { return try ClientTLS(caCertificate: resolvedCACert) } catch {
             throw CLIError(error.description, exitCode: 2)
         }
     }
 
+    /// Run by ArgumentParser for every command that holds these options (an @OptionGroup validates itself).
     func validate() throws {
         if enabled {
             do { _ = try ClientTLS(caCertificate: resolvedCACert) } catch { throw ValidationError(error.description) }

@@ -1,9 +1,8 @@
-public import NIOSSL
+import NIOSSL
 
 /// How a client (the CLI or an agent) talks TLS to a master started with `--tls-cert/--tls-key`.
 public struct ClientTLS: Sendable {
     let context: NIOSSLContext
-    let verifiesHostname: Bool
 
     /// Trusts the CA certificate(s) in the PEM file `caCertificate`, or the system's roots when nil. With
     /// `verifyHostname` off, any certificate that chains to those roots is accepted whatever name it carries
@@ -23,7 +22,6 @@ public struct ClientTLS: Sendable {
         } catch {
             throw TLSSetupError("cannot set up TLS: \(error)")
         }
-        verifiesHostname = verifyHostname
     }
 
     func handler(host: String) throws -> NIOSSLClientHandler {

@@ -173,12 +173,10 @@ enum APIRouter {
         }
         router.post("/v1/agent/sync") { request, context in
             let body = try await request.decode(as: SyncRequest.self, context: context)
-            if let error = body.validationError() { throw error }
             return try json(try await state.sync(body))
         }
         router.post("/v1/agent/deregister") { request, context in
             let body = try await request.decode(as: DeregisterRequest.self, context: context)
-            if let error = body.validationError() { throw error }
             try await state.deregister(body)
             return try json(["status": "ok"])
         }

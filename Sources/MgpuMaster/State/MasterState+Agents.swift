@@ -28,6 +28,7 @@ extension MasterState {
 
     /// The agent's report, and (when it waits) its long-poll for work.
     public func sync(_ request: SyncRequest) async throws -> SyncResponse {
+        if let error = request.validationError() { throw error }
         guard var node = nodes[request.nodeId], node.incarnation == request.incarnation else {
             return SyncResponse(reregister: true)
         }
@@ -210,6 +211,7 @@ extension MasterState {
 
     /// The agent leaves: its node takes no more work until it registers again.
     public func deregister(_ request: DeregisterRequest) throws {
+        if let error = request.validationError() { throw error }
         guard var node = nodes[request.nodeId], node.incarnation == request.incarnation else {
             throw RequestError("node \(request.nodeId) is not registered with that incarnation")
         }
