@@ -1,20 +1,26 @@
 // The per-job supervisor, in C: `mgpu _supervise JOBDIR GRACE [--time S] [--stdin] [--tty ROWS COLS] [--user NAME]`.
 //
-// The agent starts one per job part, in a session of its own. It runs `/bin/sh -c "$(cat JOBDIR/command)"` in
-// JOBDIR/workdir (or /tmp, saying so in the job's stderr, as Slurm does), in a new session, so that the job leads
-// its own process group, with the supervisor's environment. Output is appended to JOBDIR/stdout and
-// JOBDIR/stderr; with --tty the job runs under a pseudo-terminal and everything goes to JOBDIR/stdout. With
-// --stdin, what the agent appends to JOBDIR/stdin is fed to the job's stdin, which closes (for a terminal: Ctrl-D)
-// once JOBDIR/stdin.eof exists and all of it was fed. SIGTERM, SIGINT or SIGHUP to the supervisor, or the time
-// limit, terminate the job: SIGTERM to its whole group, SIGKILL after the grace period. When the job's main process
-// ends, whatever is left of its group is killed and the status is written atomically to JOBDIR/exit ("code N",
-// "signal N", after "timeout " when the time limit stopped it, or "error ..."). It outlives the agent, which
-// re-adopts it by reading JOBDIR. JOBDIR/pid holds "SUPERVISOR_PID JOB_PID" once the job started.
+// The agent starts one per job part, in a session of its own, with a fixed minimal environment (nothing a user
+// controls reaches it). It reads JOBDIR/command, JOBDIR/workdir and JOBDIR/environ (the job's environment, NUL-
+// separated), opens the job's standard streams, and forks the job: in the child, a new session, the streams, then
+// (with --user) the owner's groups and user id (setgroups, setgid, setuid, checked: root cannot be regained), then
+// chdir into the working directory *as the owner*, then execve("/bin/sh", "-c", command) with the job's environment
+// and the account's HOME/USER/LOGNAME. If the owner cannot enter the working directory, the job fails with that reason
+// ("cannot enter /path: Permission denied"); there is no fallback directory. Loader variables (LD_PRELOAD, ...) thus
+// reach only the job itself, running as its owner.
 //
-// With --user (a root agent running a job for its owner) the job's shell is started through `mgpu _become NAME
-// /bin/sh -c ...`, which sets the account's group, supplementary groups and user id (setgid, initgroups, setuid,
-// in that order, and checks that root cannot be regained) and HOME/USER/LOGNAME, then execs the shell. The
-// supervisor itself stays root: it writes JOBDIR/pid and JOBDIR/exit and signals the job's group.
+// Output is appended to JOBDIR/stdout and JOBDIR/stderr; with --tty the job runs under a pseudo-terminal and
+// everything goes to JOBDIR/stdout. With --stdin, what the agent appends to JOBDIR/stdin is fed to the job's stdin,
+// which closes (for a terminal: Ctrl-D) once JOBDIR/stdin.eof exists and all of it was fed. SIGTERM, SIGINT or SIGHUP
+// to the supervisor, or the time limit, terminate the job: SIGTERM to its whole group, SIGKILL after the grace period.
+// When the job's main process ends, whatever is left of its group is killed and the status is written atomically to
+// JOBDIR/exit ("code N", "signal N", after "timeout " when the time limit stopped it, or "error ..."). It outlives the
+// agent, which re-adopts it by reading JOBDIR. JOBDIR/pid holds "SUPERVISOR_PID JOB_PID" once the job started.
+//
+// The privilege boundary: the supervisor stays root (it signals the job's group and records its end), and the job
+// folder is the agent's (0700, writable by no one else). Every file in it is opened relative to the folder's
+// descriptor, never through a link, never blocking, and only if it is a regular file of the agent's user with one link
+// (mgpu_jobfiles.c). The job gets its three streams as descriptors opened here, and nothing else.
 //
 // Why C, and why it runs from a constructor: one supervisor starts per job, so its start-up cost is paid per job.
 // The mgpu executable carries the Swift runtime, Foundation and the server stack; starting them costs about
@@ -27,16 +33,18 @@
 #include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+// Largest files the supervisor reads from the job folder (the master's limits are lower).
+#define MAX_COMMAND (4 << 20)
+#define MAX_ENVIRON (4 << 20)
 
 static double monotonic_seconds(void) {
     struct timespec ts;
@@ -44,57 +52,38 @@ static double monotonic_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void write_all(int fd, const char *text, size_t length) {
-    while (length > 0) {
-        ssize_t n = write(fd, text, length);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        text += n;
-        length -= (size_t)n;
-    }
-}
+static void write_all(int fd, const char *text, size_t length) { (void)mgpu_write_all(fd, text, length); }
 
-// The whole (small) file as a NUL-terminated string, or NULL.
-static char *read_file(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+// The job folder, as a descriptor, and the user that owns it (the agent's).
+static int job_dir = -1;
+static uid_t folder_owner = 0;
+
+// A file of the job folder, whole, NUL-terminated, at most `max` bytes (else NULL); `length` gets its size.
+static char *read_job_file(const char *name, size_t max, size_t *length) {
+    int fd = mgpu_open_beneath(job_dir, name, O_RDONLY, folder_owner);
     if (fd < 0) return NULL;
-    size_t size = 0, capacity = 4096;
-    char *data = malloc(capacity + 1);
-    while (data) {
-        if (size == capacity) {
-            char *bigger = realloc(data, capacity * 2 + 1);
-            if (!bigger) { free(data); data = NULL; break; }
-            data = bigger;
-            capacity *= 2;
-        }
-        ssize_t n = read(fd, data + size, capacity - size);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        size += (size_t)n;
-    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size > max) { close(fd); return NULL; }
+    char *data = malloc((size_t)st.st_size + 1);
+    long n = data ? mgpu_read_at(fd, data, (unsigned long)st.st_size, 0) : -1;
     close(fd);
-    if (data) data[size] = 0;
+    if (n < 0) { free(data); return NULL; }
+    data[n] = 0;
+    if (length) *length = (size_t)n;
     return data;
 }
 
-// Written to PATH.tmp and renamed over PATH: readers see all of it or nothing. (No fsync: it guards against a
+// Written to NAME.tmp and renamed over NAME: readers see all of it or nothing. (No fsync: it guards against a
 // process dying, not the machine; after a machine crash the job is gone anyway.)
-static void write_atomically(const char *dir, const char *name, const char *text) {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    write_all(fd, text, strlen(text));
-    close(fd);
-    rename(tmp, path);
+static void write_atomically(const char *name, const char *text) {
+    (void)mgpu_replace_file_at(job_dir, name, text, strlen(text));
 }
 
-static void finish(const char *dir, const char *line) __attribute__((noreturn));
-static void finish(const char *dir, const char *line) {
+static void finish(const char *line) __attribute__((noreturn));
+static void finish(const char *line) {
     char text[4200];
     snprintf(text, sizeof text, "%s\n", line);
-    write_atomically(dir, "exit", text);
+    write_atomically("exit", text);
     _exit(0);
 }
 
@@ -110,7 +99,7 @@ static void pump(int from, int to) {
 
 // Feeds JOBDIR/stdin to the job without ever blocking: what the job does not take yet is offered again.
 struct feeder {
-    char path[4096], eof_path[4096];
+    int source;  // JOBDIR/stdin, opened once
     int target, is_terminal, enabled;
     off_t offset;
     char pending[65536];
@@ -118,15 +107,11 @@ struct feeder {
 };
 
 static void feed(struct feeder *f) {
-    if (!f->enabled || f->target < 0) return;
+    if (!f->enabled || f->target < 0 || f->source < 0) return;
     if (f->pending_start == f->pending_end) {
         f->pending_start = f->pending_end = 0;
-        int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t n = pread(fd, f->pending, sizeof f->pending, f->offset);
-            close(fd);
-            if (n > 0) { f->pending_end = (size_t)n; f->offset += n; }
-        }
+        long n = mgpu_read_at(f->source, f->pending, sizeof f->pending, f->offset);
+        if (n > 0) { f->pending_end = (size_t)n; f->offset += n; }
     }
     while (f->pending_start < f->pending_end) {
         ssize_t w = write(f->target, f->pending + f->pending_start, f->pending_end - f->pending_start);
@@ -137,9 +122,9 @@ static void feed(struct feeder *f) {
         }
         f->pending_start += (size_t)w;
     }
-    if (access(f->eof_path, F_OK) == 0) {
-        struct stat st;
-        if (stat(f->path, &st) != 0 || st.st_size <= f->offset) {
+    struct stat eof, st;
+    if (fstatat(job_dir, "stdin.eof", &eof, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (fstat(f->source, &st) != 0 || st.st_size <= f->offset) {
             if (f->is_terminal) {
                 char eot = 4;
                 (void)!write(f->target, &eot, 1);
@@ -156,6 +141,58 @@ static int usage(void) {
     const char *text = "usage: mgpu _supervise JOBDIR GRACE_SECONDS [--time S] [--stdin] [--tty ROWS COLS] [--user NAME]\n";
     write_all(2, text, strlen(text));
     return 2;
+}
+
+// The account a root supervisor runs the job as.
+struct account {
+    const char *name;
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;
+    int group_count;
+    char *home;
+};
+
+// In the forked child: says why the job cannot start (to the supervisor through `report`, and to the job's stderr),
+// then exits. Only async-signal-safe calls from here on.
+static void child_fail(int report, const char *what, const char *detail, int error) __attribute__((noreturn));
+static void child_fail(int report, const char *what, const char *detail, int error) {
+    const char *reason = strerror(error);
+    const char *parts[] = {what, detail ? " " : "", detail ? detail : "", ": ", reason};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) write_all(report, parts[i], strlen(parts[i]));
+    write_all(2, "mgpu: ", 6);
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) write_all(2, parts[i], strlen(parts[i]));
+    write_all(2, "\n", 1);
+    _exit(127);
+}
+
+// The job's environment: the submitter's (from JOBDIR/environ), with the account's HOME, USER and LOGNAME when it
+// runs as another account.
+static char **job_environment(char *text, size_t length, const struct account *who) {
+    size_t count = 0;
+    for (size_t i = 0; i < length; i++) if (text[i] == 0) count++;
+    char **env = calloc(count + 5, sizeof *env);
+    if (!env) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < length;) {
+        char *entry = text + i;
+        size_t len = strlen(entry);
+        i += len + 1;
+        if (!len || !strchr(entry, '=')) continue;
+        if (who && (!strncmp(entry, "HOME=", 5) || !strncmp(entry, "USER=", 5) || !strncmp(entry, "LOGNAME=", 8))) continue;
+        env[n++] = entry;
+    }
+    if (who) {
+        static char home[4200], user[300], logname[300];
+        snprintf(home, sizeof home, "HOME=%s", who->home);
+        snprintf(user, sizeof user, "USER=%s", who->name);
+        snprintf(logname, sizeof logname, "LOGNAME=%s", who->name);
+        env[n++] = home;
+        env[n++] = user;
+        env[n++] = logname;
+    }
+    env[n] = NULL;
+    return env;
 }
 
 int mgpu_supervise_main(int argc, char **argv) {
@@ -185,92 +222,150 @@ int mgpu_supervise_main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof signals / sizeof *signals; i++) sigaddset(&watched, signals[i]);
     sigprocmask(SIG_BLOCK, &watched, NULL);
 
-    char path[4200], line[4400];
-    snprintf(path, sizeof path, "%s/command", dir);
-    char *command = read_file(path);
-    if (!command) { snprintf(line, sizeof line, "error cannot read %s/command", dir); finish(dir, line); }
-    snprintf(path, sizeof path, "%s/workdir", dir);
-    char *workdir = read_file(path);
-    if (workdir && chdir(workdir) != 0) {
-        int error = errno;
-        snprintf(path, sizeof path, "%s/stderr", dir);
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            snprintf(line, sizeof line, "mgpu: cannot enter working directory %s: %s; running in /tmp\n", workdir, strerror(error));
-            write_all(fd, line, strlen(line));
-            close(fd);
-        }
-        (void)!chdir("/tmp");
+    // The folder must be ours and private; otherwise nothing in it can be trusted, not even a place for `exit`.
+    folder_owner = geteuid();
+    job_dir = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (job_dir < 0 || !mgpu_private_dir(job_dir, folder_owner)) {
+        const char *text = "mgpu _supervise: the job folder is missing or not private to this user\n";
+        write_all(2, text, strlen(text));
+        return 3;
     }
 
-    // The job's standard streams.
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    int pty_master = -1, stdin_read = -1, stdin_write = -1;
+    char line[4400];
+    size_t command_length = 0, environ_length = 0;
+    char *command = read_job_file("command", MAX_COMMAND, &command_length);
+    if (!command) finish("error cannot read the job's command");
+    char *workdir = read_job_file("workdir", 4096, NULL);
+    if (!workdir || workdir[0] != '/') finish("error the job has no absolute working directory");
+    char *environ_text = read_job_file("environ", MAX_ENVIRON, &environ_length);
+    if (!environ_text) finish("error cannot read the job's environment");
+
+    struct account who = {0};
+    if (user) {
+        struct passwd *pw = getpwnam(user);
+        if (!pw) {
+            snprintf(line, sizeof line, "error no Unix account %s on this node: the job cannot run as its owner", user);
+            finish(line);
+        }
+        who.name = user;
+        who.uid = pw->pw_uid;
+        who.gid = pw->pw_gid;
+        who.home = strdup(pw->pw_dir ? pw->pw_dir : "/");
+        int count = 64;
+        who.groups = malloc(sizeof(gid_t) * (size_t)count);
+        while (who.groups && getgrouplist(user, who.gid, who.groups, &count) < 0) {
+            gid_t *bigger = realloc(who.groups, sizeof(gid_t) * (size_t)count);
+            if (!bigger) { free(who.groups); who.groups = NULL; }
+            else who.groups = bigger;
+        }
+        if (!who.groups) finish("error cannot list the account's groups");
+        who.group_count = count;
+    }
+    char **envp = job_environment(environ_text, environ_length, user ? &who : NULL);
+    if (!envp) finish("error out of memory");
+
+    // The job's standard streams, opened here (as the supervisor's user) and handed over as descriptors.
+    int in_fd = -1, out_fd = -1, err_fd = -1, pty_master = -1, stdin_write = -1;
+    char tty_name[128] = {0};
     if (tty_rows > 0) {
-        char name[128];
-        pty_master = mgpu_open_pty(name, sizeof name, tty_rows, tty_columns);
-        if (pty_master < 0) finish(dir, "error cannot open a pseudo-terminal");
-        // Opened first in the new session, the terminal becomes the job's controlling terminal.
-        for (int fd = 0; fd <= 2; fd++) posix_spawn_file_actions_addopen(&actions, fd, name, O_RDWR, 0600);
+        pty_master = mgpu_open_pty(tty_name, sizeof tty_name, tty_rows, tty_columns);
+        if (pty_master < 0) finish("error cannot open a pseudo-terminal");
         fcntl(pty_master, F_SETFL, fcntl(pty_master, F_GETFL) | O_NONBLOCK);
+        out_fd = mgpu_open_beneath(job_dir, "stdout", O_WRONLY | O_CREAT | O_APPEND, folder_owner);
+        if (out_fd < 0) finish("error cannot open the job's output file");
     } else {
         if (want_stdin) {
             int fds[2];
-            if (pipe(fds) != 0) finish(dir, "error cannot make a pipe for stdin");
-            fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+            if (pipe2(fds, O_CLOEXEC) != 0) finish("error cannot make a pipe for stdin");
             fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
-            stdin_read = fds[0];
+            in_fd = fds[0];
             stdin_write = fds[1];
-            posix_spawn_file_actions_adddup2(&actions, stdin_read, 0);
         } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+            in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         }
-        snprintf(path, sizeof path, "%s/stdout", dir);
-        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        snprintf(path, sizeof path, "%s/stderr", dir);
-        posix_spawn_file_actions_addopen(&actions, 2, path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        out_fd = mgpu_open_beneath(job_dir, "stdout", O_WRONLY | O_CREAT | O_APPEND, folder_owner);
+        err_fd = mgpu_open_beneath(job_dir, "stderr", O_WRONLY | O_CREAT | O_APPEND, folder_owner);
+        if (in_fd < 0 || out_fd < 0 || err_fd < 0) finish("error cannot open the job's standard streams");
     }
-    // The job gets its three streams and nothing else of ours.
-    mgpu_spawn_file_actions_addclosefrom(&actions, 3);
+    int stdin_source = want_stdin ? mgpu_open_beneath(job_dir, "stdin", O_RDONLY, folder_owner) : -1;
+    if (want_stdin && stdin_source < 0) finish("error cannot open the job's stdin file");
 
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t empty, defaults;
-    sigemptyset(&empty);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    sigemptyset(&defaults);
-    int reset[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM};
-    for (size_t i = 0; i < sizeof reset / sizeof *reset; i++) sigaddset(&defaults, reset[i]);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+    // The child tells us through this pipe why it could not start the job; it closes unread on a successful exec.
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) finish("error cannot make a pipe");
 
     char *shell_argv[] = {"/bin/sh", "-c", command, NULL};
-    char *become_argv[] = {"mgpu", "_become", (char *)user, "/bin/sh", "-c", command, NULL};
-    const char *program = user ? "/proc/self/exe" : "/bin/sh";
-    pid_t job = 0;
-    int rc = posix_spawn(&job, program, &actions, &attr, user ? become_argv : shell_argv, environ);
-    if (rc != 0) {
-        snprintf(line, sizeof line, "error cannot start %s: %s", program, strerror(rc));
-        finish(dir, line);
+    pid_t job = fork();
+    if (job < 0) {
+        snprintf(line, sizeof line, "error cannot start the job: %s", strerror(errno));
+        finish(line);
     }
-    if (stdin_read >= 0) close(stdin_read);
+    if (job == 0) {
+        // The child: async-signal-safe calls only. Signals back to their defaults, an empty mask.
+        sigset_t empty;
+        sigemptyset(&empty);
+        int reset[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM};
+        struct sigaction default_action;
+        memset(&default_action, 0, sizeof default_action);
+        default_action.sa_handler = SIG_DFL;
+        for (size_t i = 0; i < sizeof reset / sizeof *reset; i++) sigaction(reset[i], &default_action, NULL);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        if (setsid() < 0) child_fail(report[1], "cannot start a session", NULL, errno);
+        if (pty_master >= 0) {
+            // Opened first in the new session, the terminal becomes the job's controlling terminal.
+            int slave = open(tty_name, O_RDWR);
+            if (slave < 0) child_fail(report[1], "cannot open the terminal", tty_name, errno);
+            ioctl(slave, TIOCSCTTY, 0);
+            if (user) (void)!fchown(slave, who.uid, (gid_t)-1);
+            if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0) child_fail(report[1], "cannot set up the terminal", NULL, errno);
+            if (slave > 2) close(slave);
+        } else {
+            if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) child_fail(report[1], "cannot set up the job's streams", NULL, errno);
+        }
+        if (user) {
+            if (setgroups((size_t)who.group_count, who.groups) != 0 || setgid(who.gid) != 0 || setuid(who.uid) != 0)
+                child_fail(report[1], "cannot switch to the Unix account", who.name, errno);
+            if (who.uid != 0 && (setuid(0) == 0 || geteuid() != who.uid || getuid() != who.uid || getegid() != who.gid))
+                child_fail(report[1], "the switch to the Unix account did not drop root:", who.name, EPERM);
+        }
+        // As the owner: the job may only enter what its owner may enter.
+        if (chdir(workdir) != 0) child_fail(report[1], "cannot enter", workdir, errno);
+        execve("/bin/sh", shell_argv, envp);
+        child_fail(report[1], "cannot start", "/bin/sh", errno);
+    }
+    close(report[1]);
+    if (in_fd >= 0) close(in_fd);
+    if (err_fd >= 0) close(err_fd);
+    if (pty_master < 0 && out_fd >= 0) { close(out_fd); out_fd = -1; }
+    char why[1024];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(report[0], why + got, sizeof why - 1 - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+        if (got == sizeof why - 1) break;
+    }
+    close(report[0]);
+    if (got > 0) {
+        why[got] = 0;
+        int ignored;
+        while (waitpid(job, &ignored, 0) < 0 && errno == EINTR) {}
+        if (pty_master >= 0) pump(pty_master, out_fd);
+        snprintf(line, sizeof line, "error %s", why);
+        finish(line);
+    }
     snprintf(line, sizeof line, "%d %d\n", (int)getpid(), (int)job);
-    write_atomically(dir, "pid", line);
+    write_atomically("pid", line);
 
     int interactive = want_stdin || pty_master >= 0;
     double started = monotonic_seconds(), kill_deadline = -1;
-    int timed_out = 0, status = 0, output_fd = -1;
+    int timed_out = 0, status = 0;
     static struct feeder feeder;
-    snprintf(feeder.path, sizeof feeder.path, "%s/stdin", dir);
-    snprintf(feeder.eof_path, sizeof feeder.eof_path, "%s/stdin.eof", dir);
+    feeder.source = stdin_source;
     feeder.target = pty_master >= 0 ? pty_master : stdin_write;
     feeder.is_terminal = pty_master >= 0;
     feeder.enabled = want_stdin;
-    if (pty_master >= 0) {
-        snprintf(path, sizeof path, "%s/stdout", dir);
-        output_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    }
 
     for (;;) {
         pid_t r;
@@ -302,60 +397,21 @@ int mgpu_supervise_main(int argc, char **argv) {
             kill(-job, SIGKILL);
             kill_deadline = 1e301;
         }
-        if (pty_master >= 0) pump(pty_master, output_fd);
+        if (pty_master >= 0) pump(pty_master, out_fd);
         feed(&feeder);
     }
-    if (pty_master >= 0) pump(pty_master, output_fd);
+    if (pty_master >= 0) pump(pty_master, out_fd);
     // The main process is gone: leave nothing of its group behind.
     kill(-job, SIGKILL);
     const char *prefix = timed_out ? "timeout " : "";
     if (WIFSIGNALED(status)) snprintf(line, sizeof line, "%ssignal %d", prefix, WTERMSIG(status));
     else snprintf(line, sizeof line, "%scode %d", prefix, WIFEXITED(status) ? WEXITSTATUS(status) : 255);
-    finish(dir, line);
+    finish(line);
 }
 
-// `mgpu _become NAME PROGRAM ARGS...`: run PROGRAM as the Unix account NAME (from root). Exit 126 with one line on
-// stderr when the account does not exist or the switch fails; nothing runs then.
-static int become_main(int argc, char **argv) {
-    char line[512];
-    if (argc < 2) {
-        const char *text = "usage: mgpu _become NAME PROGRAM [ARGS...]\n";
-        write_all(2, text, strlen(text));
-        return 2;
-    }
-    const char *name = argv[0];
-    errno = 0;
-    struct passwd *pw = getpwnam(name);
-    if (!pw) {
-        snprintf(line, sizeof line, "mgpu: no Unix account %s on this node: the job cannot run as its owner\n", name);
-        write_all(2, line, strlen(line));
-        return 126;
-    }
-    uid_t uid = pw->pw_uid;
-    gid_t gid = pw->pw_gid;
-    if (setgid(gid) != 0 || initgroups(name, gid) != 0 || setuid(uid) != 0) {
-        snprintf(line, sizeof line, "mgpu: cannot switch to the Unix account %s: %s\n", name, strerror(errno));
-        write_all(2, line, strlen(line));
-        return 126;
-    }
-    if (uid != 0 && (setuid(0) == 0 || geteuid() != uid || getuid() != uid)) {
-        snprintf(line, sizeof line, "mgpu: the switch to %s did not drop root\n", name);
-        write_all(2, line, strlen(line));
-        return 126;
-    }
-    setenv("HOME", pw->pw_dir, 1);
-    setenv("USER", name, 1);
-    setenv("LOGNAME", name, 1);
-    execv(argv[1], argv + 1);
-    snprintf(line, sizeof line, "mgpu: cannot start %s: %s\n", argv[1], strerror(errno));
-    write_all(2, line, strlen(line));
-    return 127;
-}
-
-// glibc calls constructors with (argc, argv, envp). For `_supervise` and `_become` this one never returns.
+// glibc calls constructors with (argc, argv, envp). For `_supervise` this one never returns.
 __attribute__((constructor(101)))
 static void mgpu_supervise_hook(int argc, char **argv, char **envp) {
     (void)envp;
     if (argc > 1 && argv && argv[1] && !strcmp(argv[1], "_supervise")) _exit(mgpu_supervise_main(argc - 2, argv + 2));
-    if (argc > 1 && argv && argv[1] && !strcmp(argv[1], "_become")) _exit(become_main(argc - 2, argv + 2));
 }

@@ -49,8 +49,9 @@ public struct MasterServer: Sendable {
             do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
                 throw StoreError(message: "cannot read the TLS private key \(key): \(error)")
             }
-            let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                                          privateKey: .privateKey(privateKey))
+            configuration.minimumTLSVersion = .tlsv12
             // Fails now, not at the first connection, when the key does not match the certificate.
             do { _ = try NIOSSLContext(configuration: configuration) } catch {
                 throw StoreError(message: "cannot use \(cert) with \(key): \(error)")

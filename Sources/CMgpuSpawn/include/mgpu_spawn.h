@@ -9,6 +9,29 @@ int mgpu_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, in
 /// The per-job supervisor (mgpu_supervise.c): `argv` holds JOBDIR GRACE [options]. Returns only on bad arguments.
 int mgpu_supervise_main(int argc, char **argv);
 
+// Job folder files (mgpu_jobfiles.c): opened relative to a directory descriptor, never through a symbolic link,
+// never blocking on a FIFO, and only when the file is a regular file of `owner` with one link and not writable by
+// others. They return -1 with errno set otherwise (EPERM for a file of the wrong kind or owner).
+
+/// Opens `name` (no '/') in `dirfd` with `flags` (O_CREAT makes it 0600). Close-on-exec, blocking mode.
+int mgpu_open_beneath(int dirfd, const char *name, int flags, unsigned owner);
+/// Opens the directory `name` in `dirfd`, not through a link, when it is `owner`'s and writable by no one else.
+int mgpu_open_dir_beneath(int dirfd, const char *name, unsigned owner);
+/// Whether the open directory `fd` belongs to `owner` and no one else may write it.
+int mgpu_private_dir(int fd, unsigned owner);
+/// `rootfd`/`job`/`name`, each step checked as above.
+int mgpu_open_job_file(int rootfd, const char *job, const char *name, int flags, unsigned owner);
+/// The size of `rootfd`/`job`/`name`, or -1 when it is missing or not an acceptable file.
+long long mgpu_job_file_size(int rootfd, const char *job, const char *name, unsigned owner);
+/// Reads up to `length` bytes at `offset` (retrying EINTR); the count read, or -1.
+long mgpu_read_at(int fd, void *buffer, unsigned long length, long long offset);
+/// Writes all of `buffer`; 0, or -1.
+int mgpu_write_all(int fd, const void *buffer, unsigned long length);
+/// Writes `name`.tmp in `dirfd` (created anew, not through a link) and renames it over `name`: all or nothing.
+int mgpu_replace_file_at(int dirfd, const char *name, const void *bytes, unsigned long length);
+/// Removes `name` in `parentfd` and everything below it, unlinking links instead of following them.
+int mgpu_remove_tree(int parentfd, const char *name);
+
 #endif
 
 #ifndef MGPU_PTY_H

@@ -9,13 +9,14 @@ import MgpuWire
 /// Runs this node's job parts, each under its own supervisor process, and tracks them through
 /// their directories under `<state>/jobs/`, so that they survive the agent.
 public actor JobRunner {
-    let root: String
+    let folders: JobFolders
     let nodeId: String
     let logger: Logger
     let executable: String
     var jobs: [JobID: LocalJob] = [:]
-    /// Jobs this agent run has already taken, so a work item sent twice starts once.
-    var seen: Set<JobID> = []
+    /// Starts this agent has already taken (`WorkItem.startKey`), so a work item sent twice starts once, while a
+    /// requeued job placed here again starts anew.
+    var seen: Set<String> = []
     /// Supervisors that recorded their status but had not exited yet: reaped on a later poll.
     var unreaped: Set<Int32> = []
     /// Wakes the agent's local loop the moment a supervisor exits (pidfd), so a job's end is reported at once.
@@ -26,34 +27,35 @@ public actor JobRunner {
     let deviceIds: [Int: String]
 
     public init(stateDir: String, nodeId: String, gpus: [GPU] = [], logger: Logger, executable: String? = nil) throws {
-        self.root = stateDir + "/jobs"
+        self.folders = try JobFolders(path: stateDir + "/jobs")
         self.nodeId = nodeId
         self.deviceIds = Dictionary(gpus.compactMap { gpu in gpu.deviceId.map { (gpu.index, $0) } }, uniquingKeysWith: { a, _ in a })
         self.logger = logger
         self.executable = executable ?? currentExecutable()
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
+
+    /// The supervisor's environment: fixed, nothing of the job's (the job's own goes through its `environ` file and
+    /// is applied only in its final execve, after the switch to its owner).
+    static let supervisorEnvironment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
 
     /// Re-adopts the parts left by an earlier run of the agent: running ones are watched again,
     /// ended ones are reported with their real exit status.
     public func adopt() -> Int {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         var count = 0
-        for name in entries.sorted() {
-            let dir = "\(root)/\(name)"
-            guard let id = JobID(name),
-                  let data = FileManager.default.contents(atPath: dir + "/work.json"),
-                  let work = try? JSONDecoder().decode(WorkItem.self, from: data) else { continue }
-            var job = LocalJob(work: work, dir: dir, supervisorPid: 0)
-            if let pidText = readSmallFile(dir + "/pid"), let pid = Int32(pidText.split(separator: " ").first ?? "") {
-                job.supervisorPid = pid
+        for name in folders.entries().sorted() {
+            guard let id = JobID(name), let data = folders.read(id, "work.json", limit: 64 << 20),
+                  let work = try? JSONDecoder().decode(WorkItem.self, from: Data(data)) else { continue }
+            var job = LocalJob(work: work, dir: folders.dir(id), supervisorPid: 0)
+            if let (supervisor, main) = pids(id) {
+                job.supervisorPid = supervisor
+                job.jobPid = main
             }
-            job.exit = readExit(job)
-            if job.exit == nil && !processAlive(job.supervisorPid, commandLineContains: dir) {
+            job.exit = readExit(id)
+            if job.exit == nil && !processAlive(job.supervisorPid, commandLineContains: job.dir) {
                 job.exit = ExitStatus(error: "the job's supervisor ended without recording an exit status")
             }
             jobs[id] = job
-            seen.insert(id)
+            seen.insert(work.startKey)
             count += 1
             if job.exit == nil { watch(id, job.supervisorPid) }
             logger.info("re-adopted job", metadata: ["job": "\(id)", "node": "\(nodeId)",
@@ -62,23 +64,40 @@ public actor JobRunner {
         return count
     }
 
-    /// The job's process group (its main process's pid), from the supervisor's `pid` file.
-    func jobProcessGroup(_ job: LocalJob) -> Int32? {
-        guard let text = readSmallFile(job.dir + "/pid") else { return nil }
+    /// The supervisor's and the job's pids, from the supervisor's `pid` file (the agent's own file, in the agent's
+    /// private folder).
+    func pids(_ id: JobID) -> (Int32, Int32)? {
+        guard let text = folders.text(id, "pid") else { return nil }
         let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        return fields.count == 2 ? Int32(fields[1]) : nil
+        guard fields.count == 2, let supervisor = Int32(fields[0]), let main = Int32(fields[1]), supervisor > 1, main > 1 else { return nil }
+        return (supervisor, main)
     }
 
-    func readExit(_ job: LocalJob) -> ExitStatus? {
-        readSmallFile(job.dir + "/exit").flatMap(LocalJob.parseExit)
+    /// The job's process group (its main process's pid): read once, then kept in memory.
+    func jobProcessGroup(_ id: JobID) -> Int32? {
+        if let known = jobs[id]?.jobPid { return known }
+        guard let (_, main) = pids(id) else { return nil }
+        jobs[id]?.jobPid = main
+        return main
+    }
+
+    func readExit(_ id: JobID) -> ExitStatus? {
+        folders.text(id, "exit").flatMap(LocalJob.parseExit)
+    }
+
+    /// True when the part ended and all its output reached the master.
+    func readyToReport(_ id: JobID, _ job: LocalJob) -> Bool {
+        guard job.exit != nil else { return false }
+        return StreamName.allCases.allSatisfy { (job.shipped[$0] ?? -1) >= folders.size(id, $0.rawValue) }
     }
 
     /// Starts a part unless this agent already has it.
     public func start(_ work: WorkItem) {
-        guard !seen.contains(work.jobId) else { return }
-        seen.insert(work.jobId)
-        let dir = "\(root)/\(work.jobId)"
-        var job = LocalJob(work: work, dir: dir, supervisorPid: 0)
+        guard !seen.contains(work.startKey) else { return }
+        seen.insert(work.startKey)
+        let id = work.jobId
+        if jobs[id] != nil { forgetNow(id) }  // an earlier attempt of a requeued job
+        var job = LocalJob(work: work, dir: folders.dir(id), supervisorPid: 0)
         do {
             // A root agent runs each job as its owner's Unix account (and refuses when the node has none); any
             // other agent runs jobs as itself.
@@ -89,41 +108,39 @@ public actor JobRunner {
                 }
                 if owner.uid != 0 { account = owner }
             }
-            try makeDirectory(dir)
-            try writeFile(dir + "/work.json", try JSONEncoder().encode(work))
-            try writeFile(dir + "/command", work.command.utf8)
-            try writeFile(dir + "/workdir", work.workdir.utf8)
-            try writeFile(dir + "/stdout", [])
-            try writeFile(dir + "/stderr", [])
-            let env = environment(for: work).map { "\($0.key)=\($0.value)" }
+            // The folder and every file in it stay the agent's: the job gets its streams as descriptors.
+            try folders.create(id)
+            try folders.write(id, "work.json", try JSONEncoder().encode(work))
+            try folders.write(id, "command", work.command.utf8)
+            try folders.write(id, "workdir", work.workdir.utf8)
+            try folders.write(id, "environ", environment(for: work).flatMap { Array("\($0.key)=\($0.value)".utf8) + [0] })
+            try folders.write(id, "stdout", [])
+            try folders.write(id, "stderr", [])
             job.isChild = true
-            var args = [executable, "_supervise", dir, String(work.killGraceSeconds)]
+            var args = [executable, "_supervise", job.dir, String(work.killGraceSeconds)]
             if let limit = work.timeLimit { args += ["--time", String(limit)] }
             if work.stdin == true {
-                try writeFile(dir + "/stdin", [])
+                try folders.write(id, "stdin", [])
                 args.append("--stdin")
             }
             if let tty = work.tty { args += ["--tty", String(tty.rows), String(tty.columns)] }
-            if let account {
-                // The owner may read its job's output on the node; nobody else may (files are 0600, the folder 0700).
-                try giveOwnership([dir, dir + "/stdout", dir + "/stderr"] + (work.stdin == true ? [dir + "/stdin"] : []), to: account)
-                args += ["--user", account.name]
-            }
+            if let account { args += ["--user", account.name] }
             // The supervisor reports everything through the job's files (an error, too, goes to `exit`).
-            job.supervisorPid = try Spawn.start(args, environment: env, stdout: .devNull, stderr: .devNull, newSession: true)
+            job.supervisorPid = try Spawn.start(args, environment: Self.supervisorEnvironment, stdout: .devNull, stderr: .devNull,
+                                                newSession: true)
             // The master has none of this part's output yet: no need to ask it where to resume.
             job.shipped = [.stdout: 0, .stderr: 0]
-            watch(work.jobId, job.supervisorPid)
-            logger.info("job started", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "rank": "\(work.rank)",
+            watch(id, job.supervisorPid)
+            logger.info("job started", metadata: ["job": "\(id)", "node": "\(nodeId)", "rank": "\(work.rank)",
                                                  "gpus": "\(work.gpus.map(String.init).joined(separator: ","))"])
         } catch let error as JobStartError {
             job.exit = ExitStatus(error: error.message)
-            logger.error("job refused", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "error": "\(error.message)"])
+            logger.error("job refused", metadata: ["job": "\(id)", "node": "\(nodeId)", "error": "\(error.message)"])
         } catch {
             job.exit = ExitStatus(error: "could not start the job on \(nodeId): \(error)")
-            logger.error("job could not start", metadata: ["job": "\(work.jobId)", "node": "\(nodeId)", "error": "\(error)"])
+            logger.error("job could not start", metadata: ["job": "\(id)", "node": "\(nodeId)", "error": "\(error)"])
         }
-        jobs[work.jobId] = job
+        jobs[id] = job
     }
 
     /// The job's environment: the submitter's, plus its GPUs and ids.
@@ -153,40 +170,34 @@ public actor JobRunner {
     /// Running parts that read the client's stdin, with how much of it they have.
     func stdinWanted() -> [(JobID, Int64)] {
         jobs.filter { $0.value.work.stdin == true && $0.value.exit == nil && !$0.value.stdinDone }.map { id, job in
-            (id, job.stdinOffset == 0 ? fileSize(job.dir + "/stdin") : job.stdinOffset)
+            (id, job.stdinOffset == 0 ? folders.size(id, "stdin") : job.stdinOffset)
         }
     }
 
     /// Appends the client's stdin for the supervisor to feed; `eof` marks its end.
     func appendStdin(_ id: JobID, offset: Int64, bytes: [UInt8], eof: Bool) {
         guard var job = jobs[id], job.exit == nil else { return }
-        let path = job.dir + "/stdin"
-        let current = fileSize(path)
-        if offset == current && !bytes.isEmpty, let handle = FileHandle(forWritingAtPath: path) {
-            handle.seekToEndOfFile()
-            handle.write(Data(bytes))
-            try? handle.close()
-        }
-        job.stdinOffset = fileSize(path)
+        if offset == folders.size(id, "stdin") && !bytes.isEmpty { folders.append(id, "stdin", bytes) }
+        job.stdinOffset = folders.size(id, "stdin")
         if eof {
-            FileManager.default.createFile(atPath: job.dir + "/stdin.eof", contents: nil)
+            try? folders.write(id, "stdin.eof", [])
             job.stdinDone = true
         }
         jobs[id] = job
     }
 
-    func fileSize(_ path: String) -> Int64 {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
-    }
-
     /// The master committed these parts' ends: forget them.
     public func forget(_ ids: [JobID]) {
         for id in ids {
-            guard let job = jobs[id], job.readyToReport else { continue }
-            jobs[id] = nil
-            watchers.removeValue(forKey: id)?.cancel()
-            try? FileManager.default.removeItem(atPath: job.dir)
+            guard let job = jobs[id], readyToReport(id, job) else { continue }
+            forgetNow(id)
         }
+    }
+
+    func forgetNow(_ id: JobID) {
+        jobs[id] = nil
+        watchers.removeValue(forKey: id)?.cancel()
+        folders.remove(id)
     }
 
     /// Watches a supervisor through a pidfd: when it exits, the local loop is woken at once.
@@ -222,7 +233,7 @@ public actor JobRunner {
         for (id, job) in jobs where job.exit == nil {
             let alive = supervisorAlive(job)
             // Read the status after the liveness check: a supervisor writes it just before it exits.
-            if let exit = readExit(job) {
+            if let exit = readExit(id) {
                 jobs[id]!.exit = exit
                 if job.isChild && alive && !reapIfExited(job.supervisorPid) { unreaped.insert(job.supervisorPid) }
             } else if !alive {
@@ -242,7 +253,7 @@ public actor JobRunner {
         var running: [PartRef] = []
         var finished: [FinishedPart] = []
         for (id, job) in jobs.sorted(by: { $0.key < $1.key }) {
-            if let exit = job.exit, job.readyToReport {
+            if let exit = job.exit, readyToReport(id, job) {
                 finished.append(FinishedPart(jobId: id, rank: job.work.rank, exit: exit))
             } else {
                 running.append(PartRef(jobId: id, rank: job.work.rank, gpus: job.work.gpus))
@@ -256,7 +267,7 @@ public actor JobRunner {
     /// Running parts with their GPUs and process groups, for telemetry.
     func holders() -> [TelemetryCollector.Holder] {
         jobs.filter { $0.value.exit == nil }.map { id, job in
-            TelemetryCollector.Holder(job: id, gpus: job.work.gpus, session: jobProcessGroup(job))
+            TelemetryCollector.Holder(job: id, gpus: job.work.gpus, session: jobProcessGroup(id))
         }
     }
 
@@ -278,7 +289,7 @@ public actor JobRunner {
             _ = poll()
             if !killed && Date().timeIntervalSince(start) >= maxGrace {
                 // Do not wait out a long per-job grace period: the allocation is ending.
-                for (_, job) in jobs where job.exit == nil { if let pgid = jobProcessGroup(job) { kill(-pgid, SIGKILL) } }
+                for (id, job) in jobs where job.exit == nil { if let pgid = jobProcessGroup(id) { kill(-pgid, SIGKILL) } }
                 killed = true
             }
             try? await Task.sleep(for: .milliseconds(50))
@@ -300,12 +311,9 @@ public actor JobRunner {
                     chunks.append((id, job.work.rank, stream, 0, []))  // ask the master what it has
                     continue
                 }
-                let size = job.fileSize(stream)
-                guard size > shipped, let handle = FileHandle(forReadingAtPath: "\(job.dir)/\(stream.rawValue)") else { continue }
-                defer { try? handle.close() }
-                try? handle.seek(toOffset: UInt64(shipped))
-                let data = (try? handle.read(upToCount: limit)) ?? Data()
-                if !data.isEmpty { chunks.append((id, job.work.rank, stream, shipped, Array(data))) }
+                guard folders.size(id, stream.rawValue) > shipped,
+                      let bytes = folders.read(id, stream.rawValue, offset: shipped, limit: limit), !bytes.isEmpty else { continue }
+                chunks.append((id, job.work.rank, stream, shipped, bytes))
             }
         }
         return chunks
@@ -317,8 +325,8 @@ public actor JobRunner {
 
     /// The master does not know this job (any more): nothing of it needs shipping.
     func dropOutput(_ id: JobID) {
-        guard let job = jobs[id] else { return }
-        for stream in StreamName.allCases { jobs[id]!.shipped[stream] = job.fileSize(stream) }
+        guard jobs[id] != nil else { return }
+        for stream in StreamName.allCases { jobs[id]!.shipped[stream] = folders.size(id, stream.rawValue) }
     }
 }
 

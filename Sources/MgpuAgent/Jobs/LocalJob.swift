@@ -6,14 +6,17 @@ import MgpuWire
 /// re-adopt it after an agent restart:
 ///
 ///     work.json   the WorkItem the master sent
-///     command     the shell command;  workdir  where it runs
+///     command     the shell command;  workdir  where it runs;  environ  its environment (NUL-separated)
 ///     pid         "SUPERVISOR_PID JOB_PID", written by the supervisor
-///     stdout, stderr   the job's output
+///     stdout, stderr   the job's output;  stdin, stdin.eof  an interactive job's input
 ///     exit        "code N" | "signal N" | "error TEXT", written by the supervisor when the job ended
+/// The folder and its files belong to the agent's user (mode 0700/0600); the job gets its streams as descriptors.
 struct LocalJob: Sendable {
     var work: WorkItem
     var dir: String
     var supervisorPid: Int32
+    /// The job's main process, which leads its process group, once known (read once from the supervisor's `pid`).
+    var jobPid: Int32?
     /// This agent run started the supervisor: it is our child, so its pid stays ours until we reap it.
     var isChild = false
     var exit: ExitStatus?
@@ -25,16 +28,6 @@ struct LocalJob: Sendable {
     /// Bytes of the client's stdin written to JOBDIR/stdin, and whether it was closed.
     var stdinOffset: Int64 = 0
     var stdinDone = false
-
-    /// True when the job ended and all its output reached the master.
-    var readyToReport: Bool {
-        guard exit != nil else { return false }
-        return StreamName.allCases.allSatisfy { (shipped[$0] ?? -1) >= fileSize($0) }
-    }
-
-    func fileSize(_ stream: StreamName) -> Int64 {
-        ((try? FileManager.default.attributesOfItem(atPath: "\(dir)/\(stream.rawValue)"))?[.size] as? NSNumber)?.int64Value ?? 0
-    }
 
     static func parseExit(_ text: String) -> ExitStatus? {
         var line = text.trimmingCharacters(in: .whitespacesAndNewlines)

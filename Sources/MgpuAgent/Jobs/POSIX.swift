@@ -65,32 +65,6 @@ extension String {
     var replacingNulls: String { String(map { $0 == "\0" ? " " : $0 }) }
 }
 
-/// Creates (or truncates) `path` with `bytes`: plain open/write/close, no temporary file and no fsync. A job's
-/// files guard against the agent dying, not the machine, and a job starts with several of them. Owner-only: a
-/// job's files hold its environment and output.
-func writeFile(_ path: String, _ bytes: some Collection<UInt8>) throws(POSIXError) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw POSIXError(path: path, errno) }
-    defer { close(fd) }
-    let data = Array(bytes)
-    var done = 0
-    while done < data.count {
-        let n = data.withUnsafeBytes { write(fd, $0.baseAddress! + done, data.count - done) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw POSIXError(path: path, errno) }
-        done += n
-    }
-}
-
-func makeDirectory(_ path: String) throws(POSIXError) {
-    guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw POSIXError(path: path, errno) }
-}
-
-/// Gives `paths` to the Unix account `account` (a root agent hands a job's output to the job's owner).
-func giveOwnership(_ paths: [String], to account: UnixAccount) throws(POSIXError) {
-    for path in paths where chown(path, account.uid, account.gid) != 0 { throw POSIXError(path: path, errno) }
-}
-
 /// A Unix account a root agent runs a job as.
 struct UnixAccount {
     let name: String
@@ -99,17 +73,22 @@ struct UnixAccount {
 
     /// The account named `name` on this machine, or nil.
     static func named(_ name: String) -> UnixAccount? {
-        guard let pw = getpwnam(name) else { return nil }
-        return UnixAccount(name: name, uid: pw.pointee.pw_uid, gid: pw.pointee.pw_gid)
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return UnixAccount(name: name, uid: entry.pw_uid, gid: entry.pw_gid)
     }
 }
 
 struct POSIXError: Error, CustomStringConvertible {
     let path: String
     let code: Int32
-    init(path: String, _ code: Int32) {
+    var detail: String?
+    init(path: String, _ code: Int32, _ detail: String? = nil) {
         self.path = path
         self.code = code
+        self.detail = detail
     }
-    var description: String { "\(path): \(String(cString: strerror(code)))" }
+    var description: String { "\(path): \(detail ?? String(cString: strerror(code)))" }
 }

@@ -20,8 +20,10 @@ public struct AgentConfig: Sendable {
     public var avoidForeignGPUs: Bool = true
     /// nvidia-smi to sample (nil: the one in PATH).
     public var nvidiaSMI: String?
-    /// The cluster secret the master asks agents for.
+    /// The cluster secret, with which a new node enrols.
     public var token: String?
+    /// Where the node credential the master gives at enrolment is kept.
+    public var credentialPath: String { stateDir + "/node.credential" }
     /// HTTPS to the master when set.
     public var tls: ClientTLS?
 

@@ -13,7 +13,9 @@ import ServiceLifecycle
 /// retries with capped backoff, one log line per attempt, and re-registers when the master is back.
 public actor AgentService: Service {
     let config: AgentConfig
-    let client: MasterClient
+    /// Speaks with the node credential once the node has enrolled, else with the cluster secret (to enrol).
+    var client: MasterClient
+    var usingCredential = false
     let runner: JobRunner
     let logger: Logger
     let incarnation = UUID().uuidString
@@ -29,8 +31,10 @@ public actor AgentService: Service {
     public init(config: AgentConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        self.client = MasterClient(host: config.masterHost, port: config.masterPort, token: config.token, tls: config.tls)
         self.runner = try JobRunner(stateDir: config.stateDir, nodeId: config.nodeId, gpus: config.gpus, logger: logger)
+        let credential = Self.readCredential(config.credentialPath)
+        self.usingCredential = credential != nil
+        self.client = MasterClient(host: config.masterHost, port: config.masterPort, token: credential ?? config.token, tls: config.tls)
         self.telemetry = TelemetryCollector(gpus: config.gpus, nvidiaSMI: config.nvidiaSMI, avoidForeign: config.avoidForeignGPUs)
     }
 
@@ -79,10 +83,41 @@ public actor AgentService: Service {
 
     var address: String { "\(config.masterHost):\(config.masterPort)" }
 
+    static func readCredential(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? nil : text
+    }
+
+    static func saveCredential(_ credential: String, _ path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXError(path: path, errno) }
+        defer { close(fd) }
+        fchmod(fd, 0o600)
+        let line = Array((credential + "\n").utf8)
+        guard write(fd, line, line.count) == line.count else { throw POSIXError(path: path, errno) }
+    }
+
     func ensureRegistered() async throws {
         guard !registered else { return }
         let answer = try await client.register(RegisterRequest(nodeId: config.nodeId, incarnation: incarnation, gpus: config.gpus,
                                                                cpuSlots: config.cpuSlots, advertiseAddress: config.advertiseAddress))
+        if let credential = answer.credential {
+            do {
+                try Self.saveCredential(credential, config.credentialPath)
+                logger.info("enrolled with \(address): node credential kept in \(config.credentialPath)", metadata: ["node": "\(config.nodeId)"])
+            } catch {
+                logger.error("enrolled, but cannot keep the node credential in \(config.credentialPath): \(error); after a restart an admin must run `mgpu admin node remove \(config.nodeId)`",
+                             metadata: ["node": "\(config.nodeId)"])
+            }
+            client = MasterClient(host: config.masterHost, port: config.masterPort, token: credential, tls: config.tls)
+            usingCredential = true
+        }
         registered = true
         pollSeconds = answer.pollSeconds
         heartbeatSeconds = answer.heartbeatSeconds
@@ -109,9 +144,9 @@ public actor AgentService: Service {
             registered = false
             return
         }
+        await runner.forget(response.acknowledged)
         for item in response.cancel { await runner.cancel(item) }
         for item in response.start { await runner.start(item) }
-        await runner.forget(response.acknowledged)
         if !response.start.isEmpty { await shipOutput() }
     }
 
@@ -125,6 +160,14 @@ public actor AgentService: Service {
 
     func markFailed(_ error: any Error) -> Double {
         registered = false  // register again once the master answers: it may have restarted
+        if usingCredential, let refused = error as? APIError, refused.status == 401 {
+            // The master no longer knows this node's credential (an admin removed the node): enrol anew.
+            logger.warning("master \(address) does not know this node's credential (was the node removed?); enrolling again with the cluster secret",
+                           metadata: ["node": "\(config.nodeId)"])
+            unlink(config.credentialPath)
+            client = MasterClient(host: config.masterHost, port: config.masterPort, token: config.token, tls: config.tls)
+            usingCredential = false
+        }
         connected = false
         failures += 1
         let delay = min(config.maxBackoff, 0.25 * pow(2, Double(min(failures - 1, 10))))
@@ -222,8 +265,7 @@ public actor AgentService: Service {
             if chunks.isEmpty { return }
             for (id, rank, stream, offset, bytes) in chunks {
                 do {
-                    let size = try await client.sendOutput(node: config.nodeId, job: id, rank: rank, stream: stream,
-                                                           offset: offset, bytes: bytes)
+                    let size = try await client.sendOutput(job: id, rank: rank, stream: stream, offset: offset, bytes: bytes)
                     await runner.acknowledge(id, stream, size: size)
                 } catch let error as APIError where error.status == 404 {
                     await runner.dropOutput(id)

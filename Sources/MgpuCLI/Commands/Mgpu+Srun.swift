@@ -27,13 +27,14 @@ extension Mgpu {
         var command: [String] = []
 
         func validate() throws {
+            try CommandText.checkLeadingOption(command, of: self)
             if CommandText.join(command).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 throw ValidationError("give a command, e.g. mgpu srun --gpus 1 -- python train.py")
             }
         }
 
         func run() async throws {
-            let spec = job.spec(command: CommandText.join(command), interactive: true)
+            let spec = job.spec(command: CommandText.join(command), interactive: true, client: client)
             let id = try await client.call { try await $0.submit([spec]) }[0].rawValue
             try await ForegroundSession(client: client, options: session, id: id).run(announce: true, forwardStdin: true)
         }

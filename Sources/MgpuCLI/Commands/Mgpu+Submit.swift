@@ -31,6 +31,7 @@ extension Mgpu {
         var command: [String] = []
 
         func validate() throws {
+            try CommandText.checkLeadingOption(command, of: self)
             if fromFile != nil {
                 if !command.isEmpty { throw ValidationError("give commands either in --from-file or on the command line, not both") }
                 if interactive { throw ValidationError("--interactive runs one job; it does not go with --from-file") }
@@ -60,13 +61,13 @@ extension Mgpu {
 
         func run() async throws {
             if let fromFile {
-                let template = job.spec(command: "", interactive: false)
+                let template = job.spec(command: "", interactive: false, client: client)
                 let commands = try commandsFromFile(fromFile)
                 let ids = try await client.call { try await $0.submit(template: template, commands: commands) }
                 say(ids.map { "Submitted job \($0)" }.joined(separator: "\n"))
                 return
             }
-            let spec = job.spec(command: CommandText.join(command), interactive: interactive)
+            let spec = job.spec(command: CommandText.join(command), interactive: interactive, client: client)
             let ids = try await client.call { try await $0.submit([spec]) }
             guard interactive else {
                 for id in ids { say("Submitted job \(id)") }
@@ -78,18 +79,28 @@ extension Mgpu {
 }
 
 extension JobRequestOptions {
-    /// The job as submitted from here: this user, directory and environment.
-    func spec(command: String, interactive: Bool) -> JobSpec {
+    /// The job as submitted from here: this user, directory and environment (without mgpu's own token).
+    func spec(command: String, interactive: Bool, client: ClientOptions) -> JobSpec {
         var spec = JobSpec(name: name, user: currentUser(), command: command, workdir: FileManager.default.currentDirectoryPath,
                 environment: ProcessInfo.processInfo.environment, request: request, killGraceSeconds: killGrace,
                 timeLimit: timeLimit, interactive: interactive ? true : nil,
                 tty: interactive ? ForegroundSession.terminalSize : nil)
         spec.requeue = requeue ? true : nil
+        spec.removeSecrets(client.knownTokens)
         return spec
     }
 }
 
 enum CommandText {
+    /// The command is captured as it comes (so that `mgpu submit python train.py --lr 3` passes `--lr` to the job), but
+    /// a leading option is mgpu's: `--help`/`-h` asks for help, anything else is an option mgpu does not have. Words
+    /// after `--`, or in one quoted string, are the job's.
+    static func checkLeadingOption(_ command: [String], of parsed: some ParsableCommand) throws {
+        guard let first = command.first, first != "--", first.hasPrefix("-"), first.count > 1 else { return }
+        if first == "--help" || first == "-h" { throw CleanExit.helpRequest(parsed) }
+        throw ValidationError("unknown option \(first) (see `mgpu \(type(of: parsed).configuration.commandName ?? "") --help`); put the job's command after -- or in quotes")
+    }
+
     /// One word is a shell command as written; several words (after --) are quoted for the shell.
     static func join(_ command: [String]) -> String {
         var words = command

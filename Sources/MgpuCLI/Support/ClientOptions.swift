@@ -38,18 +38,22 @@ public struct ClientOptions: ParsableArguments {
 
     /// The user's token: $MGPU_TOKEN, else ~/.config/mgpu/token, else the one a master on this machine left for this
     /// Unix user in its state dir ($MGPU_STATE_DIR or the default), so `mgpu up` needs no setup.
-    var resolvedToken: String? {
+    var resolvedToken: String? { knownTokens.first }
+
+    /// Every token this user has at hand, in the order above: none of them is forwarded to a job.
+    var knownTokens: [String] {
         let env = ProcessInfo.processInfo.environment
-        if let token = env["MGPU_TOKEN"], !token.isEmpty { return token }
+        var tokens: [String] = []
+        if let token = env["MGPU_TOKEN"], !token.isEmpty { tokens.append(token) }
         let home = env["HOME"] ?? NSHomeDirectory()
         let stateDir = env["MGPU_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? MasterConfig.defaultStateDir
         for path in ["\(home)/.config/mgpu/token", "\(stateDir)/tokens/\(currentUser())"] {
             if let text = try? String(contentsOfFile: path, encoding: .utf8) {
                 let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-                if !token.isEmpty { return token }
+                if !token.isEmpty { tokens.append(token) }
             }
         }
-        return nil
+        return tokens
     }
 
     /// Runs a client call, turning failures into one clear line.

@@ -68,7 +68,8 @@ public struct HTTPClient: Sendable {
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // (NIO sets TCP_NODELAY itself. `.socketOption(.tcp_nodelay)` would mean SOL_SOCKET level 1, SO_DEBUG, which
+                // only root may set: every other user's connection failed.)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls { try channel.pipeline.syncOperations.addHandler(try tls.handler(host: host)) }

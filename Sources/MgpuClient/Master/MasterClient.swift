@@ -115,6 +115,11 @@ public struct MasterClient: Sendable {
         try await call(.GET, "/v1/admin/users", body: Optional<Int>.none, as: [AddUserResponse].self)
     }
 
+    /// Forgets a node and its credential (admins only).
+    public func removeNode(_ id: String) async throws {
+        _ = try await call(.DELETE, "/v1/admin/nodes/\(id)", body: Optional<Int>.none, as: [String: String].self)
+    }
+
     public func register(_ request: RegisterRequest) async throws -> RegisterResponse {
         try await call(.POST, "/v1/agent/register", body: request, as: RegisterResponse.self)
     }
@@ -127,8 +132,9 @@ public struct MasterClient: Sendable {
         _ = try await call(.POST, "/v1/agent/deregister", body: request, as: [String: String].self)
     }
 
-    public func sendOutput(node: String, job: JobID, rank: Int, stream: StreamName, offset: Int64, bytes: [UInt8]) async throws -> Int64 {
-        let path = "/v1/agent/output?node=\(node)&job=\(job)&rank=\(rank)&stream=\(stream.rawValue)&offset=\(offset)"
+    /// A part's output (the node is the one the agent's credential speaks for).
+    public func sendOutput(job: JobID, rank: Int, stream: StreamName, offset: Int64, bytes: [UInt8]) async throws -> Int64 {
+        let path = "/v1/agent/output?job=\(job)&rank=\(rank)&stream=\(stream.rawValue)&offset=\(offset)"
         let result = try await http.request(.POST, path, body: bytes, contentType: "application/octet-stream")
         try Self.check(result)
         return try JSONDecoder().decode(OutputAck.self, from: Data(result.body)).size

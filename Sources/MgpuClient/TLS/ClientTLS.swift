@@ -9,6 +9,7 @@ public struct ClientTLS: Sendable {
     /// (for `mgpu up`'s own agent, which dials its master on loopback and trusts exactly its certificate).
     public init(caCertificate: String?, verifyHostname: Bool = true) throws(TLSSetupError) {
         var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
         if let caCertificate {
             do {
                 configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCertificate))

@@ -141,6 +141,26 @@ public struct Job: Codable, Sendable, Identifiable {
         reason = "requeued (\(requeues!)) after: \(why)"
     }
 
+    /// Records how the part at `index` ended. When it failed while other parts still run (and nobody cancelled the job),
+    /// the job is terminating because of it: the others get stopped, and the job ends with this part's status.
+    public mutating func partEnded(_ index: Int, _ exit: ExitStatus) {
+        parts[index].exit = exit
+        guard !exit.succeeded, !cancelRequested, !terminating, parts.contains(where: { $0.exit == nil }) else { return }
+        terminating = true
+        failedRank = parts[index].rank
+        reason = "rank \(parts[index].rank) on \(parts[index].nodeId) failed: \(exit.summary)"
+    }
+
+    /// Ends every running part on `node` with `exit` (its node was lost or removed). True when there was one.
+    public mutating func partsLost(on node: String, _ exit: ExitStatus) -> Bool {
+        var touched = false
+        for i in parts.indices where parts[i].nodeId == node && parts[i].exit == nil {
+            partEnded(i, exit)
+            touched = true
+        }
+        return touched
+    }
+
     /// When every part has ended: the terminal state and exit status the job ends with.
     public func outcome() -> (state: JobState, exit: ExitStatus?, reason: String?)? {
         guard !parts.isEmpty, parts.allSatisfy({ $0.exit != nil }) else { return nil }

@@ -61,8 +61,12 @@ enum APIRouter {
         // Jobs
         router.post("/v1/jobs") { request, context in
             var body = try await request.decode(as: SubmitRequest.self, context: context)
-            // A job belongs to the user whose token submitted it, whatever the request says.
-            for i in body.jobs.indices { body.jobs[i].user = context.user?.name ?? "?" }
+            // A job belongs to the user whose token submitted it, whatever the request says; its token stays here.
+            let token = request.headers[.authorization].map { String($0.dropFirst(7)) }
+            for i in body.jobs.indices {
+                body.jobs[i].user = context.user?.name ?? "?"
+                body.jobs[i].removeSecrets(token.map { [$0] } ?? [])
+            }
             let specs: [JobSpec]
             do { specs = try body.expanded() } catch { throw HTTPError(.badRequest, message: "\(error)") }
             guard specs.count <= SubmitRequest.maxJobs else {
@@ -120,15 +124,16 @@ enum APIRouter {
             }
             return try json(OutputAck(size: size))
         }
-        router.get("/v1/agent/stdin") { request, _ in
+        router.get("/v1/agent/stdin") { request, context in
+            let node = try context.node()
             let q = request.uri.queryParameters
             guard let text = q["job"].map(String.init), let id = JobID(text) else {
                 throw HTTPError(.badRequest, message: "job must be 8 hex digits")
             }
             let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
             let wait = min(60, max(0, try numberParam(q["wait"].map(String.init), "wait", default: 0)))
-            guard let input = await state.readStdin(job: id, offset: offset, wait: wait) else {
-                throw HTTPError(.notFound, message: "no job \(id)")
+            guard let input = await state.readStdin(job: id, node: node, offset: offset, wait: wait) else {
+                throw HTTPError(.notFound, message: "no job \(id) with a part on node \(node)")
             }
             var headers = HTTPFields()
             headers[.contentType] = "application/octet-stream"
@@ -149,43 +154,70 @@ enum APIRouter {
             try json(await state.queue(finishedWithin: 0).nodes)
         }
 
-        // Users (admins only)
+        // Users and nodes (admins only)
         router.post("/v1/admin/users") { request, context in
             guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can add users") }
             let body = try await request.decode(as: AddUserRequest.self, context: context)
-            do {
-                let token = try credentials.addUser(body.name, admin: body.admin ?? false)
-                logger.info("user added", metadata: ["user": "\(body.name)", "admin": "\(body.admin ?? false)", "by": "\(context.user?.name ?? "?")"])
-                return try json(AddUserResponse(name: body.name, token: token, admin: body.admin ?? false), status: .created)
-            } catch let error as StoreError {
-                throw HTTPError(.badRequest, message: error.message)
-            }
+            let token = try credentials.addUser(body.name, admin: body.admin ?? false)
+            logger.info("user added", metadata: ["user": "\(body.name)", "admin": "\(body.admin ?? false)", "by": "\(context.user?.name ?? "?")"])
+            return try json(AddUserResponse(name: body.name, token: token, admin: body.admin ?? false), status: .created)
         }
         router.get("/v1/admin/users") { _, context in
             guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can list users") }
             return try json(credentials.users().map { AddUserResponse(name: $0.name, token: nil, admin: $0.admin) })
         }
+        router.delete("/v1/admin/nodes/{id}") { _, context in
+            guard let admin = context.user, admin.admin else { throw HTTPError(.forbidden, message: "only an admin can remove nodes") }
+            let id = context.parameters.get("id") ?? ""
+            let known = try await state.removeNode(id, by: admin.name)
+            let hadCredential = try credentials.forgetNode(id)
+            guard known || hadCredential else { throw HTTPError(.notFound, message: "no node \(id)") }
+            logger.info("node credential forgotten", metadata: ["node": "\(id)", "by": "\(admin.name)"])
+            return try json(["status": "removed"])
+        }
 
-        // Agents
+        // Agents. The node comes from the agent's credential, never from what the request says.
         router.post("/v1/agent/register") { request, context in
             let body = try await request.decode(as: RegisterRequest.self, context: context)
-            return try json(try await state.register(body, peerAddress: context.peerAddress))
+            if let error = body.validationError() { throw error }
+            guard case .bootstrap? = context.agent else {
+                _ = try context.node(named: body.nodeId)
+                return try json(try await state.register(body, peerAddress: context.peerAddress))
+            }
+            // The cluster secret enrols a node id once; the node is then given its own credential.
+            let credential: String
+            do { credential = try credentials.enroll(body.nodeId) } catch {
+                logger.warning("refused to enrol a node with the cluster secret", metadata: ["node": "\(body.nodeId)",
+                               "peer": "\(context.peerAddress ?? "?")", "reason": "\(error)"])
+                throw error
+            }
+            do {
+                var answer = try await state.register(body, peerAddress: context.peerAddress)
+                answer.credential = credential
+                logger.info("node enrolled", metadata: ["node": "\(body.nodeId)", "peer": "\(context.peerAddress ?? "?")"])
+                return try json(answer)
+            } catch {
+                _ = try? credentials.forgetNode(body.nodeId)
+                throw error
+            }
         }
         router.post("/v1/agent/sync") { request, context in
             let body = try await request.decode(as: SyncRequest.self, context: context)
+            _ = try context.node(named: body.nodeId)
             return try json(try await state.sync(body))
         }
         router.post("/v1/agent/deregister") { request, context in
             let body = try await request.decode(as: DeregisterRequest.self, context: context)
+            _ = try context.node(named: body.nodeId)
             try await state.deregister(body)
             return try json(["status": "ok"])
         }
         router.post("/v1/agent/output") { request, context in
+            let node = try context.node()
             let q = request.uri.queryParameters
             guard let jobText = q["job"].map(String.init), let id = JobID(jobText) else {
                 throw HTTPError(.badRequest, message: "job must be 8 hex digits")
             }
-            let node = String(q["node"] ?? "")
             let rank = try intParam(q["rank"].map(String.init), "rank", default: 0, range: 0...100_000)
             let stream = try streamParam(q["stream"].map(String.init))
             let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
@@ -270,6 +302,14 @@ struct ErrorMiddleware: RouterMiddleware {
             throw HTTPError(.serviceUnavailable, message: error.message)
         } catch let error as OwnershipError {
             throw HTTPError(.forbidden, message: error.message)
+        } catch let error as CredentialError {
+            switch error {
+            case .badName: throw HTTPError(.badRequest, message: error.description)
+            case .nodeEnrolled, .wrongNode, .needsNodeCredential: throw HTTPError(.forbidden, message: error.description)
+            case .store, .unusableSecret:
+                context.logger.error("store failure: \(error)")
+                throw HTTPError(.serviceUnavailable, message: error.description)
+            }
         } catch is NIOTooManyBytesError {
             throw HTTPError(.contentTooLarge, message: "the request body is over the \(context.maxUploadSize >> 20) MiB limit")
         } catch let error as HTTPError where error.body == nil {

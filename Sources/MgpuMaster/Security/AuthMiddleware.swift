@@ -1,9 +1,11 @@
 import Hummingbird
 import Logging
 
-/// Agents present the cluster secret on `/v1/agent/*`; everything else needs a user token (Bearer header, or
-/// `?token=` for the browser's EventSource). The dashboard's pages carry no data and are open; their requests
-/// carry the token. A refused request gets 401 and one log line.
+/// Agents present the cluster secret (to enrol a new node) or their node credential on `/v1/agent/*`; everything
+/// else needs a user token in the `Authorization: Bearer` header. Only the dashboard's event stream (`/v1/events`,
+/// which a browser's EventSource opens without headers) also takes `?token=`. The dashboard's pages carry no data
+/// and are open; their requests carry the token. A refused request gets 401 and one log line. An empty or
+/// malformed token matches nothing.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = MasterContext
     let credentials: Credentials
@@ -14,14 +16,17 @@ struct AuthMiddleware: RouterMiddleware {
         if path == "/v1/health" || path == "/" || path.hasPrefix("/jobs/") { return try await next(request, context) }
         var token: String?
         if let header = request.headers[.authorization], header.hasPrefix("Bearer ") { token = String(header.dropFirst(7)) }
-        if token == nil { token = request.uri.queryParameters["token"].map(String.init) }
         if path.hasPrefix("/v1/agent/") {
-            guard let token, credentials.isClusterSecret(token) else {
-                logger.warning("refused an agent without the cluster secret", metadata: ["path": "\(path)", "peer": "\(context.peerAddress ?? "?")"])
-                throw HTTPError(.unauthorized, message: "agents must present the cluster secret: mgpu node --token-file STATE_DIR/cluster.secret (or MGPU_TOKEN)")
+            guard let token, let agent = credentials.agent(token: token) else {
+                logger.warning("refused an agent without the cluster secret or a node credential",
+                               metadata: ["path": "\(path)", "peer": "\(context.peerAddress ?? "?")"])
+                throw HTTPError(.unauthorized, message: "agents must present the cluster secret (to enrol: mgpu node --token-file STATE_DIR/cluster.secret, or MGPU_TOKEN) or their node credential")
             }
+            var context = context
+            context.agent = agent
             return try await next(request, context)
         }
+        if token == nil && path == "/v1/events" { token = request.uri.queryParameters["token"].map(String.init) }
         guard let token, let user = credentials.user(token: token) else {
             logger.warning("refused a request without a valid user token", metadata: ["path": "\(path)", "peer": "\(context.peerAddress ?? "?")"])
             throw HTTPError(.unauthorized, message: token == nil

@@ -61,14 +61,9 @@ extension MasterState {
             guard var j = job(finished.jobId), j.state == .running,
                   let i = j.parts.firstIndex(where: { $0.rank == finished.rank && $0.nodeId == node.id }),
                   j.parts[i].exit == nil else { continue }
-            j.parts[i].exit = finished.exit
+            j.partEnded(i, finished.exit)
             logger.info("job part ended", metadata: ["job": "\(j.id)", "node": "\(node.id)", "rank": "\(finished.rank)",
                                                      "exit": "\(finished.exit.summary)"])
-            if !finished.exit.succeeded && !j.cancelRequested && !j.terminating && j.parts.contains(where: { $0.exit == nil }) {
-                j.terminating = true
-                j.failedRank = finished.rank
-                j.reason = "rank \(finished.rank) on \(node.id) failed: \(finished.exit.summary)"
-            }
             changed[j.id] = j
         }
 
@@ -110,11 +105,7 @@ extension MasterState {
             for i in j.parts.indices where j.parts[i].nodeId == node.id && j.parts[i].exit == nil {
                 if let delivered = j.parts[i].deliveredTo, delivered != request.incarnation,
                    !reported.contains(id), !finishedNow.contains(id) {
-                    j.parts[i].exit = ExitStatus(error: "the agent on \(node.id) restarted without the job", nodeFailed: true)
-                    if j.parts.contains(where: { $0.exit == nil }) && !j.terminating {
-                        j.terminating = true
-                        j.failedRank = j.parts[i].rank
-                    }
+                    j.partEnded(i, ExitStatus(error: "the agent on \(node.id) restarted without the job", nodeFailed: true))
                     changed[j.id] = j
                 }
             }
@@ -156,13 +147,15 @@ extension MasterState {
                 guard !reported.contains(id) else { continue }
                 let part = job.parts[i]
                 if part.deliveredTo == nil || part.deliveredTo == incarnation {
-                    response.start.append(WorkItem(jobId: id, rank: part.rank, nodeCount: job.parts.count, gpus: part.gpus,
-                                                   command: job.command, workdir: job.workdir,
-                                                   environment: environment(of: job, rank: part.rank),
-                                                   killGraceSeconds: job.killGraceSeconds, user: job.user, name: job.name,
-                                                   timeLimit: job.timeLimit,
-                                                   stdin: job.interactive == true && part.rank == 0 ? true : nil,
-                                                   tty: part.rank == 0 ? job.tty : nil))
+                    var item = WorkItem(jobId: id, rank: part.rank, nodeCount: job.parts.count, gpus: part.gpus,
+                                        command: job.command, workdir: job.workdir,
+                                        environment: environment(of: job, rank: part.rank),
+                                        killGraceSeconds: job.killGraceSeconds, user: job.user, name: job.name,
+                                        timeLimit: job.timeLimit,
+                                        stdin: job.interactive == true && part.rank == 0 ? true : nil,
+                                        tty: part.rank == 0 ? job.tty : nil)
+                    item.attempt = job.requeues
+                    response.start.append(item)
                     if part.deliveredTo == nil {
                         job.parts[i].deliveredTo = incarnation
                         delivered.append(job)
@@ -221,6 +214,30 @@ extension MasterState {
         logger.warning("node left", metadata: ["node": "\(node.id)", "reason": "\(request.reason)"])
     }
 
+    /// An admin forgets a node (`mgpu admin node remove`): the parts it ran end NODE_FAIL (or requeue), and it leaves
+    /// the cluster until an agent enrols that id again. False when the master does not know it.
+    public func removeNode(_ id: String, by admin: String) throws -> Bool {
+        guard nodes[id] != nil else { return false }
+        let now = clock()
+        let lost = ExitStatus(error: "node \(id) was removed by \(admin)", nodeFailed: true)
+        var changed: [Job] = []
+        for jobId in running {
+            guard var job = jobs[jobId], job.partsLost(on: id, lost) else { continue }
+            changed.append(job)
+        }
+        try commit(jobs: finalize(changed, now: now), removingNodes: [id])
+        downNodes.remove(id)
+        telemetry[id] = nil
+        history[id] = nil
+        freePorts[id] = nil
+        acknowledgedRecently[id] = nil
+        waiters.wakeAll("node:\(id)")
+        waiters.wakeAll("dashboard")
+        logger.warning("node removed", metadata: ["node": "\(id)", "by": "\(admin)", "jobs": "\(changed.map(\.id.rawValue).joined(separator: ","))"])
+        schedule()
+        return true
+    }
+
     /// Ends the jobs whose parts have all ended.
     func finalize(_ changed: [Job], now: Double) -> [Job] {
         changed.map { job in
@@ -257,20 +274,10 @@ extension MasterState {
                 logger.warning("node not responding", metadata: ["node": "\(node.id)", "silent": "\(Int(silence))s"])
             }
             guard silence > config.nodeLostAfter else { continue }
+            let lost = ExitStatus(error: "node \(node.id) lost: no heartbeat for \(Int(silence)) s", nodeFailed: true)
             for id in running {
-                guard var job = jobs[id] else { continue }
-                var touched = false
-                for i in job.parts.indices where job.parts[i].nodeId == node.id && job.parts[i].exit == nil {
-                    job.parts[i].exit = ExitStatus(error: "node \(node.id) lost: no heartbeat for \(Int(silence)) s", nodeFailed: true)
-                    touched = true
-                }
-                if touched {
-                    if job.parts.contains(where: { $0.exit == nil }) && !job.terminating {
-                        job.terminating = true
-                        job.failedRank = job.parts.first { $0.nodeId == node.id }?.rank
-                    }
-                    changed.append(job)
-                }
+                guard var job = jobs[id], job.partsLost(on: node.id, lost) else { continue }
+                changed.append(job)
             }
         }
         if !changed.isEmpty {

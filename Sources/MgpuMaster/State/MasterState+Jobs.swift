@@ -211,10 +211,10 @@ extension MasterState {
     }
 
     /// Stdin bytes from `offset` for the agent; waits up to `wait` s when there are none.
-    public func readStdin(job id: JobID, offset: Int64, wait: Double) async -> (bytes: [UInt8], size: Int64, eof: Bool)? {
+    public func readStdin(job id: JobID, node: String, offset: Int64, wait: Double) async -> (bytes: [UInt8], size: Int64, eof: Bool)? {
         var waited = false
         while true {
-            guard let job = jobs[id] else { return nil }
+            guard let job = jobs[id], job.parts.contains(where: { $0.nodeId == node && $0.rank == 0 }) else { return nil }
             let size = output.size(id, 0, OutputStore.stdinFile)
             if offset < size {
                 let bytes = output.read(id, 0, OutputStore.stdinFile, offset: offset, max: 1 << 20)

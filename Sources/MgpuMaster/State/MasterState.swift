@@ -85,13 +85,14 @@ public actor MasterState {
     }
 
     /// Commits jobs and nodes, then applies them in memory.
-    func commit(jobs changed: [Job], nodes changedNodes: [Node] = []) throws {
-        try store.commit(StoreChange(jobs: changed, nodes: changedNodes))
+    func commit(jobs changed: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = []) throws {
+        try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed))
         var leftQueue = Set<JobID>()
         for job in changed { apply(job, leftQueue: &leftQueue) }
         pending.remove(leftQueue)
         for node in changedNodes { nodes[node.id] = node }
-        if !changedNodes.isEmpty { scheduleNeeded = true }
+        for id in removed { nodes[id] = nil }
+        if !changedNodes.isEmpty || !removed.isEmpty { scheduleNeeded = true }
     }
 
     private func apply(_ job: Job, leftQueue: inout Set<JobID>) {

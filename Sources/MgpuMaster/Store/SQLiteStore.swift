@@ -65,6 +65,7 @@ public final class SQLiteStore: StateStore {
                 for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3]) }
                 let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
                 for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
+                for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
             }
         } catch {
             throw StoreError(message: "could not save to \(path): \(Self.describe(error))")

@@ -10,11 +10,14 @@ public struct StoredState: Sendable {
 public struct StoreChange: Sendable {
     public var jobs: [Job] = []
     public var nodes: [Node] = []
-    public init(jobs: [Job] = [], nodes: [Node] = []) {
+    /// Nodes an admin removed.
+    public var removedNodes: [String] = []
+    public init(jobs: [Job] = [], nodes: [Node] = [], removedNodes: [String] = []) {
         self.jobs = jobs
         self.nodes = nodes
+        self.removedNodes = removedNodes
     }
-    public var isEmpty: Bool { jobs.isEmpty && nodes.isEmpty }
+    public var isEmpty: Bool { jobs.isEmpty && nodes.isEmpty && removedNodes.isEmpty }
 }
 
 /// The master's durable store. SQLite (`SQLiteStore`) by default; a PostgreSQL implementation

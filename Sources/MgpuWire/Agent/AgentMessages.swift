@@ -23,7 +23,10 @@ public struct RegisterResponse: Codable, Sendable {
     public var pollSeconds: Double
     public var heartbeatSeconds: Double
     public var address: String
-    public init(pollSeconds: Double, heartbeatSeconds: Double, address: String) {
+    /// Given once, when a node enrols with the cluster secret: the credential it presents from then on.
+    public var credential: String?
+    public init(pollSeconds: Double, heartbeatSeconds: Double, address: String, credential: String? = nil) {
+        self.credential = credential
         self.pollSeconds = pollSeconds
         self.heartbeatSeconds = heartbeatSeconds
         self.address = address
@@ -93,6 +96,12 @@ public struct WorkItem: Codable, Sendable, Hashable {
     /// This part reads the client's stdin (rank 0 of an interactive job).
     public var stdin: Bool?
     public var tty: TerminalSize?
+    /// How many times the job went back to the queue before this start (`--requeue`): a requeued job placed again on a
+    /// node that ran an earlier attempt is new work there. Nil: 0.
+    public var attempt: Int?
+
+    /// What an agent tells one start of a part from another by.
+    public var startKey: String { "\(jobId)#\(rank)#\(attempt ?? 0)" }
 
     public init(jobId: JobID, rank: Int, nodeCount: Int, gpus: [Int], command: String, workdir: String,
                 environment: [String: String], killGraceSeconds: Double, user: String, name: String,

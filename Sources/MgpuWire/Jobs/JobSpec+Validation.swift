@@ -37,3 +37,17 @@ extension JobSpec {
         return nil
     }
 }
+
+extension JobSpec {
+    /// Variables that hold mgpu's own credentials, never forwarded to a node.
+    public static let secretVariables: Set<String> = ["MGPU_TOKEN"]
+
+    /// Drops mgpu's own secrets from the job's environment: `MGPU_TOKEN`, and any variable whose value holds one of
+    /// `secrets` (the submitter's token, however it was passed). The client does it before sending; the master again.
+    public mutating func removeSecrets(_ secrets: [String]) {
+        let secrets = secrets.filter { $0.utf8.count >= 16 }
+        environment = environment.filter { key, value in
+            !Self.secretVariables.contains(key) && !secrets.contains { value.contains($0) }
+        }
+    }
+}

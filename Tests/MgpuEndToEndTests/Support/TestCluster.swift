@@ -127,14 +127,21 @@ final class TestCluster {
 
     /// Runs the CLI against this cluster's master, in `cwd` (default: the work dir).
     /// With `viaShell`, that shell command line runs instead (in the work dir, with the same environment).
+    /// With `as`, the CLI runs as that Unix account (through setpriv, after entering `cwd`), as a real user would, with
+    /// `accountEnv` set only once it runs as that account (nothing of it reaches the root processes before the switch).
     func mgpu(_ args: [String], cwd: String? = nil, env: [String: String] = [:], stdin: String? = nil,
-              viaShell: String? = nil, timeout: Double = 60) async throws -> CommandResult {
+              viaShell: String? = nil, as account: String? = nil, accountEnv: [String: String] = [:],
+              timeout: Double = 60) async throws -> CommandResult {
         let out = "\(dir)/cli-\(UUID().uuidString.prefix(8))"
         if let stdin { try stdin.write(toFile: out + ".in", atomically: true, encoding: .utf8) }
         var environment = cliEnvironment
         for (k, v) in env { environment[k] = v }
         let script = viaShell.map { "cd \"$1\" && \($0)" } ?? "cd \"$1\" && shift && exec \"$@\""
-        let pid = try Spawn.start(["/bin/sh", "-c", script, "sh", cwd ?? dir + "/work", mgpuBinary] + args,
+        let runAs = account.map { name in
+            ["/usr/bin/setpriv", "--reuid=\(name)", "--regid=\(getpwnam(name)?.pointee.pw_gid ?? 65534)", "--init-groups",
+             "/usr/bin/env"] + accountEnv.map { "\($0.key)=\($0.value)" }
+        } ?? []
+        let pid = try Spawn.start(["/bin/sh", "-c", script, "sh", cwd ?? dir + "/work"] + runAs + [mgpuBinary] + args,
                                   environment: environment.map { "\($0.key)=\($0.value)" },
                                   stdin: stdin == nil ? .devNull : .path(out + ".in", flags: O_RDONLY),
                                   stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),

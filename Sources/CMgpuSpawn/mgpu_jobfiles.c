@@ -1,0 +1,145 @@
+// Files in a job's folder, opened the way a root process must open them: relative to a directory descriptor, never
+// through a symbolic link, never blocking on a FIFO, and only when the file is a regular file of the expected owner
+// with a single link. Used by the per-job supervisor (C) and by the agent (Swift) alike, so that nothing a job's
+// owner could put into a job folder (a link to /etc/shadow, a FIFO, /dev/zero, a hard link) changes what root reads
+// or writes.
+#define _GNU_SOURCE
+#include "mgpu_spawn.h"
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// The checks every opened job file must pass: regular, owned by `owner`, one link, not writable by others.
+static int acceptable(int fd, uid_t owner) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    if (!S_ISREG(st.st_mode)) return 0;
+    if (st.st_uid != owner || st.st_nlink != 1) return 0;
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) return 0;
+    return 1;
+}
+
+int mgpu_open_beneath(int dirfd, const char *name, int flags, unsigned owner) {
+    if (!name || !*name || strchr(name, '/')) { errno = EINVAL; return -1; }
+    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) return -1;
+    if (!acceptable(fd, (uid_t)owner)) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    // Regular files never block; clear O_NONBLOCK so a job that inherits the descriptor sees a plain file.
+    int status = fcntl(fd, F_GETFL);
+    if (status >= 0) fcntl(fd, F_SETFL, status & ~O_NONBLOCK);
+    return fd;
+}
+
+int mgpu_private_dir(int fd, unsigned owner) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    return S_ISDIR(st.st_mode) && st.st_uid == (uid_t)owner && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+int mgpu_open_dir_beneath(int dirfd, const char *name, unsigned owner) {
+    if (!name || !*name || strchr(name, '/')) { errno = EINVAL; return -1; }
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (!mgpu_private_dir(fd, owner)) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
+int mgpu_open_job_file(int rootfd, const char *job, const char *name, int flags, unsigned owner) {
+    int dir = mgpu_open_dir_beneath(rootfd, job, owner);
+    if (dir < 0) return -1;
+    int fd = mgpu_open_beneath(dir, name, flags, owner);
+    int saved = errno;
+    close(dir);
+    errno = saved;
+    return fd;
+}
+
+long long mgpu_job_file_size(int rootfd, const char *job, const char *name, unsigned owner) {
+    int fd = mgpu_open_job_file(rootfd, job, name, O_RDONLY, owner);
+    if (fd < 0) return -1;
+    struct stat st;
+    long long size = fstat(fd, &st) == 0 ? (long long)st.st_size : -1;
+    close(fd);
+    return size;
+}
+
+long mgpu_read_at(int fd, void *buffer, unsigned long length, long long offset) {
+    unsigned long done = 0;
+    while (done < length) {
+        ssize_t n = pread(fd, (char *)buffer + done, length - done, (off_t)(offset + (long long)done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return done > 0 ? (long)done : -1;
+        if (n == 0) break;
+        done += (unsigned long)n;
+    }
+    return (long)done;
+}
+
+int mgpu_write_all(int fd, const void *buffer, unsigned long length) {
+    const char *p = buffer;
+    while (length > 0) {
+        ssize_t n = write(fd, p, length);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        p += n;
+        length -= (unsigned long)n;
+    }
+    return 0;
+}
+
+int mgpu_replace_file_at(int dirfd, const char *name, const void *bytes, unsigned long length) {
+    char tmp[300];
+    if (strlen(name) > 250) { errno = ENAMETOOLONG; return -1; }
+    strcpy(tmp, name);
+    strcat(tmp, ".tmp");
+    unlinkat(dirfd, tmp, 0);
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    int rc = mgpu_write_all(fd, bytes, length);
+    int saved = errno;
+    close(fd);
+    if (rc != 0) { unlinkat(dirfd, tmp, 0); errno = saved; return -1; }
+    return renameat(dirfd, tmp, dirfd, name);
+}
+
+int mgpu_remove_tree(int parentfd, const char *name) {
+    int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        // Not a directory (or a link to one): the entry itself goes, never what it points to.
+        if (errno == ENOTDIR || errno == ELOOP) return unlinkat(parentfd, name, 0);
+        return errno == ENOENT ? 0 : -1;
+    }
+    DIR *dir = fdopendir(fd);
+    if (!dir) { close(fd); return -1; }
+    struct dirent *entry;
+    int rc = 0;
+    while ((entry = readdir(dir)) != NULL) {
+        if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, "..")) continue;
+        int is_dir = entry->d_type == DT_DIR;
+        if (entry->d_type == DT_UNKNOWN) {
+            struct stat st;
+            is_dir = fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        }
+        if (is_dir) {
+            if (mgpu_remove_tree(fd, entry->d_name) != 0) rc = -1;
+        } else if (unlinkat(fd, entry->d_name, 0) != 0 && errno != ENOENT) {
+            rc = -1;
+        }
+    }
+    closedir(dir);
+    if (unlinkat(parentfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) rc = -1;
+    return rc;
+}

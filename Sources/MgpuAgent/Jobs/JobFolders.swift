@@ -1,0 +1,113 @@
+import CMgpuSpawn
+import MgpuCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's `jobs` folder, opened once. Every access to a job's files goes through its descriptor and
+/// `CMgpuSpawn/mgpu_jobfiles.c`: relative to a directory descriptor, never through a symbolic link, never blocking on a
+/// FIFO, only regular files of the agent's user with one link, and every read bounded. So nothing placed in a job
+/// folder (a link to /etc/shadow, a FIFO, /dev/zero) changes what the agent, often root, reads, writes or removes.
+/// The folder and each job's folder are the agent's, mode 0700: a job's owner can neither enter nor change them.
+struct JobFolders: Sendable {
+    let path: String
+    /// Opened once in `init`, never closed: the agent keeps it for its whole life.
+    let fd: Int32
+    /// The user that owns every file here: the agent's.
+    let owner: uid_t
+
+    init(path: String) throws(POSIXError) {
+        self.path = path
+        self.owner = geteuid()
+        var parent = ""
+        for component in path.split(separator: "/") {
+            parent += "/" + component
+            guard mkdir(parent, 0o700) == 0 || errno == EEXIST else { throw POSIXError(path: parent, errno) }
+        }
+        // Older agents made it 0755; nothing of a job is for other users' eyes.
+        _ = chmod(path, 0o700)
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw POSIXError(path: path, errno) }
+        guard mgpu_private_dir(fd, owner) != 0 else {
+            close(fd)
+            throw POSIXError(path: path, EPERM, "must be a directory of this user that no one else can write")
+        }
+        self.fd = fd
+    }
+
+    func dir(_ id: JobID) -> String { "\(path)/\(id)" }
+
+    /// A new, empty, private folder for the job (whatever an earlier run left under that name goes first).
+    func create(_ id: JobID) throws(POSIXError) {
+        if mkdirat(fd, id.rawValue, 0o700) != 0 {
+            guard errno == EEXIST else { throw POSIXError(path: dir(id), errno) }
+            remove(id)
+            guard mkdirat(fd, id.rawValue, 0o700) == 0 else { throw POSIXError(path: dir(id), errno) }
+        }
+    }
+
+    /// Creates or truncates a file of the job with `bytes`.
+    func write(_ id: JobID, _ name: String, _ bytes: some Collection<UInt8>) throws(POSIXError) {
+        let file = mgpu_open_job_file(fd, id.rawValue, name, O_WRONLY | O_CREAT | O_TRUNC, owner)
+        guard file >= 0 else { throw POSIXError(path: "\(dir(id))/\(name)", errno) }
+        defer { close(file) }
+        let data = Array(bytes)
+        let rc = data.withUnsafeBytes { mgpu_write_all(file, $0.baseAddress, UInt(data.count)) }
+        guard rc == 0 else { throw POSIXError(path: "\(dir(id))/\(name)", errno) }
+    }
+
+    /// Appends `bytes` to a file of the job. False when it is missing or not acceptable.
+    @discardableResult
+    func append(_ id: JobID, _ name: String, _ bytes: [UInt8]) -> Bool {
+        let file = mgpu_open_job_file(fd, id.rawValue, name, O_WRONLY | O_APPEND, owner)
+        guard file >= 0 else { return false }
+        defer { close(file) }
+        return bytes.withUnsafeBytes { mgpu_write_all(file, $0.baseAddress, UInt(bytes.count)) } == 0
+    }
+
+    /// At most `limit` bytes of a file of the job from `offset`; nil when it is missing or not acceptable.
+    func read(_ id: JobID, _ name: String, offset: Int64 = 0, limit: Int) -> [UInt8]? {
+        let file = mgpu_open_job_file(fd, id.rawValue, name, O_RDONLY, owner)
+        guard file >= 0 else { return nil }
+        defer { close(file) }
+        var size = stat()
+        guard fstat(file, &size) == 0 else { return nil }
+        let count = max(0, min(Int64(limit), Int64(size.st_size) - offset))
+        guard count > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: Int(count))
+        let n = bytes.withUnsafeMutableBytes { mgpu_read_at(file, $0.baseAddress, UInt(count), offset) }
+        guard n >= 0 else { return nil }
+        return Array(bytes.prefix(n))
+    }
+
+    /// A small text file of the job (at most 64 KiB read).
+    func text(_ id: JobID, _ name: String) -> String? {
+        read(id, name, limit: 65536).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The size of a file of the job; 0 when it is missing or not acceptable.
+    func size(_ id: JobID, _ name: String) -> Int64 {
+        max(0, mgpu_job_file_size(fd, id.rawValue, name, owner))
+    }
+
+    /// Removes the job's folder; a link in it is removed, never followed.
+    func remove(_ id: JobID) {
+        _ = mgpu_remove_tree(fd, id.rawValue)
+    }
+
+    /// The names in the jobs folder.
+    func entries() -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0, let dir = fdopendir(copy) else { return [] }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
