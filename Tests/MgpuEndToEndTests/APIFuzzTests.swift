@@ -25,20 +25,21 @@ extension EndToEndTests {
         // generated command runs on this machine.
         let secret = try #require(cluster.read("state/cluster.secret")).trimmingCharacters(in: .whitespacesAndNewlines)
         let agentClient = MasterClient(host: "127.0.0.1", port: cluster.port, token: secret)
-        _ = try await agentClient.register(RegisterRequest(
+        let enrolled = try await agentClient.register(RegisterRequest(
             nodeId: "paper", incarnation: "fuzz",
             gpus: (0..<8).map { GPU(index: $0, uuid: "SIM-paper-\($0)", name: "Simulated GPU", memoryMB: 1024, simulated: true) },
             cpuSlots: 8, advertiseAddress: nil))
+        let credential = try #require(enrolled.credential, "a new node is given its credential")
 
         let seconds = Int(ProcessInfo.processInfo.environment["MGPU_FUZZ_SECONDS"] ?? "") ?? 45
         let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
             + "response_schema_conformance,negative_data_rejection"
-        // Users' operations with the admin's token; agents' with the cluster secret. The event stream never ends
+        // Users' operations with the admin's token; agents' with the node credential of "paper". The event stream never ends
         // by itself and is left to the dashboard tests. The agents' operations have no links between them, so no
         // stateful phase there. One worker: two threads in Hypothesis can trip a CPython 3.11 ast.parse bug
         // ("AST constructor recursion depth mismatch"), an error of the tool, not of the master.
         let runs = [("user", try #require(cluster.token), "--exclude-path-regex '^/v1/(agent/|events)'"),
-                    ("agent", secret, "--include-path-regex '^/v1/agent/' --phases examples,coverage,fuzzing")]
+                    ("agent", credential, "--include-path-regex '^/v1/agent/' --phases examples,coverage,fuzzing")]
         for (who, token, filter) in runs {
             let result = try await cluster.mgpu([], env: ["FUZZ_TOKEN": token], viaShell:
                 "schemathesis run '\(Self.document)' --url \"http://127.0.0.1:$MGPU_MASTER_PORT\" "

@@ -109,6 +109,82 @@ extension EndToEndTests {
             #expect(!FileManager.default.fileExists(atPath: cluster.dir + "/ran"))
         }
 
+        @Test func nodesEnrolOnceAndSpeakOnlyForThemselves() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1, "node002": 1])
+            defer { cluster.stop() }
+            let secret = try #require(cluster.read("state/cluster.secret")).trimmingCharacters(in: .whitespacesAndNewlines)
+            let credential1 = try #require(cluster.read("node001/node.credential")).trimmingCharacters(in: .whitespacesAndNewlines)
+            let credential2 = try #require(cluster.read("node002/node.credential")).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(credential1.count == 64 && credential1 != secret && credential1 != credential2)
+            let attrs = try FileManager.default.attributesOfItem(atPath: cluster.dir + "/node001/node.credential")
+            #expect((attrs[.posixPermissions] as? Int) == 0o600)
+
+            // The cluster secret cannot take over an enrolled node id: refused, with a line on both sides.
+            try cluster.startAgent("impostor", gpus: 4, extra: ["--node-id", "node001", "--state-dir", cluster.dir + "/impostor"])
+            try await waitUntil("the master refuses the impostor", timeout: 15) {
+                (try? String(contentsOfFile: try lastMasterLog(cluster), encoding: .utf8))?.contains("refused to enrol a node with the cluster secret") == true
+            }
+            try await waitUntil("the impostor says why", timeout: 10) { cluster.agentLog("impostor")?.contains("node node001 has enrolled already") == true }
+            let nodes = try await cluster.client.queue().nodes
+            #expect(nodes.first { $0.id == "node001" }?.gpus.count == 1, "node001 is still the real one")
+            try await cluster.kill(agent: "impostor")
+
+            // A job on node002; node001's credential speaks for node001 only.
+            let id = try await cluster.submit(["--nodelist", "node002", "echo real; sleep 30"])
+            try await cluster.waitForState(id, [.running])
+            let node1 = HTTPClient(host: "127.0.0.1", port: cluster.port, token: credential1)
+            let sync = try await node1.request(.POST, "/v1/agent/sync", body: Array(#"{"nodeId":"node002","incarnation":"x","running":[],"finished":[],"wait":0}"#.utf8))
+            #expect(sync.status == 403 && String(decoding: sync.body, as: UTF8.self).contains("belongs to node node001"))
+            let register = try await node1.request(.POST, "/v1/agent/register", body: Array(#"{"nodeId":"node002","incarnation":"x","gpus":[],"cpuSlots":1}"#.utf8))
+            #expect(register.status == 403)
+            let output = try await node1.request(.POST, "/v1/agent/output?node=node002&job=\(id)&rank=0&stream=stdout&offset=0",
+                                                 body: Array("forged\n".utf8), contentType: "application/octet-stream")
+            #expect(output.status == 404, "\(String(decoding: output.body, as: UTF8.self))")
+            let stdin = try await node1.request(.GET, "/v1/agent/stdin?job=\(id)&offset=0&wait=0")
+            #expect(stdin.status == 404)
+            let bySecret = try await HTTPClient(host: "127.0.0.1", port: cluster.port, token: secret)
+                .request(.POST, "/v1/agent/sync", body: Array(#"{"nodeId":"node002","incarnation":"x","running":[],"finished":[],"wait":0}"#.utf8))
+            #expect(bySecret.status == 403 && String(decoding: bySecret.body, as: UTF8.self).contains("only enrols new nodes"))
+            try await waitUntil("the job's real output", timeout: 10) { try await cluster.mgpu(["logs", id.rawValue]).stdout == "real\n" }
+
+            // An admin removes node002: its job ends NODE_FAIL, and its agent (whose credential the master forgot)
+            // enrols again with the cluster secret, with a new credential.
+            let user = try await cluster.mgpu(["admin", "user", "add", "daemon"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let refused = try await cluster.mgpu(["admin", "node", "remove", "node002"], env: ["MGPU_TOKEN": user])
+            #expect(refused.status == 1 && refused.stderr.contains("only an admin"), "\(refused.stderr)")
+            let removed = try await cluster.mgpu(["admin", "node", "remove", "node002"])
+            #expect(removed.status == 0, "\(removed.stderr)")
+            let failed = try await cluster.waitForState(id, [.nodeFail, .failed, .completed])
+            #expect(failed.state == .nodeFail && failed.reason?.contains("removed by \(unixUser)") == true, "\(failed.reason ?? "")")
+            try await waitUntil("node002 enrolled again", timeout: 20) {
+                let again = cluster.read("node002/node.credential")?.trimmingCharacters(in: .whitespacesAndNewlines)
+                return again != nil && again != credential2
+            }
+            try await cluster.waitForNodes(["node001", "node002"])
+            #expect(cluster.agentLog("node002")?.contains("does not know this node's credential") == true)
+            let unknown = try await cluster.mgpu(["admin", "node", "remove", "node999"])
+            #expect(unknown.status == 1 && unknown.stderr.contains("no node node999"))
+        }
+
+        @Test func tokensTravelOnlyInHeadersAndAnEmptySecretStopsTheMaster() async throws {
+            let cluster = try await TestCluster.start(agents: [:])
+            defer { cluster.stop() }
+            let token = try #require(cluster.token)
+            let anonymous = HTTPClient(host: "127.0.0.1", port: cluster.port)
+            #expect(try await anonymous.request(.GET, "/v1/queue?token=\(token)").status == 401, "?token= only for the event stream")
+            #expect(try await anonymous.request(.GET, "/v1/events?limit=1&token=\(token)").status == 200)
+            var empty = HTTPClient(host: "127.0.0.1", port: cluster.port)
+            empty.token = ""
+            #expect(try await empty.request(.GET, "/v1/queue").status == 401, "an empty bearer matches nothing")
+            #expect(try await empty.request(.POST, "/v1/agent/register", body: Array(#"{"nodeId":"n","incarnation":"i","gpus":[],"cpuSlots":1}"#.utf8)).status == 401)
+
+            // A cluster.secret that is empty or only whitespace: the master refuses to start, saying why.
+            try await cluster.killMaster()
+            try " \n".write(toFile: cluster.secretFile, atomically: true, encoding: .utf8)
+            let start = try await cluster.mgpu(["master", "--port", "0", "--state-dir", cluster.dir + "/state"])
+            #expect(start.status != 0 && start.stderr.contains("holds no usable cluster secret"), "\(start.stderr)")
+        }
+
         @Test func upNeedsNoSetupForItsOwnUser() async throws {
             let cluster = try TestCluster()
             defer { cluster.stop() }

@@ -117,6 +117,7 @@ actor LoadRecord {
 /// reported finished at the next sync. It notes any start on a GPU it still has in use.
 struct SimulatedAgent {
     let id: String
+    /// With the cluster secret: it enrols, then speaks with the node credential it is given.
     let client: MasterClient
     let record: LoadRecord
 
@@ -124,7 +125,10 @@ struct SimulatedAgent {
         var rng = SystemRandomNumberGenerator()
         let gpus = (0..<2).map { GPU(index: $0, uuid: "SIM-\(id)-\($0)", name: "Simulated GPU", memoryMB: 1024, simulated: true) }
         let registration = RegisterRequest(nodeId: id, incarnation: "load", gpus: gpus, cpuSlots: 2, advertiseAddress: nil)
-        guard await record.time("POST /v1/agent/register", { try await client.register(registration) }) != nil else { return }
+        let enrolling = self.client
+        guard let enrolled = await record.time("POST /v1/agent/register", { try await enrolling.register(registration) }),
+              let credential = enrolled.credential else { return }
+        let client = MasterClient(host: enrolling.host, port: enrolling.port, token: credential)
         var running: [JobID: (rank: Int, gpus: [Int], endAt: Date)] = [:]
         var finished: [FinishedPart] = []
         while Date() < deadline {

@@ -58,7 +58,9 @@ def agents_with_jobs(binary, agents, seconds, jobs):
         node, inc = f"sim{i:04d}", f"inc-{i}-{random.random()}"
         gpus = [{"index": g, "uuid": f"SIM-{node}-{g}", "name": "Simulated GPU", "memoryMB": 24576, "simulated": True}
                 for g in range(8)]
-        post("/v1/agent/register", {"nodeId": node, "incarnation": inc, "gpus": gpus, "cpuSlots": 16}, secret)
+        # Enrols with the cluster secret; reports with the node credential it is given.
+        credential = post("/v1/agent/register", {"nodeId": node, "incarnation": inc, "gpus": gpus, "cpuSlots": 16},
+                          secret)["credential"]
         running, done = [], []
         stop.wait(random.random() * 5)
         while not stop.is_set():
@@ -72,7 +74,7 @@ def agents_with_jobs(binary, agents, seconds, jobs):
             t0 = time.time()
             try:
                 r = post("/v1/agent/sync", {"nodeId": node, "incarnation": inc, "running": [], "finished": done,
-                                            "wait": 0, "telemetry": tel}, secret)
+                                            "wait": 0, "telemetry": tel}, credential)
                 with lock:
                     latencies.append(time.time() - t0)
                     finished[0] += len(done)
