@@ -67,6 +67,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // `mgpu relay`: a TCP bridge over SwiftNIO.
         .target(name: "MgpuRelay", dependencies: [
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -87,6 +88,7 @@ let package = Package(
         ], path: "Benchmarks/MgpuSchedulerBenchmark", swiftSettings: swiftSettings),
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MgpuWireTests", dependencies: ["MgpuWire"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuMasterTests", dependencies: [
             "MgpuMaster", "MgpuWire", "MgpuCore", .product(name: "PropertyBased", package: "swift-property-based"),
         ], swiftSettings: swiftSettings),

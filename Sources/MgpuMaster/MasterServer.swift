@@ -24,7 +24,11 @@ public struct MasterServer: Sendable {
         self.config = config
         self.logger = logger
         self.tls = try Self.tlsConfiguration(config)
-        self.serverBuilder = try tls.map { try HTTPServerBuilder.tls(.http1(), tlsConfiguration: $0) } ?? .http1()
+        // A connection that sends nothing while no request of it is being answered (idle between requests, or a
+        // request that stopped arriving half-way) is closed after the idle timeout; a long-poll being answered is not idle.
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.idleTimeout * 1000))))
+        self.serverBuilder = try tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
+        Self.raiseOpenFileLimit()
         self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
         self.credentials = try Credentials(stateDir: config.stateDir, queue: store.queue, ownerName: Self.unixUser())
         let metrics = MasterMetrics()
@@ -43,23 +47,32 @@ public struct MasterServer: Sendable {
         case let (cert?, key?):
             let chain: [NIOSSLCertificate]
             do { chain = try NIOSSLCertificate.fromPEMFile(cert) } catch {
-                throw StoreError(message: "cannot read the TLS certificate \(cert): \(error)")
+                throw TLSSetupError("cannot read the TLS certificate \(cert): \(error)")
             }
             let privateKey: NIOSSLPrivateKey
             do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
-                throw StoreError(message: "cannot read the TLS private key \(key): \(error)")
+                throw TLSSetupError("cannot read the TLS private key \(key): \(error)")
             }
             var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                                          privateKey: .privateKey(privateKey))
             configuration.minimumTLSVersion = .tlsv12
             // Fails now, not at the first connection, when the key does not match the certificate.
             do { _ = try NIOSSLContext(configuration: configuration) } catch {
-                throw StoreError(message: "cannot use \(cert) with \(key): \(error)")
+                throw TLSSetupError("cannot use \(cert) with \(key): \(error)")
             }
             return configuration
         default:
-            throw StoreError(message: "--tls-cert and --tls-key go together")
+            throw TLSSetupError("--tls-cert and --tls-key go together")
         }
+    }
+
+    /// Every connection is a descriptor: take the hard limit, so that --max-connections fits (the default soft limit is
+    /// often 1,024).
+    static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     /// The Unix user running the master: the first admin.
@@ -73,7 +86,9 @@ public struct MasterServer: Sendable {
         let app = Application(
             router: APIRouter.build(state: state, credentials: credentials, logger: logger),
             server: serverBuilder,
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "mgpu"),
+            // At most --max-connections at once: past it, new connections wait in the backlog until one closes.
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "mgpu", backlog: 1024,
+                                 availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections)),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "mgpu.http", factory: { label in
                 var handler = StreamLogHandler.standardError(label: label)
@@ -113,4 +128,10 @@ struct CloseStoreAtShutdown: Service {
             logger.error("could not close the store \(store.path): \(error)")
         }
     }
+}
+
+/// A TLS setting the master cannot serve with (an unreadable certificate, a key that does not match), in one line.
+public struct TLSSetupError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

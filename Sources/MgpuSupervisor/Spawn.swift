@@ -23,9 +23,11 @@ public enum Spawn {
 
     /// Spawns `argv[0]` (a path, or a name looked up in PATH) with `environment` (nil: this process's).
     /// With `newSession` the child calls setsid() and so leads its own session and process group.
+    /// `blocked` signals start blocked in the child (the supervisor: a SIGTERM that comes while it starts up waits for
+    /// it, instead of killing it before it can record anything).
     public static func start(_ argv: [String], environment: [String]? = nil,
                              stdin: Input = .devNull, stdout: Input = .inherit, stderr: Input = .inherit,
-                             newSession: Bool = true) throws(Failure) -> pid_t {
+                             newSession: Bool = true, blocked: [Int32] = []) throws(Failure) -> pid_t {
         guard let program = argv.first else { throw Failure(message: "no program to start") }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
@@ -34,9 +36,10 @@ public enum Spawn {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
 
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in blocked { sigaddset(&mask, signal) }
+        posix_spawnattr_setsigmask(&attr, &mask)
         var defaults = sigset_t()
         sigemptyset(&defaults)
         for s in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM] { sigaddset(&defaults, s) }

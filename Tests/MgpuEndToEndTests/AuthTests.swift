@@ -185,6 +185,20 @@ extension EndToEndTests {
             #expect(start.status != 0 && start.stderr.contains("holds no usable cluster secret"), "\(start.stderr)")
         }
 
+        @Test func otherUsersNamesAndCommandsCannotDriveYourTerminal() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            let evil = "\u{1B}]0;pwned\u{07}\u{1B}[2J\rfake\u{202E}"
+            _ = try await cluster.submit(["--gpus", "0", "--name", evil, "sleep 5; echo \(evil)"])
+            for command in [["queue"], ["nodes", "--verbose"], ["admin", "user", "list"]] {
+                let out = try await cluster.mgpu(command)
+                #expect(out.status == 0, "\(command): \(out.stderr)")
+                #expect(!out.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D || $0.value == 0x202E },
+                        "\(command) printed control characters: \(out.stdout.debugDescription)")
+            }
+            #expect(try await cluster.mgpu(["queue"]).stdout.contains("\\x1b]0;pwned"), "shown escaped")
+        }
+
         @Test func upNeedsNoSetupForItsOwnUser() async throws {
             let cluster = try TestCluster()
             defer { cluster.stop() }

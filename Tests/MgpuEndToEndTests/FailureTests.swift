@@ -83,6 +83,29 @@ extension EndToEndTests {
         #expect(pinned.status == 1 && pinned.stderr.contains("pinned GPUs cannot move"), "\(pinned.stderr)")
     }
 
+    /// A requeued two-node job placed again on a node that ran one of its parts starts there again (the agent tells
+    /// the attempts apart) and completes.
+    @Test func requeuedGangJobStartsAgainOnANodeThatRanItBefore() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1, "node002": 1, "node003": 1],
+                                                  master: ["--node-timeout", "1", "--node-lost-after", "3"])
+        defer { cluster.stop() }
+        // node003 is busy at first, so the job's first attempt runs on node001 and node002.
+        let holder = try await cluster.submit(["--nodelist", "node003", "sleep 3"])
+        try await cluster.waitForState(holder, [.running])
+        let id = try await cluster.submit(["--requeue", "--nodes", "2", "--gpus-per-node", "1",
+                                           #"echo "$MGPU_NODE_ID" >> ran.txt; [ "$(wc -l < ran.txt)" -gt 2 ] || sleep 60"#])
+        let first = try await cluster.waitForState(id, [.running])
+        #expect(first.placementText == "node001:gpu0, node002:gpu0", "\(first.placementText)")
+        try await waitUntil("both parts run", timeout: 10) { cluster.read("work/ran.txt")?.split(separator: "\n").count == 2 }
+        try await cluster.kill(agent: "node002")
+        let done = try await cluster.waitForState(id, [.completed, .nodeFail, .failed], timeout: 40)
+        #expect(done.state == .completed, "\(done.state) \(done.reason ?? "")")
+        #expect(done.requeues == 1)
+        #expect(done.placementText == "node001:gpu0, node003:gpu0", "\(done.placementText)")
+        let ran = (cluster.read("work/ran.txt") ?? "").split(separator: "\n").map(String.init)
+        #expect(ran.count == 4 && ran.filter { $0 == "node001" }.count == 2, "node001 ran both attempts: \(ran)")
+    }
+
     /// A hung agent (SIGSTOP): DOWN after the timeout; resumed before it is lost, its job goes on; resumed after,
     /// its job has ended NODE_FAIL and is stopped. Either way no GPU holds two jobs at once.
     @Test func hungAgentIsDownThenReconciledWithoutDoubleAllocation() async throws {

@@ -141,7 +141,7 @@ struct SimulatedAgent {
                                       running: running.map { PartRef(jobId: $0.key, rank: $0.value.rank, gpus: $0.value.gpus) },
                                       finished: finished, wait: 0)
             if let answer = await record.time("POST /v1/agent/sync", { try await client.sync(request) }) {
-                let acked = Set(answer.acknowledged)
+                let acked = Set(answer.acknowledged.map(\.jobId))
                 finished.removeAll { acked.contains($0.jobId) }
                 if answer.reregister {
                     _ = await record.time("POST /v1/agent/register", { try await client.register(registration) })

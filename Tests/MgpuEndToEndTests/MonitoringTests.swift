@@ -176,7 +176,8 @@ extension EndToEndTests {
         func topShowsTheClusterLiveAndQuitsOnQ() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 2])
             defer { cluster.stop() }
-            let id = try await cluster.submit(["--name", "watched", "sleep 60"])
+            // Its name tries to clear the screen: top shows the escape instead of obeying it.
+            let id = try await cluster.submit(["--name", "watched\u{1B}[2J", "sleep 60"])
             try await cluster.waitForState(id, [.running])
             let session = "mgpu-top-\(getpid())"
             let tmux = try #require(which("tmux"))
@@ -190,7 +191,7 @@ extension EndToEndTests {
             }
             #expect(screen.contains("mgpu top — 1/1 nodes up, 1/2 GPUs free, 1 running"))
             #expect(screen.contains("node001  UP (simulated)"))
-            #expect(screen.contains("gpu0 [") && screen.contains("watched"))
+            #expect(screen.contains("gpu0 [") && screen.contains("watched\\x1b[2J"), "\(screen)")
             _ = try Spawn.capture([tmux, "send-keys", "-t", session, "q"])
             try await waitUntil("top quits on q", timeout: 10) {
                 (try? Spawn.capture([tmux, "has-session", "-t", session]).status) != 0

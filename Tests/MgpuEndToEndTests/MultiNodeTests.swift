@@ -132,7 +132,8 @@ extension EndToEndTests {
         let cluster = try TestCluster()
         defer { cluster.stop() }
         try await cluster.startMaster()
-        let relay = try cluster.startCLI(["relay", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(cluster.port)", "--verbose"])
+        let relay = try cluster.startCLI(["relay", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(cluster.port)", "--verbose",
+                                          "--idle-timeout", "30"])
         var relayPort = 0
         try await waitUntil("the relay listens", timeout: 10) {
             let text = cluster.read(relay.out) ?? ""
@@ -148,6 +149,24 @@ extension EndToEndTests {
         #expect(cluster.agentLog("behindrelay")?.contains("registered with 127.0.0.1:\(relayPort)") == true)
         #expect(cluster.read(relay.out + ".err")?.contains("relay: connection from") == true,
                 "one log line per connection with --verbose")
+
+        // An idle connection through the relay is closed after --idle-timeout (both sides).
+        let quiet = try await cluster.mgpu([], viaShell: "exec \(mgpuBinary) relay --listen 127.0.0.1:0 --to 127.0.0.1:\(cluster.port) --idle-timeout 1 & echo $!")
+        let quietPid = try #require(Int32(quiet.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        cluster.extraPids.append(quietPid)
+        var quietPort = 0
+        try await waitUntil("the second relay listens", timeout: 10) {
+            let listening = processes(containing: "--idle-timeout 1").contains(quietPid)
+            quietPort = listening ? (listeningPorts(of: quietPid).first ?? 0) : 0
+            return quietPort > 0
+        }
+        let fd = try #require(connectLoopback(quietPort))
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        let start = Date()
+        #expect(read(fd, &byte, 1) == 0, "closed by the relay")
+        let waited = Date().timeIntervalSince(start)
+        #expect(waited > 0.5 && waited < 5, "after about 1 s (\(waited) s)")
     }
 
     @Test func agentInsideSlurmOffersItsGPUsAndDrainsOnSIGTERM() async throws {
@@ -175,4 +194,20 @@ extension EndToEndTests {
         #expect(try await cluster.client.queue().nodes.first?.state == .down, "the node left")
     }
 }
+}
+
+/// TCP ports a process listens on (from /proc/net/tcp, by the socket inodes in its descriptors).
+func listeningPorts(of pid: Int32) -> [Int] {
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+    let inodes = Set(fds.compactMap { fd -> String? in
+        guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+              link.hasPrefix("socket:[") else { return nil }
+        return String(link.dropFirst(8).dropLast())
+    })
+    let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+    return table.split(separator: "\n").dropFirst().compactMap { line -> Int? in
+        let f = line.split(separator: " ")
+        guard f.count > 9, f[3] == "0A", inodes.contains(String(f[9])) else { return nil }
+        return Int(f[1].split(separator: ":")[1], radix: 16)
+    }
 }

@@ -127,7 +127,7 @@ public actor JobRunner {
             if let account { args += ["--user", account.name] }
             // The supervisor reports everything through the job's files (an error, too, goes to `exit`).
             job.supervisorPid = try Spawn.start(args, environment: Self.supervisorEnvironment, stdout: .devNull, stderr: .devNull,
-                                                newSession: true)
+                                                newSession: true, blocked: [SIGTERM, SIGINT, SIGHUP])
             // The master has none of this part's output yet: no need to ask it where to resume.
             job.shipped = [.stdout: 0, .stderr: 0]
             watch(id, job.supervisorPid)
@@ -186,11 +186,11 @@ public actor JobRunner {
         jobs[id] = job
     }
 
-    /// The master committed these parts' ends: forget them.
-    public func forget(_ ids: [JobID]) {
-        for id in ids {
-            guard let job = jobs[id], readyToReport(id, job) else { continue }
-            forgetNow(id)
+    /// The master committed these parts' ends: forget them (that attempt of each job, not a later one).
+    public func forget(_ acks: [PartAck]) {
+        for ack in acks {
+            guard let job = jobs[ack.jobId], (job.work.attempt ?? 0) == (ack.attempt ?? 0), readyToReport(ack.jobId, job) else { continue }
+            forgetNow(ack.jobId)
         }
     }
 
@@ -254,9 +254,9 @@ public actor JobRunner {
         var finished: [FinishedPart] = []
         for (id, job) in jobs.sorted(by: { $0.key < $1.key }) {
             if let exit = job.exit, readyToReport(id, job) {
-                finished.append(FinishedPart(jobId: id, rank: job.work.rank, exit: exit))
+                finished.append(FinishedPart(jobId: id, rank: job.work.rank, exit: exit, attempt: job.work.attempt))
             } else {
-                running.append(PartRef(jobId: id, rank: job.work.rank, gpus: job.work.gpus))
+                running.append(PartRef(jobId: id, rank: job.work.rank, gpus: job.work.gpus, attempt: job.work.attempt))
             }
         }
         return (running, finished)

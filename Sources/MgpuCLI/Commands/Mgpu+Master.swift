@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MgpuMaster
+import MgpuWire
 import ServiceLifecycle
 
 struct MasterOptions: ParsableArguments {
@@ -26,11 +27,43 @@ struct MasterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "pem"))
     var tlsKey: String?
 
+    @Option(help: ArgumentHelp("Largest environment one job may carry, in bytes.", valueName: "bytes"))
+    var maxEnvironmentBytes = SubmitLimits().environmentBytes
+
+    @Option(help: ArgumentHelp("Longest command of one job, in bytes.", valueName: "bytes"))
+    var maxCommandBytes = SubmitLimits().commandBytes
+
+    @Option(help: ArgumentHelp("Most one submission may expand to (each job's environment, command, name and folder), in bytes.", valueName: "bytes"))
+    var maxRequestBytes = SubmitLimits().expandedBytes
+
+    @Option(help: ArgumentHelp("Most pending jobs one user may have; past it, submissions are refused.", valueName: "n"))
+    var maxPendingPerUser = 10_000
+
+    @Option(help: ArgumentHelp("Most input one interactive job may be sent, in bytes.", valueName: "bytes"))
+    var maxStdinBytes: Int64 = 64 << 20
+
+    @Option(help: ArgumentHelp("Seconds before a connection that sends nothing while no request of it is answered is closed.", valueName: "s"))
+    var idleTimeout: Double = 60
+
+    @Option(help: ArgumentHelp("Connections served at once; more wait until one closes.", valueName: "n"))
+    var maxConnections = 4096
+
+    @Option(help: ArgumentHelp("Seconds an ended job stays in memory (listings, the dashboard); after that it is in the store only.", valueName: "s"))
+    var keepEnded: Double = 3600
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535, got \(port)") }
         guard nodeTimeout > 0 else { throw ValidationError("--node-timeout must be positive") }
         guard nodeLostAfter >= nodeTimeout else { throw ValidationError("--node-lost-after must be at least --node-timeout") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        for (flag, value) in [("--max-environment-bytes", maxEnvironmentBytes), ("--max-command-bytes", maxCommandBytes),
+                              ("--max-request-bytes", maxRequestBytes), ("--max-pending-per-user", maxPendingPerUser),
+                              ("--max-connections", maxConnections)] where value < 1 {
+            throw ValidationError("\(flag) must be 1 or more, got \(value)")
+        }
+        guard maxStdinBytes >= 0 else { throw ValidationError("--max-stdin-bytes must be 0 or more") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        guard keepEnded >= 0 else { throw ValidationError("--keep-ended must be 0 or more") }
         for path in [tlsCert, tlsKey].compactMap({ $0 }) where access(path, R_OK) != 0 {
             throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))")
         }
@@ -41,6 +74,14 @@ struct MasterOptions: ParsableArguments {
                                   nodeTimeout: nodeTimeout, nodeLostAfter: nodeLostAfter)
         config.tlsCertificate = tlsCert
         config.tlsKey = tlsKey
+        config.submitLimits.environmentBytes = maxEnvironmentBytes
+        config.submitLimits.commandBytes = maxCommandBytes
+        config.submitLimits.expandedBytes = maxRequestBytes
+        config.maxPendingPerUser = maxPendingPerUser
+        config.maxStdinBytes = maxStdinBytes
+        config.idleTimeout = idleTimeout
+        config.maxConnections = maxConnections
+        config.keepEndedSeconds = keepEnded
         return config
     }
 

@@ -18,6 +18,12 @@ extension Mgpu {
         @Option(help: ArgumentHelp("Where to forward them, HOST:PORT (usually the master).", valueName: "host:port"))
         var to: String
 
+        @Option(help: ArgumentHelp("Seconds with no bytes either way before a connection is closed (longer than the master's long-polls).", valueName: "s"))
+        var idleTimeout: Double = 300
+
+        @Option(help: ArgumentHelp("Connections relayed at once; more wait until one closes.", valueName: "n"))
+        var maxConnections = 4096
+
         @OptionGroup var verbose: VerboseOption
 
         static func split(_ text: String, _ option: String) throws -> (String, Int) {
@@ -32,6 +38,8 @@ extension Mgpu {
             _ = try Self.split(listen, "--listen")
             let (_, port) = try Self.split(to, "--to")
             if port == 0 { throw ValidationError("--to needs a real port") }
+            if idleTimeout <= 0 { throw ValidationError("--idle-timeout must be positive") }
+            if maxConnections < 1 { throw ValidationError("--max-connections must be 1 or more") }
         }
 
         func run() async throws {
@@ -39,9 +47,11 @@ extension Mgpu {
             let logger = Logger(label: "mgpu.relay")
             let (lh, lp) = try Self.split(listen, "--listen")
             let (th, tp) = try Self.split(to, "--to")
-            let relay = MgpuRelay.Relay(listenHost: lh, listenPort: lp, targetHost: th, targetPort: tp, logger: logger) { port in
+            var relay = MgpuRelay.Relay(listenHost: lh, listenPort: lp, targetHost: th, targetPort: tp, logger: logger) { port in
                 say("mgpu relay listening on \(lh):\(port), forwarding to \(th):\(tp)")
             }
+            relay.idleTimeout = idleTimeout
+            relay.maxConnections = maxConnections
             try await runServices([relay], logger: logger)
         }
     }

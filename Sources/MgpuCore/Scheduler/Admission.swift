@@ -1,13 +1,8 @@
 /// Submit-time checks: a request that can never run is refused at once with a message the user can act on.
 public enum Admission {
-    public static let maxCommandBytes = 256 * 1024
-
     public static func check(command: String, request: ResourceRequest, nodes: [NodeCapacity]) -> RequestError? {
         if command.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\n" }) {
             return RequestError("the command is empty")
-        }
-        if command.utf8.count > maxCommandBytes {
-            return RequestError("the command is longer than \(maxCommandBytes) bytes")
         }
         if request.gpusPerNode < 0 { return RequestError("--gpus must be 0 or more, got \(request.gpusPerNode)") }
         if request.nodes < 1 { return RequestError("--nodes must be 1 or more, got \(request.nodes)") }

@@ -67,12 +67,7 @@ enum APIRouter {
                 body.jobs[i].user = context.user?.name ?? "?"
                 body.jobs[i].removeSecrets(token.map { [$0] } ?? [])
             }
-            let specs: [JobSpec]
-            do { specs = try body.expanded() } catch { throw HTTPError(.badRequest, message: "\(error)") }
-            guard specs.count <= SubmitRequest.maxJobs else {
-                throw HTTPError(.badRequest, message: "at most \(SubmitRequest.maxJobs) jobs in one request")
-            }
-            let ids = try await state.submit(specs)
+            let ids = try await state.submit(body)
             return try json(SubmitResponse(ids: ids), status: .created)
         }
         router.get("/v1/jobs/{id}") { _, context in

@@ -1,4 +1,5 @@
 import Foundation
+public import MgpuWire
 
 public struct MasterConfig: Sendable {
     public var host: String
@@ -11,6 +12,18 @@ public struct MasterConfig: Sendable {
     /// PEM certificate chain and private key: HTTPS for the API, the dashboard and agents.
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// What one submission may hold (`--max-environment-bytes`, `--max-command-bytes`, `--max-request-bytes`).
+    public var submitLimits = SubmitLimits()
+    /// Pending jobs one user may have (`--max-pending-per-user`): past it, submissions are refused.
+    public var maxPendingPerUser = 10_000
+    /// Bytes of stdin one interactive job may be sent (`--max-stdin-bytes`).
+    public var maxStdinBytes: Int64 = 64 << 20
+    /// A connection that sends nothing for this long while no request is being answered is closed (`--idle-timeout`).
+    public var idleTimeout: Double = 60
+    /// Connections served at once (`--max-connections`); more wait to be accepted.
+    public var maxConnections = 4096
+    /// Ended jobs stay in memory this long (`--keep-ended`), then only in the store.
+    public var keepEndedSeconds: Double = 3600
 
     public init(host: String = "127.0.0.1", port: Int = 8080, stateDir: String, nodeTimeout: Double = 30, nodeLostAfter: Double = 600) {
         self.host = host

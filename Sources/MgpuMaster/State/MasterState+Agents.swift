@@ -54,11 +54,11 @@ extension MasterState {
         var changed: [JobID: Job] = [:]
         func job(_ id: JobID) -> Job? { changed[id] ?? jobs[id] }
 
-        // Parts that ended: record their exit.
-        var acknowledged: [JobID] = []
+        // Parts that ended: record their exit (unless it is an earlier attempt of a requeued job: then only acknowledge).
+        var acknowledged: [PartAck] = []
         for finished in request.finished {
-            acknowledged.append(finished.jobId)
-            guard var j = job(finished.jobId), j.state == .running,
+            acknowledged.append(finished.ack)
+            guard var j = job(finished.jobId), j.state == .running, (finished.attempt ?? 0) == (j.requeues ?? 0),
                   let i = j.parts.firstIndex(where: { $0.rank == finished.rank && $0.nodeId == node.id }),
                   j.parts[i].exit == nil else { continue }
             j.partEnded(i, finished.exit)
@@ -73,8 +73,8 @@ extension MasterState {
         var orphanSlots = 0
         let reported = Set(request.running.map(\.jobId))
         let stale = Set(acknowledgedRecently[node.id] ?? [])
-        for part in request.running where !stale.contains(part.jobId) {
-            if var j = job(part.jobId), j.state == .running,
+        for part in request.running where !stale.contains(PartAck(jobId: part.jobId, attempt: part.attempt)) {
+            if var j = job(part.jobId), j.state == .running, (part.attempt ?? 0) == (j.requeues ?? 0),
                let i = j.parts.firstIndex(where: { $0.rank == part.rank && $0.nodeId == node.id }), j.parts[i].exit == nil {
                 if j.parts[i].deliveredTo != request.incarnation {
                     j.parts[i].deliveredTo = request.incarnation
@@ -289,5 +289,6 @@ extension MasterState {
         }
         // Every tick, whether or not anything was marked as changed: a safety net for what time alone changes.
         schedule(force: true)
+        pruneEnded(now: now)
     }
 }

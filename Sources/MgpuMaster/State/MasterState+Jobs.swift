@@ -3,22 +3,74 @@ import MgpuCore
 import MgpuWire
 
 extension MasterState {
-    /// Accepts jobs: all of them, in one transaction, or none (with the reason).
-    public func submit(_ specs: [JobSpec]) throws -> [JobID] {
-        guard !specs.isEmpty else { throw RequestError("no job to submit") }
-        let now = clock()
-        let caps = capacities(now: now)
-        var created: [Job] = []
-        var taken = Set<JobID>()
+    /// Jobs checked and given ids, not committed yet (`submit`).
+    public struct PreparedSubmission: Sendable {
+        let jobs: [Job]
+        let user: String
+    }
+
+    /// Accepts a submission: all its jobs, in one transaction, or none (with the reason). The request is checked once
+    /// against the limits and the cluster before it is expanded; the jobs are encoded and committed outside the actor,
+    /// so a large submission does not hold up heartbeats; they are applied (queued) only once committed.
+    public nonisolated func submit(_ request: SubmitRequest) async throws -> [JobID] {
+        let count = try request.check(config.submitLimits)
+        let prepared = try await prepare(request, count: count)
+        do {
+            try store.commit(StoreChange(jobs: prepared.jobs))
+        } catch {
+            await finish(prepared, committed: false)
+            throw error
+        }
+        await finish(prepared, committed: true)
+        return prepared.jobs.map(\.id)
+    }
+
+    /// `submit` for jobs given one by one.
+    public nonisolated func submit(_ specs: [JobSpec]) async throws -> [JobID] {
+        try await submit(SubmitRequest(jobs: specs))
+    }
+
+    /// Checks a submission and gives its jobs ids and places in submission order, reserved until `finish`.
+    func prepare(_ request: SubmitRequest, count: Int) throws -> PreparedSubmission {
+        let user = request.jobs[0].user
+        let pendingNow = pendingByUser[user, default: 0]
+        if pendingNow + count > config.maxPendingPerUser {
+            throw RequestError("\(user) has \(pendingNow) pending jobs; the master holds at most \(config.maxPendingPerUser) per user (--max-pending-per-user): wait for some to start, or cancel some")
+        }
+        let specs: [JobSpec]
+        do { specs = try request.expanded() } catch { throw RequestError(error.description) }
+        // The cluster checks, once per distinct request (a template's jobs share one).
+        let caps = capacities(now: clock())
+        var refusals: [ResourceRequest: RequestError?] = [:]
         for (i, spec) in specs.enumerated() {
-            if let refusal = Admission.check(command: spec.command, request: spec.request, nodes: caps) ?? spec.validationError() {
-                throw specs.count == 1 ? refusal : RequestError("job \(i + 1): \(refusal.message)")
-            }
+            let refusal = refusals[spec.request] ?? Admission.check(command: "-", request: spec.request, nodes: caps)
+            refusals[spec.request] = refusal
+            if let refusal { throw specs.count == 1 ? refusal : RequestError("job \(i + 1): \(refusal.message)") }
+        }
+        let now = clock()
+        var ids: [JobID] = []
+        ids.reserveCapacity(specs.count)
+        var taken = Set<JobID>()
+        for _ in specs {
             var id = JobID.random(using: &rng)
-            while jobs[id] != nil || taken.contains(id) { id = JobID.random(using: &rng) }
+            while jobs[id] != nil || reservedIDs.contains(id) || taken.contains(id) { id = JobID.random(using: &rng) }
             taken.insert(id)
+            ids.append(id)
+        }
+        // Ended jobs leave memory after a while but stay in the store: never reuse one's id.
+        for clash in try store.existingJobIDs(ids) {
+            var id = JobID.random(using: &rng)
+            while try jobs[id] != nil || reservedIDs.contains(id) || taken.contains(id) || store.existingJobIDs([id]).contains(id) {
+                id = JobID.random(using: &rng)
+            }
+            taken.insert(id)
+            ids[ids.firstIndex(of: clash)!] = id
+        }
+        var created: [Job] = []
+        created.reserveCapacity(specs.count)
+        for (i, spec) in specs.enumerated() {
             let name = spec.name.flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultName(spec.command)
-            var job = Job(id: id, seq: nextSeq + Int64(i), name: name, user: spec.user, command: spec.command,
+            var job = Job(id: ids[i], seq: nextSeq + Int64(i), name: name, user: spec.user, command: spec.command,
                           workdir: spec.workdir, environment: spec.environment, request: spec.request,
                           killGraceSeconds: spec.killGraceSeconds ?? 10, submitTime: now)
             job.timeLimit = spec.timeLimit
@@ -27,17 +79,26 @@ extension MasterState {
             job.requeue = spec.requeue == true ? true : nil
             created.append(job)
         }
-        try commit(jobs: created)
         nextSeq += Int64(created.count)
-        if let job = created.first, created.count == 1 {
-            logger.info("job submitted", metadata: ["job": "\(job.id)", "user": "\(job.user)", "gpus": "\(job.request.totalGPUs)"])
+        reservedIDs.formUnion(ids)
+        pendingByUser[user, default: 0] += created.count
+        return PreparedSubmission(jobs: created, user: user)
+    }
+
+    /// Ends a prepared submission: its reservations go, and once committed its jobs are queued.
+    func finish(_ prepared: PreparedSubmission, committed: Bool) {
+        reservedIDs.subtract(prepared.jobs.map(\.id))
+        pendingByUser[prepared.user, default: 0] -= prepared.jobs.count
+        guard committed, let first = prepared.jobs.first else { return }
+        apply(prepared.jobs)
+        if prepared.jobs.count == 1 {
+            logger.info("job submitted", metadata: ["job": "\(first.id)", "user": "\(first.user)", "gpus": "\(first.request.totalGPUs)"])
         } else {
             // One submission, one line: every id is in it, so grepping a job id still finds it.
-            logger.info("jobs submitted", metadata: ["count": "\(created.count)", "user": "\(created[0].user)",
-                                                     "jobs": "\(created.map(\.id.rawValue).joined(separator: ","))"])
+            logger.info("jobs submitted", metadata: ["count": "\(prepared.jobs.count)", "user": "\(first.user)",
+                                                     "jobs": "\(prepared.jobs.map(\.id.rawValue).joined(separator: ","))"])
         }
         schedule()
-        return created.map(\.id)
     }
 
     static func defaultName(_ command: String) -> String {
@@ -47,7 +108,7 @@ extension MasterState {
 
     /// Only a job's owner or an admin may cancel it, read its output or write its stdin.
     public func checkOwner(_ id: JobID, _ user: Credentials.User?) throws {
-        guard let job = jobs[id] else { return }
+        guard let job = lookup(id) else { return }
         guard let user, user.admin || user.name == job.user else {
             throw OwnershipError(message: "job \(id) belongs to \(job.user): only its owner or an admin can do that")
         }
@@ -58,7 +119,7 @@ extension MasterState {
         var results: [CancelResponse.Result] = []
         var changed: [Job] = []
         for text in ids {
-            guard let id = JobID(text), var job = jobs[id] else {
+            guard let id = JobID(text), var job = lookup(id) else {
                 results.append(.init(id: text, outcome: .unknown, state: nil))
                 continue
             }
@@ -91,7 +152,7 @@ extension MasterState {
     }
 
     public func jobInfo(_ id: JobID) -> JobInfo? {
-        guard let job = jobs[id] else { return nil }
+        guard let job = lookup(id) else { return nil }
         return info(job, now: clock())
     }
 
@@ -202,8 +263,12 @@ extension MasterState {
 
     /// Appends what the client typed (at `offset`); `eof` closes the job's stdin.
     public func appendStdin(job id: JobID, offset: Int64, bytes: [UInt8], eof: Bool) throws -> Int64? {
-        guard let job = jobs[id] else { return nil }
+        guard let job = lookup(id) else { return nil }
+        guard !job.state.isTerminal else { throw RequestError("job \(id) has ended: it takes no more input") }
         guard job.interactive == true else { throw RequestError("job \(id) is not interactive: it has no stdin") }
+        if offset + Int64(bytes.count) > config.maxStdinBytes {
+            throw RequestError("job \(id) was sent more than \(config.maxStdinBytes) bytes of input, the master's limit (--max-stdin-bytes)")
+        }
         let size = try output.append(id, 0, OutputStore.stdinFile, offset: offset, bytes: bytes)
         if eof && size >= offset + Int64(bytes.count) && !output.stdinClosed(id) { try output.closeStdin(id) }
         waiters.wakeAll("stdin:\(id)")
@@ -229,7 +294,7 @@ extension MasterState {
 
     /// Where the last `lines` lines of a stream start.
     public func tailOffset(job id: JobID, rank: Int, stream: StreamName, lines: Int) -> Int64? {
-        guard jobs[id] != nil else { return nil }
+        guard lookup(id) != nil else { return nil }
         return output.tailOffset(id, rank, stream.rawValue, lines: lines)
     }
 
@@ -240,7 +305,7 @@ extension MasterState {
         -> (bytes: [UInt8], size: Int64, complete: Bool)? {
         var waited = false
         while true {
-            guard let job = jobs[id] else { return nil }
+            guard let job = jobs[id] ?? lookup(id) else { return nil }
             let size = output.size(id, rank, stream.rawValue)
             if offset < size {
                 let bytes = output.read(id, rank, stream.rawValue, offset: offset, max: 4 << 20)

@@ -21,13 +21,18 @@ public actor MasterState {
     /// Something the scheduler reads changed since its last pass (a job queued or ended, a node came or went).
     var scheduleNeeded = true
     var running: Set<JobID> = []
+    /// Pending jobs per user (for `--max-pending-per-user`), submissions being committed included.
+    var pendingByUser: [String: Int] = [:]
+    /// Ids given to submissions being committed.
+    var reservedIDs: Set<JobID> = []
     var nodes: [String: Node] = [:]
     /// Nodes currently marked DOWN (for logging the change once).
     var downNodes: Set<String> = []
     var nextSeq: Int64 = 1
+    var lastPrune = 0.0
     /// Ended parts each node was told it may forget, newest last (bounded). A report built before that
     /// acknowledgement can arrive after it; such a stale "running" is not an orphan.
-    var acknowledgedRecently: [String: [JobID]] = [:]
+    var acknowledgedRecently: [String: [PartAck]] = [:]
     /// The free TCP port each node reported last (for distributed jobs' MASTER_PORT).
     var freePorts: [String: Int] = [:]
     /// The latest telemetry of each node, and the last hour of it.
@@ -48,11 +53,15 @@ public actor MasterState {
         self.logger = logger
         self.clock = clock
         self.output = try OutputStore(root: config.stateDir + "/output")
-        let loaded = try store.load()
         let now = clock()
+        let loaded = try store.load(endedSince: now - config.keepEndedSeconds)
+        nextSeq = loaded.maxSeq + 1
         for job in loaded.jobs {
             jobs[job.id] = job
-            if job.state == .pending { pending.insert(job) }
+            if job.state == .pending {
+                pending.insert(job)
+                pendingByUser[job.user, default: 0] += 1
+            }
             if job.state == .running { running.insert(job.id) }
             nextSeq = max(nextSeq, job.seq + 1)
         }
@@ -61,6 +70,22 @@ public actor MasterState {
             node.lastSeen = now
             nodes[node.id] = node
         }
+    }
+
+    /// A job, from memory or, once it has left memory, from the store.
+    func lookup(_ id: JobID) -> Job? {
+        jobs[id] ?? (try? store.job(id)) ?? nil
+    }
+
+    /// Ended jobs leave memory after `--keep-ended` (they stay in the store): listings and the dashboard never scan
+    /// all of history. Run from the liveness loop, at most every `every` seconds.
+    func pruneEnded(now: Double, every: Double = 30) {
+        guard now - lastPrune >= every else { return }
+        lastPrune = now
+        let cutoff = now - config.keepEndedSeconds
+        let old = jobs.values.filter { $0.state.isTerminal && ($0.endTime ?? now) < cutoff }.map(\.id)
+        for id in old { jobs[id] = nil }
+        if !old.isEmpty { logger.debug("ended jobs left memory", metadata: ["count": "\(old.count)"]) }
     }
 
     public var summary: (jobs: Int, pending: Int, running: Int, nodes: Int) {
@@ -87,19 +112,30 @@ public actor MasterState {
     /// Commits jobs and nodes, then applies them in memory.
     func commit(jobs changed: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = []) throws {
         try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed))
-        var leftQueue = Set<JobID>()
-        for job in changed { apply(job, leftQueue: &leftQueue) }
-        pending.remove(leftQueue)
+        apply(changed)
         for node in changedNodes { nodes[node.id] = node }
         for id in removed { nodes[id] = nil }
         if !changedNodes.isEmpty || !removed.isEmpty { scheduleNeeded = true }
     }
 
+    /// Applies committed jobs in memory.
+    func apply(_ changed: [Job]) {
+        var leftQueue = Set<JobID>()
+        for job in changed { apply(job, leftQueue: &leftQueue) }
+        pending.remove(leftQueue)
+    }
+
     private func apply(_ job: Job, leftQueue: inout Set<JobID>) {
         let old = jobs.updateValue(job, forKey: job.id)
-        if old?.state == .pending && job.state != .pending { leftQueue.insert(job.id) }
+        if old?.state == .pending && job.state != .pending {
+            leftQueue.insert(job.id)
+            pendingByUser[job.user, default: 0] -= 1
+        }
         // New, or requeued after its node was lost: into the queue at its place in submission order.
-        if old?.state != .pending && job.state == .pending { pending.insert(job) }
+        if old?.state != .pending && job.state == .pending {
+            pending.insert(job)
+            pendingByUser[job.user, default: 0] += 1
+        }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state { scheduleNeeded = true }
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {

@@ -34,20 +34,42 @@ public final class SQLiteStore: StateStore {
                 CREATE TABLE node (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL);
                 """)
         }
+        // The end time as a column, so that the master loads only recent history (older jobs stay in the store).
+        m.registerMigration("v2: ended") { db in
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN ended REAL;
+                UPDATE job SET ended = json_extract(CAST(data AS TEXT), '$.endTime');
+                CREATE INDEX job_ended ON job(ended);
+                """)
+        }
         return m
     }
 
-    public func load() throws -> StoredState {
+    public func load(endedSince: Double) throws -> StoredState {
         let decoder = JSONDecoder()
         do {
             return try queue.read { db in
-                let jobs = try Row.fetchAll(db, sql: "SELECT data FROM job ORDER BY seq").map {
+                let jobs = try Row.fetchAll(db, sql: "SELECT data FROM job WHERE ended IS NULL OR ended >= ? ORDER BY seq",
+                                            arguments: [endedSince]).map {
                     try decoder.decode(Job.self, from: $0["data"] as Data)
                 }
                 let nodes = try Row.fetchAll(db, sql: "SELECT data FROM node ORDER BY id").map {
                     try decoder.decode(Node.self, from: $0["data"] as Data)
                 }
-                return StoredState(jobs: jobs, nodes: nodes)
+                let maxSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM job") ?? 0
+                return StoredState(jobs: jobs, nodes: nodes, maxSeq: maxSeq)
+            }
+        } catch {
+            throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    public func job(_ id: JobID) throws -> Job? {
+        do {
+            return try queue.read { db in
+                try Row.fetchOne(db, sql: "SELECT data FROM job WHERE id = ?", arguments: [id.rawValue]).map {
+                    try JSONDecoder().decode(Job.self, from: $0["data"] as Data)
+                }
             }
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
@@ -58,17 +80,30 @@ public final class SQLiteStore: StateStore {
         guard !change.isEmpty else { return }
         let encoder = JSONEncoder()
         do {
-            let jobRows = try change.jobs.map { ($0.id.rawValue, $0.seq, $0.state.rawValue, try encoder.encode($0)) }
+            let jobRows = try change.jobs.map { ($0.id.rawValue, $0.seq, $0.state.rawValue, try encoder.encode($0), $0.endTime) }
             let nodeRows = try change.nodes.map { ($0.id, try encoder.encode($0)) }
             try queue.write { db in
-                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data) VALUES (?, ?, ?, ?)")
-                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3]) }
+                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended) VALUES (?, ?, ?, ?, ?)")
+                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3, row.4]) }
                 let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
                 for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
                 for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
             }
         } catch {
             throw StoreError(message: "could not save to \(path): \(Self.describe(error))")
+        }
+    }
+
+    public func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID> {
+        do {
+            return try queue.read { db in
+                var found = Set<JobID>()
+                let statement = try db.cachedStatement(sql: "SELECT 1 FROM job WHERE id = ?")
+                for id in ids where try Int.fetchOne(statement, arguments: [id.rawValue]) != nil { found.insert(id) }
+                return found
+            }
+        } catch {
+            throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
         }
     }
 

@@ -2,8 +2,11 @@ import MgpuCore
 
 /// Everything the master persists, as loaded at start-up.
 public struct StoredState: Sendable {
+    /// Jobs pending or running, and those that ended since the time `load` was given.
     public var jobs: [Job]
     public var nodes: [Node]
+    /// The highest submission number ever given (ended jobs included).
+    public var maxSeq: Int64 = 0
 }
 
 /// One atomic change: every job and node in it is written in one transaction, or none is.
@@ -23,8 +26,13 @@ public struct StoreChange: Sendable {
 /// The master's durable store. SQLite (`SQLiteStore`) by default; a PostgreSQL implementation
 /// only needs these three calls. `commit` returns only once the change is durable.
 public protocol StateStore: Sendable {
-    func load() throws -> StoredState
+    /// What the master holds in memory: every job not ended, those that ended at or after `endedSince`, every node.
+    func load(endedSince: Double) throws -> StoredState
+    /// One job, wherever it is (ended jobs leave memory, never the store).
+    func job(_ id: JobID) throws -> Job?
     func commit(_ change: StoreChange) throws
+    /// Which of `ids` the store holds (ended jobs leave memory, never the store).
+    func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID>
     func close() throws
 }
 

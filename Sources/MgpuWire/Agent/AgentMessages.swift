@@ -38,10 +38,13 @@ public struct PartRef: Codable, Sendable, Hashable {
     public var jobId: JobID
     public var rank: Int
     public var gpus: [Int]
-    public init(jobId: JobID, rank: Int, gpus: [Int]) {
+    /// The job's attempt (`WorkItem.attempt`); nil: 0.
+    public var attempt: Int?
+    public init(jobId: JobID, rank: Int, gpus: [Int], attempt: Int? = nil) {
         self.jobId = jobId
         self.rank = rank
         self.gpus = gpus
+        self.attempt = attempt
     }
 }
 
@@ -49,10 +52,25 @@ public struct FinishedPart: Codable, Sendable, Hashable {
     public var jobId: JobID
     public var rank: Int
     public var exit: ExitStatus
-    public init(jobId: JobID, rank: Int, exit: ExitStatus) {
+    /// The job's attempt this part belonged to: a report of an earlier attempt of a requeued job changes nothing.
+    public var attempt: Int?
+    public init(jobId: JobID, rank: Int, exit: ExitStatus, attempt: Int? = nil) {
         self.jobId = jobId
         self.rank = rank
         self.exit = exit
+        self.attempt = attempt
+    }
+
+    public var ack: PartAck { PartAck(jobId: jobId, attempt: attempt) }
+}
+
+/// A finished part the master has committed: the agent may forget that attempt of the job.
+public struct PartAck: Codable, Sendable, Hashable {
+    public var jobId: JobID
+    public var attempt: Int?
+    public init(jobId: JobID, attempt: Int?) {
+        self.jobId = jobId
+        self.attempt = attempt == 0 ? nil : attempt
     }
 }
 
@@ -137,11 +155,11 @@ public struct SyncResponse: Codable, Sendable {
     public var start: [WorkItem]
     public var cancel: [CancelItem]
     /// Finished parts the master has committed; the agent may forget them.
-    public var acknowledged: [JobID]
+    public var acknowledged: [PartAck]
     /// The master does not know this node (e.g. its store was replaced): register again.
     public var reregister: Bool
 
-    public init(start: [WorkItem] = [], cancel: [CancelItem] = [], acknowledged: [JobID] = [], reregister: Bool = false) {
+    public init(start: [WorkItem] = [], cancel: [CancelItem] = [], acknowledged: [PartAck] = [], reregister: Bool = false) {
         self.start = start
         self.cancel = cancel
         self.acknowledged = acknowledged

@@ -45,16 +45,12 @@ public struct SubmitRequest: Codable, Sendable {
         self.commands = commands
     }
 
-    /// At most this many jobs in one request.
-    public static let maxJobs = 100_000
-
     /// The jobs it asks for, or why it is malformed.
     public func expanded() throws(RequestShapeError) -> [JobSpec] {
         guard let commands else { return jobs }
         guard jobs.count == 1, let template = jobs.first else {
             throw RequestShapeError("with \"commands\", \"jobs\" must hold exactly one job: the template")
         }
-        guard commands.count <= Self.maxJobs else { throw RequestShapeError("at most \(Self.maxJobs) jobs in one request") }
         return commands.map { command in
             var spec = template
             spec.command = command

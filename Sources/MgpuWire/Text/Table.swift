@@ -1,4 +1,5 @@
-/// A plain text table with left-aligned columns.
+/// A plain text table with left-aligned columns. Cells are printed through `Terminal.safe`: a job name or a GPU name
+/// cannot move the reader's cursor or change its terminal.
 public struct Table: Sendable {
     public var header: [String]
     public var rows: [[String]] = []
@@ -9,6 +10,7 @@ public struct Table: Sendable {
     }
 
     public func render() -> String {
+        let rows = self.rows.map { $0.map(Terminal.safe) }
         var widths = header.map(\.count)
         for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
         var out = ""
