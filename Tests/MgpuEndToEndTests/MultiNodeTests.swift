@@ -151,13 +151,12 @@ extension EndToEndTests {
                 "one log line per connection with --verbose")
 
         // An idle connection through the relay is closed after --idle-timeout (both sides).
-        let quiet = try await cluster.mgpu([], viaShell: "exec \(mgpuBinary) relay --listen 127.0.0.1:0 --to 127.0.0.1:\(cluster.port) --idle-timeout 1 & echo $!")
-        let quietPid = try #require(Int32(quiet.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-        cluster.extraPids.append(quietPid)
+        let quiet = try cluster.startCLI(["relay", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(cluster.port)", "--idle-timeout", "1"])
         var quietPort = 0
         try await waitUntil("the second relay listens", timeout: 10) {
-            let listening = processes(containing: "--idle-timeout 1").contains(quietPid)
-            quietPort = listening ? (listeningPorts(of: quietPid).first ?? 0) : 0
+            let text = cluster.read(quiet.out) ?? ""
+            guard let r = text.range(of: "listening on 127.0.0.1:") else { return false }
+            quietPort = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
             return quietPort > 0
         }
         let fd = try #require(connectLoopback(quietPort))
@@ -194,20 +193,4 @@ extension EndToEndTests {
         #expect(try await cluster.client.queue().nodes.first?.state == .down, "the node left")
     }
 }
-}
-
-/// TCP ports a process listens on (from /proc/net/tcp, by the socket inodes in its descriptors).
-func listeningPorts(of pid: Int32) -> [Int] {
-    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-    let inodes = Set(fds.compactMap { fd -> String? in
-        guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-              link.hasPrefix("socket:[") else { return nil }
-        return String(link.dropFirst(8).dropLast())
-    })
-    let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
-    return table.split(separator: "\n").dropFirst().compactMap { line -> Int? in
-        let f = line.split(separator: " ")
-        guard f.count > 9, f[3] == "0A", inodes.contains(String(f[9])) else { return nil }
-        return Int(f[1].split(separator: ":")[1], radix: 16)
-    }
 }

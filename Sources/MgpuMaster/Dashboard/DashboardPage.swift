@@ -65,9 +65,11 @@ a { color:var(--acc); text-decoration:none; }
 <script>
 "use strict";
 let snap = null, received = 0;
-// The token comes in the page's address (?token=...) the first time and is kept for the tab.
+// The token comes in the page's address (?token=...) the first time, is kept for the tab, and leaves the address bar
+// (and so the browser's history) at once. Only the event stream, which a browser opens without headers, carries it.
 const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("mgpu-token") || "";
 if (token) sessionStorage.setItem("mgpu-token", token);
+{ const u = new URL(location.href); if (u.searchParams.has("token")) { u.searchParams.delete("token"); history.replaceState(null, "", u.pathname + u.search); } }
 const auth = (sep) => token ? `${sep}token=${encodeURIComponent(token)}` : "";
 const $ = id => document.getElementById(id);
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;","'":"&#39;"}[c]));
@@ -165,26 +167,28 @@ pre{margin:0;padding:10px 14px;white-space:pre-wrap;word-break:break-all}.err{co
 "use strict";
 const id = "JOBID", out = document.getElementById("out"), offsets = {}, decoders = {};
 const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("mgpu-token") || "";
-const auth = token ? `&token=${encodeURIComponent(token)}` : "";
+if (token) sessionStorage.setItem("mgpu-token", token);
+{ const u = new URL(location.href); if (u.searchParams.has("token")) { u.searchParams.delete("token"); history.replaceState(null, "", u.pathname + u.search); } }
+const headers = token ? { headers: { Authorization: "Bearer " + token } } : {};
 const once = new URLSearchParams(location.search).get("once") === "1";  // show what is there, do not follow
 function add(text, cls, prefix) { const s = document.createElement("span"); if (cls) s.className = cls;
   s.textContent = prefix ? text.replace(/^(?=.)/gm, prefix) : text; out.appendChild(s); window.scrollTo(0, document.body.scrollHeight); }
 async function run() {
   for (;;) {
-    const response = await fetch(`/v1/jobs/${id}?x=1${auth}`);
+    const response = await fetch(`/v1/jobs/${id}`, headers);
     if (!response.ok) { add((await response.json()).error.message + "\n", "err"); return; }
     const job = await response.json();
     document.getElementById("state").textContent = job.state + (job.note ? ` · ${job.note}` : "") + (job.reason ? ` · ${job.reason}` : "");
     const ranks = Math.max(1, job.parts.length); let got = false, complete = 0;
     for (let r = 0; r < ranks; r++) for (const s of ["stdout", "stderr"]) {
-      const k = r + s, res = await fetch(`/v1/jobs/${id}/output?rank=${r}&stream=${s}&offset=${offsets[k] || 0}&wait=0${auth}`);
+      const k = r + s, res = await fetch(`/v1/jobs/${id}/output?rank=${r}&stream=${s}&offset=${offsets[k] || 0}&wait=0`, headers);
       const bytes = new Uint8Array(await res.arrayBuffer()); offsets[k] = (offsets[k] || 0) + bytes.length;
       const text = (decoders[k] = decoders[k] || new TextDecoder()).decode(bytes, {stream: true});
       if (text) { add(text, s === "stderr" ? "err" : "", ranks > 1 ? r + ": " : ""); got = true; }
       if (res.headers.get("mgpu-complete") === "1") complete++;
     }
     if (complete === ranks * 2 || once) return;
-    if (!got) await fetch(`/v1/jobs/${id}/output?rank=0&stream=stdout&offset=${offsets["0stdout"] || 0}&wait=20${auth}`);
+    if (!got) await fetch(`/v1/jobs/${id}/output?rank=0&stream=stdout&offset=${offsets["0stdout"] || 0}&wait=20`, headers);
   }
 }
 run().catch(e => add("\n[" + e + "]\n", "err"));
