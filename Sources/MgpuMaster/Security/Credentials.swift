@@ -20,7 +20,7 @@ import Synchronization
 /// for the store; the copy changes only together with the database.
 public final class Credentials: Sendable {
     public let clusterSecret: String
-    let queue: DatabaseQueue
+    let queue: DatabasePool
     let tokensDir: String
     /// Token -> who, for users and nodes; the database holds the same.
     let cache: Mutex<Cache>
@@ -43,7 +43,7 @@ public final class Credentials: Sendable {
         case node(String)
     }
 
-    init(stateDir: String, queue: DatabaseQueue, ownerName: String) throws(CredentialError) {
+    init(stateDir: String, queue: DatabasePool, ownerName: String) throws(CredentialError) {
         self.queue = queue
         self.tokensDir = stateDir + "/tokens"
         let secretPath = stateDir + "/cluster.secret"

@@ -2,11 +2,12 @@ import Foundation
 import GRDB
 import MgpuCore
 
-/// The default store: one SQLite file (WAL, synchronous=FULL) in the state dir.
+/// The default store: one SQLite file (WAL, synchronous=FULL) in the state dir, through a GRDB pool: reads run
+/// beside a commit instead of waiting for it.
 /// Jobs and nodes are rows keyed by id, their fields in a JSON column, with the columns the store
 /// queries by (state, submission order) beside it.
 public final class SQLiteStore: StateStore {
-    let queue: DatabaseQueue
+    let queue: DatabasePool
     public let path: String
 
     public init(path: String) throws {
@@ -18,7 +19,7 @@ public final class SQLiteStore: StateStore {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
-            queue = try DatabaseQueue(path: path, configuration: config)
+            queue = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(queue)
         } catch {
             throw StoreError(message: "cannot open the state database \(path): \(Self.describe(error))")
@@ -108,6 +109,8 @@ public final class SQLiteStore: StateStore {
     }
 
     public func close() throws {
+        // The pool's readers are read-only and cannot fold the WAL back: close them first, the writer last.
+        queue.releaseMemory()
         try queue.close()
     }
 
