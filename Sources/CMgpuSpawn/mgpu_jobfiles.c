@@ -26,11 +26,18 @@ static int acceptable(int fd, uid_t owner) {
 
 int mgpu_open_beneath(int dirfd, const char *name, int flags, unsigned owner) {
     if (!name || !*name || strchr(name, '/')) { errno = EINVAL; return -1; }
-    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
+    // O_TRUNC only once the file passed the checks: a hard link to another file must not be emptied first.
+    int fd = openat(dirfd, name, (flags & ~O_TRUNC) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) return -1;
     if (!acceptable(fd, (uid_t)owner)) {
         close(fd);
         errno = EPERM;
+        return -1;
+    }
+    if ((flags & O_TRUNC) && ftruncate(fd, 0) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
         return -1;
     }
     // Regular files never block; clear O_NONBLOCK so a job that inherits the descriptor sees a plain file.

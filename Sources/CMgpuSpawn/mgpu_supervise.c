@@ -36,8 +36,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -330,6 +333,11 @@ int mgpu_supervise_main(int argc, char **argv) {
         }
         // As the owner: the job may only enter what its owner may enter.
         if (chdir(workdir) != 0) child_fail(report[1], "cannot enter", workdir, errno);
+        // The job gets its three streams and nothing else: whatever else is open (from the agent, from the account
+        // look-up) closes at exec, the report pipe included.
+        if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0) {
+            for (int fd = 3; fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
         execve("/bin/sh", shell_argv, envp);
         child_fail(report[1], "cannot start", "/bin/sh", errno);
     }
@@ -337,21 +345,48 @@ int mgpu_supervise_main(int argc, char **argv) {
     if (in_fd >= 0) close(in_fd);
     if (err_fd >= 0) close(err_fd);
     if (pty_master < 0 && out_fd >= 0) { close(out_fd); out_fd = -1; }
+    // Until the job execs, the child runs as its owner, and the owner controls how long that takes (a chdir into a
+    // hung network mount, a SIGSTOP): wait for its report, a termination request or the time limit, whichever comes
+    // first, never blocking on the child alone.
+    double started = monotonic_seconds();
+    int signal_fd = signalfd(-1, &watched, SFD_CLOEXEC);
     char why[1024];
     size_t got = 0;
+    int stopped = 0;  // 1: asked to terminate, 2: time limit, before the job started
     for (;;) {
-        ssize_t n = read(report[0], why + got, sizeof why - 1 - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
-        if (got == sizeof why - 1) break;
+        struct pollfd fds[2] = {{report[0], POLLIN, 0}, {signal_fd, POLLIN, 0}};
+        int timeout = -1;
+        if (time_limit >= 0) {
+            double left = started + time_limit - monotonic_seconds();
+            timeout = left <= 0 ? 0 : (int)(left * 1000) + 1;
+        }
+        int ready = poll(fds, signal_fd >= 0 ? 2 : 1, timeout);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready == 0) { stopped = 2; break; }
+        if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
+            struct signalfd_siginfo info;
+            if (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info
+                && (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT || info.ssi_signo == SIGHUP)) { stopped = 1; break; }
+            continue;  // SIGCHLD or SIGPIPE: the report pipe says whether it started
+        }
+        if (fds[0].revents) {
+            ssize_t n = read(report[0], why + got, sizeof why - 1 - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;  // closed on exec: the job started
+            got += (size_t)n;
+            if (got == sizeof why - 1) break;
+        }
     }
+    if (signal_fd >= 0) close(signal_fd);
     close(report[0]);
-    if (got > 0) {
-        why[got] = 0;
+    if (stopped || got > 0) {
+        if (stopped) { kill(job, SIGKILL); kill(-job, SIGKILL); }
         int ignored;
         while (waitpid(job, &ignored, 0) < 0 && errno == EINTR) {}
         if (pty_master >= 0) pump(pty_master, out_fd);
+        why[got] = 0;
+        if (stopped == 1) finish("signal 9");
+        if (stopped == 2) finish("timeout signal 9");
         snprintf(line, sizeof line, "error %s", why);
         finish(line);
     }
@@ -359,7 +394,7 @@ int mgpu_supervise_main(int argc, char **argv) {
     write_atomically("pid", line);
 
     int interactive = want_stdin || pty_master >= 0;
-    double started = monotonic_seconds(), kill_deadline = -1;
+    double kill_deadline = -1;
     int timed_out = 0, status = 0;
     static struct feeder feeder;
     feeder.source = stdin_source;
@@ -368,9 +403,13 @@ int mgpu_supervise_main(int argc, char **argv) {
     feeder.enabled = want_stdin;
 
     for (;;) {
-        pid_t r;
-        do { r = waitpid(job, &status, WNOHANG); } while (r < 0 && errno == EINTR);
-        if (r == job) break;
+        // Notice the end without reaping it: the group's id stays the job's until the leftovers are killed below.
+        siginfo_t ended;
+        memset(&ended, 0, sizeof ended);
+        int r;
+        do { r = waitid(P_PID, (id_t)job, &ended, WEXITED | WNOHANG | WNOWAIT); } while (r < 0 && errno == EINTR);
+        if (r == 0 && ended.si_pid == job) break;
+        if (r < 0 && errno == ECHILD) break;
         double now = monotonic_seconds();
         // Wait for a signal (the job's end, a termination request) or, when interactive, at most 20 ms.
         double wait = interactive ? 0.02 : 1.0;
@@ -387,6 +426,8 @@ int mgpu_supervise_main(int argc, char **argv) {
         if ((sig == SIGTERM || sig == SIGINT || sig == SIGHUP) && kill_deadline < 0) {
             kill(-job, SIGTERM);
             kill_deadline = monotonic_seconds() + grace;
+        } else if ((sig == SIGTERM || sig == SIGINT || sig == SIGHUP) && kill_deadline < 1e300) {
+            kill_deadline = monotonic_seconds();  // asked again: no more grace
         }
         if (time_limit >= 0 && kill_deadline < 0 && monotonic_seconds() >= started + time_limit) {
             timed_out = 1;
@@ -401,8 +442,9 @@ int mgpu_supervise_main(int argc, char **argv) {
         feed(&feeder);
     }
     if (pty_master >= 0) pump(pty_master, out_fd);
-    // The main process is gone: leave nothing of its group behind.
+    // The main process is gone (not reaped yet, so its group id is still the job's): leave nothing of the group behind.
     kill(-job, SIGKILL);
+    while (waitpid(job, &status, 0) < 0 && errno == EINTR) {}
     const char *prefix = timed_out ? "timeout " : "";
     if (WIFSIGNALED(status)) snprintf(line, sizeof line, "%ssignal %d", prefix, WTERMSIG(status));
     else snprintf(line, sizeof line, "%scode %d", prefix, WIFEXITED(status) ? WEXITSTATUS(status) : 255);

@@ -24,10 +24,25 @@ struct JobFolders: Sendable {
             parent += "/" + component
             guard mkdir(parent, 0o700) == 0 || errno == EEXIST else { throw POSIXError(path: parent, errno) }
         }
-        // Older agents made it 0755; nothing of a job is for other users' eyes.
-        _ = chmod(path, 0o700)
+        // Whoever may rename a folder on the way could swap this one for another: each one above must be root's or
+        // ours, and writable by no one else (or sticky, as /tmp is, where others cannot move our entries).
+        var above = ""
+        for component in path.split(separator: "/").dropLast() {
+            above += "/" + component
+            var info = stat()
+            guard lstat(above, &info) == 0 else { throw POSIXError(path: above, errno) }
+            let mode = info.st_mode
+            let ownerOK = info.st_uid == 0 || info.st_uid == owner
+            let writableByOthers = mode & (S_IWGRP | S_IWOTH) != 0 && mode & S_ISVTX == 0
+            let isLink = mode & S_IFMT == S_IFLNK && info.st_uid != 0 && info.st_uid != owner
+            guard ownerOK, !writableByOthers, !isLink else {
+                throw POSIXError(path: above, EPERM, "the agent's state dir must not be under a folder that another user owns or may write: choose --state-dir elsewhere")
+            }
+        }
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw POSIXError(path: path, errno) }
+        // Older agents made it 0755; nothing of a job is for other users' eyes.
+        _ = fchmod(fd, 0o700)
         guard mgpu_private_dir(fd, owner) != 0 else {
             close(fd)
             throw POSIXError(path: path, EPERM, "must be a directory of this user that no one else can write")

@@ -288,8 +288,9 @@ public actor JobRunner {
         while Date().timeIntervalSince(start) < timeout, jobs.values.contains(where: { $0.exit == nil }) {
             _ = poll()
             if !killed && Date().timeIntervalSince(start) >= maxGrace {
-                // Do not wait out a long per-job grace period: the allocation is ending.
-                for (id, job) in jobs where job.exit == nil { if let pgid = jobProcessGroup(id) { kill(-pgid, SIGKILL) } }
+                // Do not wait out a long per-job grace period: the allocation is ending. A second SIGTERM makes each
+                // supervisor kill its job's group at once (it still holds the group's id; the agent may not).
+                for (_, job) in jobs where job.exit == nil && supervisorAlive(job) { kill(job.supervisorPid, SIGTERM) }
                 killed = true
             }
             try? await Task.sleep(for: .milliseconds(50))

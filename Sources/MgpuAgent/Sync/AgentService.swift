@@ -95,9 +95,12 @@ public actor AgentService: Service {
     }
 
     static func saveCredential(_ credential: String, _ path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw POSIXError(path: path, errno) }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(), info.st_nlink == 1,
+              ftruncate(fd, 0) == 0 else { throw POSIXError(path: path, EPERM, "not a private file of this user") }
         fchmod(fd, 0o600)
         let line = Array((credential + "\n").utf8)
         guard write(fd, line, line.count) == line.count else { throw POSIXError(path: path, errno) }

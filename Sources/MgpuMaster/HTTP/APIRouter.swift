@@ -164,8 +164,9 @@ enum APIRouter {
         router.delete("/v1/admin/nodes/{id}") { _, context in
             guard let admin = context.user, admin.admin else { throw HTTPError(.forbidden, message: "only an admin can remove nodes") }
             let id = context.parameters.get("id") ?? ""
-            let known = try await state.removeNode(id, by: admin.name)
+            // The credential first: once it is gone, nothing can speak for the node while it is being removed.
             let hadCredential = try credentials.forgetNode(id)
+            let known = try await state.removeNode(id, by: admin.name)
             guard known || hadCredential else { throw HTTPError(.notFound, message: "no node \(id)") }
             logger.info("node credential forgotten", metadata: ["node": "\(id)", "by": "\(admin.name)"])
             return try json(["status": "removed"])

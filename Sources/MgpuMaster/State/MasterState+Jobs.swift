@@ -114,12 +114,24 @@ extension MasterState {
         }
     }
 
-    public func cancel(_ ids: [String], by user: Credentials.User? = nil) throws -> [CancelResponse.Result] {
+    /// Cancels jobs of `user`'s (any job, for an admin). Jobs that left memory have ended: the store, read outside the
+    /// actor, says how.
+    public nonisolated func cancel(_ ids: [String], by user: Credentials.User? = nil) async throws -> [CancelResponse.Result] {
+        var results = try await cancelInMemory(ids, by: user)
+        for i in results.indices where results[i].outcome == .unknown {
+            guard let id = JobID(results[i].id), let job = try store.job(id) else { continue }
+            let mine = user.map { $0.admin || $0.name == job.user } ?? true
+            results[i] = .init(id: id.rawValue, outcome: mine ? .alreadyFinished : .denied, state: job.state)
+        }
+        return results
+    }
+
+    func cancelInMemory(_ ids: [String], by user: Credentials.User?) throws -> [CancelResponse.Result] {
         let now = clock()
         var results: [CancelResponse.Result] = []
         var changed: [Job] = []
         for text in ids {
-            guard let id = JobID(text), var job = lookup(id) else {
+            guard let id = JobID(text), var job = jobs[id] else {
                 results.append(.init(id: text, outcome: .unknown, state: nil))
                 continue
             }
