@@ -16,6 +16,8 @@ public struct MasterServer: Sendable {
     /// Set when the master serves HTTPS.
     let tls: TLSConfiguration?
     let serverBuilder: HTTPServerBuilder
+    /// The connections being served, for `--max-connections`.
+    let connections: ConnectionRegistry
 
     public init(config: MasterConfig, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true,
@@ -26,7 +28,10 @@ public struct MasterServer: Sendable {
         self.tls = try Self.tlsConfiguration(config)
         // A connection that sends nothing while no request of it is being answered (idle between requests, or a
         // request that stopped arriving half-way) is closed after the idle timeout; a long-poll being answered is not idle.
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.idleTimeout * 1000))))
+        let registry = ConnectionRegistry(maximum: config.maxConnections)
+        self.connections = registry
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionActivity(registry: registry)],
+                                                                 idleTimeout: .milliseconds(Int64(config.idleTimeout * 1000))))
         self.serverBuilder = try tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
         Self.raiseOpenFileLimit()
         self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
@@ -86,9 +91,10 @@ public struct MasterServer: Sendable {
         let app = Application(
             router: APIRouter.build(state: state, credentials: credentials, logger: logger),
             server: serverBuilder,
-            // At most --max-connections at once: past it, new connections wait in the backlog until one closes.
+            // At most --max-connections at once: past it, a new connection closes the quietest one that waits for no
+            // answer (ConnectionLimit.swift), or waits in the backlog when every one does.
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "mgpu", backlog: 1024,
-                                 availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections)),
+                                 availableConnectionsDelegate: EvictingConnectionLimit(registry: connections)),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "mgpu.http", factory: { label in
                 var handler = StreamLogHandler.standardError(label: label)

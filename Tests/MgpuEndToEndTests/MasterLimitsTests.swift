@@ -123,6 +123,44 @@ extension EndToEndTests {
             sockets.forEach { close($0) }
             sockets = []
         }
+
+        @Test func connectionsHeldOpenCannotKeepOthersOutNorCutALongPoll() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--max-connections", "40"])
+            defer { cluster.stop() }
+            // A long-poll in flight (`mgpu logs -f` of a running job) that must not be cut.
+            let id = try await cluster.submit(["--gpus", "0", "sleep 4; echo late"])
+            try await cluster.waitForState(id, [.running])
+            let follower = try cluster.startCLI(["logs", "-f", id.rawValue])
+            try await Task.sleep(for: .milliseconds(300))
+            // 60 keep-alive connections, each sending a cheap request every 200 ms: never idle, so the idle timeout
+            // never closes them, and more of them than the cap.
+            raiseOwnFileLimit()
+            let sockets = (0..<60).compactMap { _ in connectLoopback(cluster.port) }
+            defer { sockets.forEach { close($0) } }
+            for fd in sockets { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+            let stop = Flag()
+            let pinger = Task {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while await !stop.value {
+                    for fd in sockets {
+                        _ = "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                        while read(fd, &buffer, buffer.count) > 0 {}
+                    }
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            try await Task.sleep(for: .seconds(1))
+            let start = Date()
+            let next = try await cluster.submit(["--gpus", "0", "echo in"])
+            let waited = Date().timeIntervalSince(start)
+            try await cluster.waitForState(next, [.completed], timeout: 15)
+            #expect(try await waitForExit(follower.pid, timeout: 20) == 0, "the long-poll was not cut")
+            #expect(cluster.read(follower.out) == "late\n")
+            await stop.set()
+            _ = await pinger.value
+            print("submitted past 60 busy keep-alive connections (cap 40) in \(String(format: "%.2f", waited)) s")
+            #expect(waited < 5, "a new client got in (\(waited) s)")
+        }
     }
 }
 
