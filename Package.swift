@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "MgpuWireTests", dependencies: ["MgpuWire"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuMasterTests", dependencies: [
             "MgpuMaster", "MgpuWire", "MgpuCore", .product(name: "PropertyBased", package: "swift-property-based"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         // Real processes: a master and agents started from the built `mgpu` binary, on loopback.

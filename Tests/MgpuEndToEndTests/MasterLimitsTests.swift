@@ -124,6 +124,28 @@ extension EndToEndTests {
             sockets = []
         }
 
+        @Test func endedJobsLeaveMemoryButNotTheStore() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--keep-ended", "1"])
+            defer { cluster.stop() }
+            let id = try await cluster.submit(["--gpus", "0", "echo kept"])
+            try await cluster.waitForState(id, [.completed])
+            #expect(try await cluster.mgpu(["queue"]).stdout.contains(id.rawValue), "listed while recent")
+            try await waitUntil("it leaves the listing", timeout: 10) {
+                let all = try await cluster.client.http.request(.GET, "/v1/queue?finished=100000")
+                return !String(decoding: all.body, as: UTF8.self).contains(id.rawValue)
+            }
+            // Still there for whoever asks for it: its record, its output, a cancel that says it ended.
+            #expect(try await cluster.job(id).state == .completed)
+            #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "kept\n")
+            #expect(try await cluster.client.cancel([id.rawValue]).results.first?.outcome == .alreadyFinished)
+            // And after a restart it is not loaded into memory, yet still found.
+            try await cluster.killMaster()
+            try await cluster.startMaster()
+            let all = try await cluster.client.http.request(.GET, "/v1/queue?finished=100000")
+            #expect(!String(decoding: all.body, as: UTF8.self).contains(id.rawValue))
+            #expect(try await cluster.job(id).state == .completed)
+        }
+
         @Test func connectionsHeldOpenCannotKeepOthersOutNorCutALongPoll() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--max-connections", "40"])
             defer { cluster.stop() }

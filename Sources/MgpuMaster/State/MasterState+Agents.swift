@@ -289,6 +289,6 @@ extension MasterState {
         }
         // Every tick, whether or not anything was marked as changed: a safety net for what time alone changes.
         schedule(force: true)
-        pruneEnded(now: now)
+        pruneEnded(now: now, every: min(30, max(0.5, config.keepEndedSeconds / 4)))
     }
 }
