@@ -185,6 +185,43 @@ extension EndToEndTests {
             #expect(start.status != 0 && start.stderr.contains("holds no usable cluster secret"), "\(start.stderr)")
         }
 
+        @Test func aJobNeverSeesItsOwnersTokens() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            let token = try #require(cluster.token)
+            // The token in MGPU_TOKEN, copied into another variable, and in a token file the CLI reads.
+            let home = cluster.dir + "/home"
+            try FileManager.default.createDirectory(atPath: home + "/.config/mgpu", withIntermediateDirectories: true)
+            try (token + "\n").write(toFile: home + "/.config/mgpu/token", atomically: true, encoding: .utf8)
+            let id = try await cluster.submit(["--gpus", "0", "env"], env: ["COPY_OF_TOKEN": "Bearer \(token)", "HOME": home, "KEEP_ME": "yes"])
+            try await cluster.waitForState(id, [.completed])
+            let env = try await cluster.mgpu(["logs", id.rawValue]).stdout
+            #expect(env.contains("KEEP_ME=yes"), "the rest of the environment travels")
+            #expect(!env.contains(token) && !env.contains("MGPU_TOKEN="), "a token reached the node:\n\(env)")
+            // Straight to the API, with MGPU_TOKEN in the job's environment: the master drops it too.
+            let spec = JobSpec(name: "api", user: "x", command: "env", workdir: "/tmp",
+                               environment: ["MGPU_TOKEN": token, "ALSO": token, "FINE": "1"], request: ResourceRequest(gpusPerNode: 0))
+            let viaAPI = try #require(try await cluster.client.submit([spec]).first)
+            try await cluster.waitForState(viaAPI, [.completed])
+            let apiEnv = try await cluster.mgpu(["logs", viaAPI.rawValue]).stdout
+            #expect(apiEnv.contains("FINE=1") && !apiEnv.contains(token), "\(apiEnv)")
+        }
+
+        @Test func helpIsHelpAndNotAJob() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            for args in [["submit", "--help"], ["submit", "-h"], ["srun", "--help"], ["submit", "--gpus", "1", "--help"], ["srun", "-h"]] {
+                let r = try await cluster.mgpu(args)
+                #expect(r.status == 0 && r.stdout.contains("USAGE:"), "\(args): \(r.stdout.prefix(200)) \(r.stderr)")
+            }
+            let typo = try await cluster.mgpu(["submit", "--gpu", "2", "python", "train.py"])
+            #expect(typo.status == 2 && typo.stderr.contains("unknown option --gpu"), "\(typo.stderr)")
+            #expect(try await cluster.client.queue().jobs.isEmpty, "none of these submitted a job")
+            let quoted = try await cluster.submit(["--", "echo", "--help"])
+            try await cluster.waitForState(quoted, [.completed])
+            #expect(try await cluster.mgpu(["logs", quoted.rawValue]).stdout == "--help\n", "words after -- are the job's")
+        }
+
         @Test func otherUsersNamesAndCommandsCannotDriveYourTerminal() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 1])
             defer { cluster.stop() }

@@ -45,6 +45,14 @@ extension EndToEndTests {
         let missing = try await cluster.mgpu(["queue", "--ca-cert", cluster.dir + "/none.pem"])
         #expect(missing.status == 2 && missing.stderr.contains("none.pem"), "\(missing.stderr)")
 
+        // TLS 1.2 at least: a client that offers only TLS 1.1 (allowed on its side) is refused; TLS 1.2 is served.
+        func handshake(_ version: String) async throws -> String {
+            try await cluster.mgpu([], viaShell: "openssl s_client -connect 127.0.0.1:\(cluster.port) \(version) -cipher 'DEFAULT@SECLEVEL=0' </dev/null 2>&1").stdout
+        }
+        #expect(try await handshake("-tls1_2").contains("Protocol  : TLSv1.2"))
+        let old = try await handshake("-tls1_1")
+        #expect(old.contains("alert protocol version") && !old.contains("BEGIN CERTIFICATE"), "TLS 1.1 was served: \(old.prefix(400))")
+
         // A key that is not the certificate's: the master refuses to start, saying so.
         let (_, otherKey) = try await Self.makeCertificate(in: cluster.dir, name: "other")
         let wrong = try await cluster.mgpu(["master", "--port", "0", "--state-dir", cluster.dir + "/state2", "--tls-cert", cert, "--tls-key", otherKey])

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import Synchronization
 import NIOHTTP1
 import NIOPosix
 
@@ -65,6 +66,9 @@ public struct HTTPClient: Sendable {
     func requestOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String, timeout: Double) async throws -> HTTPResult {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         let tls = self.tls, host = self.host
+        // The first error the connection saw (a failed TLS handshake), which says more than the "closed channel" a
+        // write then gets.
+        let firstError = FirstError()
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
@@ -73,6 +77,7 @@ public struct HTTPClient: Sendable {
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls { try channel.pipeline.syncOperations.addHandler(try tls.handler(host: host)) }
+                        try channel.pipeline.syncOperations.addHandler(ErrorRecorder(firstError))
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }
@@ -120,11 +125,11 @@ public struct HTTPClient: Sendable {
             do {
                 if let first = try await group.next(), let result = first { return result }
             } catch let error as TransportError {
-                throw error
+                throw firstError.value.map { TransportError.failed(host: host, port: port, reason: Self.describe($0)) } ?? error
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                throw TransportError.failed(host: host, port: port, reason: Self.describe(error))
+                throw TransportError.failed(host: host, port: port, reason: Self.describe(firstError.value ?? error))
             }
             channel.channel.close(promise: nil)
             throw TransportError.timedOut(host: host, port: port, seconds: timeout)
@@ -150,5 +155,24 @@ public struct HTTPClient: Sendable {
         if text.contains("refused") || text.contains("111") { return "connection refused" }
         if let range = text.range(of: "reason: ") { return String(text[range.upperBound...].prefix(80)) }
         return String(text.prefix(120))
+    }
+}
+
+/// Holds the first error a connection's pipeline reported.
+final class FirstError: Sendable {
+    private let box = Mutex<(any Error)?>(nil)
+    var value: (any Error)? { box.withLock { $0 } }
+    func record(_ error: any Error) { box.withLock { if $0 == nil { $0 = error } } }
+}
+
+/// Records the first error that passes through (before the HTTP handlers), and passes it on.
+final class ErrorRecorder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    let first: FirstError
+    init(_ first: FirstError) { self.first = first }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        first.record(error)
+        context.fireErrorCaught(error)
     }
 }
