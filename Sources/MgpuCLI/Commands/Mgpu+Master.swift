@@ -45,7 +45,7 @@ struct MasterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds before a connection that sends nothing while no request of it is answered is closed.", valueName: "s"))
     var idleTimeout: Double = 60
 
-    @Option(help: ArgumentHelp("Connections served at once; more wait until one closes.", valueName: "n"))
+    @Option(help: ArgumentHelp("Connections served at once; past it, a new one closes the quietest connection not waiting for an answer.", valueName: "n"))
     var maxConnections = 4096
 
     @Option(help: ArgumentHelp("Seconds an ended job stays in memory (listings, the dashboard); after that it is in the store only.", valueName: "s"))

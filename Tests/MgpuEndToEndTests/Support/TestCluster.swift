@@ -195,6 +195,8 @@ final class TestCluster {
             let pids = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
             if pids.count == 2 { Glibc.kill(-pids[1], SIGKILL); Glibc.kill(pids[0], SIGKILL) }
         }
+        // A supervisor that had not written its pid file yet: found by the folder on its command line.
+        for pid in processes(containing: "_supervise \(dir)/") { Glibc.kill(pid, SIGKILL) }
     }
 
     /// Everything the agent `id` logged, across its restarts.
