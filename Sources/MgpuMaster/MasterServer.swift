@@ -116,7 +116,7 @@ struct WakeLongPollsAtShutdown: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        await state.wakeAll()
+        state.wakeAll()
     }
 }
 

@@ -20,16 +20,12 @@ public actor JobRunner {
     /// Supervisors that recorded their status but had not exited yet: reaped on a later poll.
     var unreaped: Set<Int32> = []
     /// Wakes the agent's local loop the moment a supervisor exits (pidfd), so a job's end is reported at once.
-    let exited = WakeSignal()
+    nonisolated let exited = WaitList<Int>()
     var watchers: [JobID: any DispatchSourceRead] = [:]
-
-    /// What to put in CUDA_VISIBLE_DEVICES for each GPU index, where it is not the index itself.
-    let deviceIds: [Int: String]
 
     public init(stateDir: String, nodeId: String, gpus: [GPU] = [], logger: Logger, executable: String? = nil) throws {
         self.folders = try JobFolders(path: stateDir + "/jobs")
         self.nodeId = nodeId
-        self.deviceIds = Dictionary(gpus.compactMap { gpu in gpu.deviceId.map { (gpu.index, $0) } }, uniquingKeysWith: { a, _ in a })
         self.logger = logger
         self.executable = executable ?? currentExecutable()
     }
@@ -113,7 +109,8 @@ public actor JobRunner {
             try folders.write(id, "work.json", try JSONEncoder().encode(work))
             try folders.write(id, "command", work.command.utf8)
             try folders.write(id, "workdir", work.workdir.utf8)
-            try folders.write(id, "environ", environment(for: work).flatMap { Array("\($0.key)=\($0.value)".utf8) + [0] })
+            // The job's whole environment, as the master assembled it (`Job.workItem`).
+            try folders.write(id, "environ", work.environment.flatMap { Array("\($0.key)=\($0.value)".utf8) + [0] })
             try folders.write(id, "stdout", [])
             try folders.write(id, "stderr", [])
             job.isChild = true
@@ -141,21 +138,6 @@ public actor JobRunner {
             logger.error("job could not start", metadata: ["job": "\(id)", "node": "\(nodeId)", "error": "\(error)"])
         }
         jobs[id] = job
-    }
-
-    /// The job's environment: the submitter's, plus its GPUs and ids.
-    func environment(for work: WorkItem) -> [String: String] {
-        var env = work.environment
-        env["CUDA_VISIBLE_DEVICES"] = work.gpus.map { deviceIds[$0] ?? String($0) }.joined(separator: ",")
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-        env["MGPU_JOB_ID"] = work.jobId.rawValue
-        env["MGPU_JOB_NAME"] = work.name
-        env["MGPU_NODE_ID"] = nodeId
-        env["MGPU_NODE_RANK"] = String(work.rank)
-        env["MGPU_NNODES"] = String(work.nodeCount)
-        env["MGPU_GPUS"] = env["CUDA_VISIBLE_DEVICES"]
-        if work.stdin == true && work.tty == nil { env["PYTHONUNBUFFERED"] = "1" }
-        return env
     }
 
     /// Asks a part's supervisor to terminate it (SIGTERM to its group, SIGKILL after the grace period).
@@ -207,10 +189,10 @@ public actor JobRunner {
         let fd = mgpu_pidfd_open(pid)
         guard fd >= 0 else { return }
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: .global())
-        let signal = exited
+        let exited = self.exited
         source.setEventHandler {
             source.cancel()
-            Task { await signal.signal() }
+            exited.signal(0)
         }
         source.setCancelHandler { close(fd) }
         watchers[id]?.cancel()

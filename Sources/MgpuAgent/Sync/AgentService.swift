@@ -197,7 +197,7 @@ public actor AgentService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             // Someone watches an interactive job live: ship its output sooner. A job's end wakes the loop at once.
             let tick = await runner.hasInteractive ? 0.01 : 0.05
-            await runner.exited.wait(seconds: tick)
+            await runner.exited.wait(0, seconds: tick)
             let ended = await runner.poll()
             guard connected else { continue }
             let due = Date().timeIntervalSince1970 - lastReport >= min(heartbeatSeconds, config.reportInterval)

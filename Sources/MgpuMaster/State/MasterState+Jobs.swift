@@ -223,10 +223,10 @@ extension MasterState {
     }
 
     /// Waits until something the dashboard shows changes, or `seconds` pass. False once the master shuts down.
-    public func waitForDashboardChange(seconds: Double) async -> Bool {
-        guard !shuttingDown else { return false }
-        await wait("dashboard", seconds: seconds)
-        return !shuttingDown
+    public nonisolated func waitForDashboardChange(seconds: Double) async -> Bool {
+        guard !waiters.isClosed else { return false }
+        await waiters.wait("dashboard", seconds: seconds)
+        return !waiters.isClosed
     }
 
     /// The Prometheus exposition of the cluster now.
@@ -267,7 +267,7 @@ extension MasterState {
         guard let job = jobs[id], job.parts.contains(where: { $0.rank == rank && $0.nodeId == node }) else { return nil }
         let before = output.size(id, rank, stream.rawValue)
         let size = try output.append(id, rank, stream.rawValue, offset: offset, bytes: bytes)
-        if size != before { waiters.wakeAll("job:\(id)") }
+        if size != before { waiters.wake("job:\(id)") }
         return size
     }
 
@@ -283,7 +283,7 @@ extension MasterState {
         }
         let size = try output.append(id, 0, OutputStore.stdinFile, offset: offset, bytes: bytes)
         if eof && size >= offset + Int64(bytes.count) && !output.stdinClosed(id) { try output.closeStdin(id) }
-        waiters.wakeAll("stdin:\(id)")
+        waiters.wake("stdin:\(id)")
         return size
     }
 
@@ -299,7 +299,7 @@ extension MasterState {
             }
             if output.stdinClosed(id) || job.state.isTerminal { return ([], size, true) }
             if waited || wait <= 0 { return ([], size, false) }
-            await self.wait("stdin:\(id)", seconds: wait)
+            await waiters.wait("stdin:\(id)", seconds: wait)
             waited = true
         }
     }
@@ -326,7 +326,7 @@ extension MasterState {
             }
             if job.state.isTerminal { return ([], size, true) }
             if waited || wait <= 0 { return ([], size, false) }
-            await self.wait("job:\(id)", seconds: wait)
+            await waiters.wait("job:\(id)", seconds: wait)
             waited = true
         }
     }

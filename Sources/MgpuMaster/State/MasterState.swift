@@ -41,9 +41,8 @@ public actor MasterState {
     var rng = SystemRandomNumberGenerator()
 
     /// Long-polls waiting on a key: "node:ID" (work for an agent), "job:ID" (output or state of a job),
-    /// "stdin:ID" (input for a job), "dashboard" (anything the dashboard shows).
-    var waiters = Waiters<String>()
-    var shuttingDown = false
+    /// "stdin:ID" (input for a job), "dashboard" (anything the dashboard shows). Closed at shutdown.
+    nonisolated let waiters = WaitList<String>()
 
     public init(config: MasterConfig, store: any StateStore, logger: Logger, metrics: MasterMetrics = MasterMetrics(),
                 clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
@@ -139,32 +138,15 @@ public actor MasterState {
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state { scheduleNeeded = true }
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {
-            waiters.wakeAll("job:\(job.id)")
-            waiters.wakeAll("dashboard")
-            for part in job.parts { waiters.wakeAll("node:\(part.nodeId)") }
+            waiters.wake("job:\(job.id)")
+            waiters.wake("dashboard")
+            for part in job.parts { waiters.wake("node:\(part.nodeId)") }
         }
     }
 
-    /// Waits until `wake` is called for `key` or `seconds` pass.
-    func wait(_ key: String, seconds: Double) async {
-        guard seconds > 0, !shuttingDown else { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let token = waiters.add(key, continuation)
-            Task {
-                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                await self.timeout(key, token)
-            }
-        }
-    }
-
-    private func timeout(_ key: String, _ token: Int) {
-        waiters.resume(key, token)
-    }
-
-    /// Wakes every long-poll and ends event streams (at shutdown).
-    public func wakeAll() {
-        shuttingDown = true
-        waiters.wakeEverything()
+    /// Answers every long-poll, and every later wait returns at once (at shutdown).
+    public nonisolated func wakeAll() {
+        waiters.close()
     }
 
     // MARK: Scheduling
