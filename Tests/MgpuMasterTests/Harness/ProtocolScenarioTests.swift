@@ -1,0 +1,182 @@
+import MgpuCore
+import MgpuMaster
+import MgpuWire
+import Testing
+
+/// The agent–master protocol's rules, each as a scenario in virtual time: the real `MasterState` over an in-memory
+/// store and a manual clock, with simulated agents (`Harness`). No processes, no sleeps.
+@Suite struct ProtocolScenarioTests {
+    @Test func aSilentNodeIsDownThenItsJobsAreLost() async throws {
+        let h = try Harness(nodeTimeout: 30, nodeLostAfter: 600)
+        try await h.addNode("n1", gpus: 1)
+        let id = try await h.submit()
+        try await h.sync("n1")
+        #expect(await h.state(id) == .running)
+        #expect(h.agents["n1"]!.running[id] != nil)
+
+        await h.advance(31)
+        #expect(await h.node("n1")?.state == .down)
+        let silent = await h.job(id)
+        #expect(silent?.state == .running && silent?.note == "node not responding: n1", "it keeps its GPU meanwhile")
+
+        await h.advance(600)
+        let lost = await h.job(id)
+        #expect(lost?.state == .nodeFail)
+        #expect(lost?.reason?.contains("n1 lost: no heartbeat") == true, "\(lost?.reason ?? "")")
+    }
+
+    @Test func anAgentThatRestartsInTimeKeepsItsJob() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1)
+        let id = try await h.submit()
+        try await h.sync("n1")
+        await h.advance(20)
+        h.agents["n1"]!.restart(keepingJobs: true)
+        try await h.sync("n1")
+        try await h.sync("n1")
+        #expect(await h.state(id) == .running)
+        #expect(h.agents["n1"]!.started.count == 1, "it was not started again")
+    }
+
+    @Test func anAgentThatRestartsWithoutTheJobFailsIt() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1)
+        let id = try await h.submit()
+        try await h.sync("n1")
+        h.agents["n1"]!.restart(keepingJobs: false)
+        try await h.sync("n1")
+        let job = await h.job(id)
+        #expect(job?.state == .nodeFail && job?.reason == "the agent on n1 restarted without the job", "\(job?.reason ?? "")")
+    }
+
+    /// An agent that comes back after its node was declared lost still runs the part: it is told to stop it, and the
+    /// part's GPU stays busy until the agent reports it gone, so no GPU is ever given to two jobs.
+    @Test func anAgentBackTooLateStopsItsPartAndHoldsTheGPUUntilItIsGone() async throws {
+        let h = try Harness(nodeTimeout: 30, nodeLostAfter: 60)
+        try await h.addNode("n1", gpus: 1)
+        let first = try await h.submit()
+        try await h.sync("n1")
+        await h.advance(61)
+        #expect(await h.state(first) == .nodeFail)
+        let second = try await h.submit()
+
+        let back = try await h.sync("n1")
+        #expect(back.cancel.map(\.jobId) == [first], "the ended job is stopped")
+        #expect(back.start.isEmpty, "its GPU is not given away while the old part may still hold it")
+        #expect(await h.node("n1")?.busyGPUs == [0])
+        #expect(await h.state(second) == .pending)
+        try await h.sync("n1")  // reports the stopped part ended
+        try await h.sync("n1")
+        #expect(await h.state(second) == .running)
+        #expect(h.agents["n1"]!.running.keys.sorted() == [second], "one job on the GPU at a time")
+    }
+
+    @Test func aRequeuedJobRunsAgainElsewhereAndNeverOnTheLostNode() async throws {
+        let h = try Harness(nodeTimeout: 10, nodeLostAfter: 30)
+        try await h.addNode("n1", gpus: 1, plan: { _ in (100, ExitStatus(code: 0)) })
+        let id = try await h.submit { $0.requeue = true }
+        try await h.sync("n1")
+        try await h.addNode("n2", gpus: 1, plan: { _ in (5, ExitStatus(code: 0)) })
+        await h.advance(31)  // n1 is lost; n2 reported within its timeout when it registered...
+        #expect(await h.state(id) == .pending)
+        #expect(await h.job(id)?.requeues == 1)
+        try await h.sync("n2")
+        #expect(await h.job(id)?.placementText == "n2:gpu0")
+        await h.advance(5)
+        try await h.settle()
+        #expect(await h.state(id) == .completed)
+        #expect(await h.job(id)?.request.excludedNodes == ["n1"])
+    }
+
+    @Test func oneFailingRankStopsTheOthersAndNamesItself() async throws {
+        let h = try Harness()
+        let plan: SimulatedAgent.Plan = { work in work.rank == 1 ? (5, ExitStatus(code: 3)) : nil }
+        try await h.addNode("n1", gpus: 1, plan: plan)
+        try await h.addNode("n2", gpus: 1, plan: plan)
+        let id = try await h.submit(request: ResourceRequest(gpusPerNode: 1, nodes: 2))
+        try await h.syncAll()
+        #expect(h.agents["n1"]!.running[id] != nil && h.agents["n2"]!.running[id] != nil, "both ranks at once")
+        await h.advance(5)
+        try await h.sync("n2")
+        let terminating = await h.job(id)
+        #expect(terminating?.state == .running && terminating?.note?.hasPrefix("terminating") == true)
+        let stop = try await h.sync("n1")
+        #expect(stop.cancel.map(\.jobId) == [id])
+        try await h.settle()
+        let job = await h.job(id)
+        #expect(job?.state == .failed && job?.exit?.code == 3)
+        #expect(job?.reason == "rank 1 on n2: exit code 3", "\(job?.reason ?? "")")
+    }
+
+    @Test func aTimeLimitEndsTheJobTimeout() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { _ in (3600, ExitStatus(code: 0)) })
+        let id = try await h.submit { $0.timeLimit = 60 }
+        try await h.sync("n1")
+        #expect(h.agents["n1"]!.started.first?.timeLimit == 60, "the limit travels to the node")
+        await h.advance(61)
+        try await h.settle()
+        #expect(await h.state(id) == .timeout)
+    }
+
+    @Test func theMasterRestartsFromItsStore() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { _ in (50, ExitStatus(code: 0)) })
+        let running = try await h.submit()
+        let waiting = try await h.submit()
+        try await h.sync("n1")
+        try h.restartMaster()
+        #expect(await h.state(running) == .running && h.agents["n1"]!.running[running] != nil)
+        #expect(await h.state(waiting) == .pending)
+        #expect(await h.node("n1")?.state == .up, "every known node gets a full timeout to report in")
+        await h.advance(50)
+        try await h.settle()
+        #expect(await h.state(running) == .completed)
+        #expect(await h.state(waiting) == .running)
+        #expect(h.agents["n1"]!.started.map(\.jobId) == [running, waiting])
+    }
+
+    /// A requeued two-node job placed again on a node that ran its first attempt starts there; a late report of the
+    /// first attempt changes nothing of the second.
+    @Test func aRequeuedGangJobStartsAgainWhereItRanAndStaleReportsChangeNothing() async throws {
+        let h = try Harness(nodeTimeout: 10, nodeLostAfter: 30)
+        try await h.addNode("n1", gpus: 1)
+        try await h.addNode("n2", gpus: 1)
+        let id = try await h.submit(request: ResourceRequest(gpusPerNode: 1, nodes: 2)) { $0.requeue = true }
+        try await h.syncAll()
+        #expect(await h.job(id)?.placementText == "n1:gpu0, n2:gpu0")
+        try await h.addNode("n3", gpus: 1)
+        // n2 goes silent; n1 and n3 keep reporting: n2 is lost, n1 stops its part, the job is requeued and placed again.
+        for _ in 0..<6 {
+            await h.advance(8)
+            try await h.sync("n1")
+            try await h.sync("n3")
+        }
+        #expect(await h.job(id)?.requeues == 1)
+        // n1's first attempt was stopped; a report of it that arrives late must not touch the second attempt.
+        let stale = FinishedPart(jobId: id, rank: 0, exit: ExitStatus(signal: 15))
+        _ = try await h.master.sync(SyncRequest(nodeId: "n1", incarnation: h.agents["n1"]!.incarnation, running: [], finished: [stale], wait: 0))
+        try await h.settle()
+        let job = await h.job(id)
+        #expect(job?.state == .running && job?.placementText == "n1:gpu0, n3:gpu0", "\(job?.state.rawValue ?? "") \(job?.placementText ?? "")")
+        #expect(h.agents["n1"]!.started.map(\.attempt) == [nil, 1], "n1 started both attempts")
+        #expect(h.agents["n1"]!.running[id]?.work.attempt == 1)
+    }
+
+    /// A commit that fails (a full disk) changes nothing: the agent's report is refused whole, and taken whole when it
+    /// comes again.
+    @Test func aFailedCommitChangesNothing() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { _ in (1, ExitStatus(code: 0)) })
+        let id = try await h.submit()
+        try await h.sync("n1")
+        await h.advance(1)
+        h.store.failNextCommits(1)
+        await #expect(throws: (any Error).self) { try await h.sync("n1") }
+        #expect(await h.state(id) == .running, "nothing applied")
+        #expect(h.agents["n1"]!.running[id] != nil, "nothing acknowledged: the agent still has the part to report")
+        try await h.settle()
+        #expect(await h.state(id) == .completed)
+        #expect(h.agents["n1"]!.finished.isEmpty)
+    }
+}
