@@ -13,9 +13,12 @@ public final class Harness {
     public private(set) var master: MasterState
     public var agents: [String: SimulatedAgent] = [:]
     let logger: Logger
+    let seed: UInt64
+    private var restarts: UInt64 = 0
 
     /// `nodeTimeout` and `nodeLostAfter` as `mgpu master` takes them; the state dir (job output) is a new temporary one.
-    public init(nodeTimeout: Double = 30, nodeLostAfter: Double = 600, configure: (inout MasterConfig) -> Void = { _ in },
+    /// `seed` makes job ids, and so a whole run, repeatable.
+    public init(nodeTimeout: Double = 30, nodeLostAfter: Double = 600, seed: UInt64 = 1, configure: (inout MasterConfig) -> Void = { _ in },
                 logger: Logger = Logger(label: "mgpu.harness", factory: { _ in SwiftLogNoOpLogHandler() })) throws {
         let dir = NSTemporaryDirectory() + "mgpu-harness-\(UUID().uuidString.prefix(8))"
         var config = MasterConfig(stateDir: dir, nodeTimeout: nodeTimeout, nodeLostAfter: nodeLostAfter)
@@ -24,8 +27,9 @@ public final class Harness {
         self.clock = ManualClock()
         self.store = MemoryStore()
         self.logger = logger
+        self.seed = seed
         let clock = self.clock
-        self.master = try MasterState(config: config, store: store, logger: logger, clock: { clock.now })
+        self.master = try MasterState(config: config, store: store, logger: logger, clock: { clock.now }, seed: seed)
     }
 
     public var now: Double { clock.now }
@@ -33,7 +37,8 @@ public final class Harness {
     /// A new master over the same store and clock, as after a crash and restart.
     public func restartMaster() throws {
         let clock = self.clock
-        master = try MasterState(config: config, store: store, logger: logger, clock: { clock.now })
+        restarts += 1
+        master = try MasterState(config: config, store: store, logger: logger, clock: { clock.now }, seed: seed &+ restarts)
     }
 
     /// Adds a node and registers its agent.

@@ -38,15 +38,17 @@ public actor MasterState {
     /// The latest telemetry of each node, and the last hour of it.
     var telemetry: [String: NodeTelemetry] = [:]
     var history: [String: NodeHistory] = [:]
-    var rng = SystemRandomNumberGenerator()
+    /// Job ids: random, or repeatable with a seed (the harness).
+    var rng: SeededRandom
 
     /// Long-polls waiting on a key: "node:ID" (work for an agent), "job:ID" (output or state of a job),
     /// "stdin:ID" (input for a job), "dashboard" (anything the dashboard shows). Closed at shutdown.
     nonisolated let waiters = WaitList<String>()
 
     public init(config: MasterConfig, store: any StateStore, logger: Logger, metrics: MasterMetrics = MasterMetrics(),
-                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
+                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, seed: UInt64? = nil) throws {
         self.config = config
+        self.rng = seed.map(SeededRandom.init(seed:)) ?? SeededRandom()
         self.metrics = metrics
         self.store = store
         self.logger = logger

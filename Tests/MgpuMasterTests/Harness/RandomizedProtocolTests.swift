@@ -1,0 +1,90 @@
+import MgpuCore
+import MgpuMaster
+import MgpuWire
+import Testing
+
+/// Random clusters and histories through the real master in virtual time: jobs of one or two nodes that complete,
+/// fail or run until stopped, cancels, agents that restart with or without their jobs, nodes that go silent for a
+/// while or for good. After every step: no GPU runs two parts (on the nodes, and in the master's record), a running
+/// job has all its parts placed at once; at the end every job has ended.
+@Suite struct RandomizedProtocolTests {
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test(arguments: 0..<40)
+    func invariantsHold(seed: Int) async throws {
+        var rng = SplitMix(state: UInt64(seed) &* 7919 &+ 1)
+        let h = try Harness(nodeTimeout: 10, nodeLostAfter: 40, seed: UInt64(seed))
+        let nodeCount = Int.random(in: 2...5, using: &rng)
+        for n in 0..<nodeCount {
+            // Each part: 20 % run until stopped, 20 % fail, the rest complete; 5-60 s.
+            let salt = UInt64(seed * 100 + n)
+            try await h.addNode("n\(n)", gpus: Int.random(in: 1...4, using: &rng), plan: { work in
+                var r = SplitMix(state: salt &+ UInt64(UInt32(work.jobId.rawValue, radix: 16) ?? 0))
+                let roll = Int.random(in: 0..<10, using: &r)
+                if roll < 2 { return nil }
+                return (Double(Int.random(in: 5...60, using: &r)), ExitStatus(code: roll < 4 ? 1 : 0))
+            })
+        }
+        var jobs: [JobID] = []
+        var silent: [String: Int] = [:]  // node -> steps it stays silent
+        for _ in 0..<120 {
+            switch Int.random(in: 0..<20, using: &rng) {
+            case 0..<5:
+                let multi = nodeCount > 1 && Int.random(in: 0..<4, using: &rng) == 0
+                let request = ResourceRequest(gpusPerNode: Int.random(in: 1...2, using: &rng), nodes: multi ? 2 : 1)
+                if let id = try? await h.submit(request: request, configure: { $0.requeue = Bool.random(using: &rng) ? true : nil }) { jobs.append(id) }
+            case 5:
+                if let victim = jobs.randomElement(using: &rng) { _ = try await h.master.cancel([victim.rawValue]) }
+            case 6:
+                let node = "n\(Int.random(in: 0..<nodeCount, using: &rng))"
+                h.agents[node]!.restart(keepingJobs: Int.random(in: 0..<3, using: &rng) > 0)
+            case 7:
+                silent["n\(Int.random(in: 0..<nodeCount, using: &rng))"] = Int.random(in: 1...8, using: &rng)
+            default:
+                await h.advance(Double(Int.random(in: 1...6, using: &rng)))
+            }
+            for id in h.agents.keys.sorted() {
+                if let steps = silent[id], steps > 0 { silent[id] = steps - 1; continue }
+                _ = try await h.sync(id)
+            }
+            try await Self.check(h, seed: seed)
+        }
+        // Quiet: everything reports, time passes, every job ends (the stuck ones are cancelled).
+        _ = try await h.master.cancel(jobs.map(\.rawValue))
+        for _ in 0..<30 {
+            await h.advance(5)
+            try await h.syncAll()
+            try await Self.check(h, seed: seed)
+        }
+        for id in jobs {
+            let state = await h.state(id)
+            #expect(state?.isTerminal == true, "seed \(seed): job \(id) is \(state?.rawValue ?? "gone") at the end")
+        }
+    }
+
+    static func check(_ h: Harness, seed: Int) async throws {
+        for (id, agent) in h.agents {
+            let held = agent.running.values.flatMap(\.work.gpus)
+            #expect(Set(held).count == held.count, "seed \(seed): node \(id) runs two parts on one GPU: \(agent.running.values.map { "\($0.work.jobId):\($0.work.gpus)" })")
+        }
+        let queue = await h.master.queue(finishedWithin: 0)
+        var taken: Set<String> = []
+        for job in queue.jobs where job.state == .running {
+            #expect(job.parts.count == job.request.nodes, "seed \(seed): job \(job.id) runs on \(job.parts.count) of \(job.request.nodes) nodes")
+            for part in job.parts where part.exit == nil {
+                for gpu in part.gpus {
+                    #expect(taken.insert("\(part.nodeId):\(gpu)").inserted, "seed \(seed): \(part.nodeId):gpu\(gpu) given to two jobs")
+                }
+            }
+        }
+    }
+}
