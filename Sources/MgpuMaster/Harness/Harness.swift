@@ -41,11 +41,12 @@ public final class Harness {
         master = try MasterState(config: config, store: store, logger: logger, clock: { clock.now }, seed: seed &+ restarts)
     }
 
-    /// Adds a node and registers its agent.
+    /// Adds a node: its agent registers and reports once, as a real one does (a node takes no work before its agent's
+    /// first report).
     @discardableResult
     public func addNode(_ id: String, gpus: Int, cpuSlots: Int = 4, plan: @escaping SimulatedAgent.Plan = { _ in nil }) async throws -> SimulatedAgent {
         agents[id] = SimulatedAgent(nodeId: id, gpus: gpus, cpuSlots: cpuSlots, plan: plan)
-        try await register(id)
+        try await sync(id)
         return agents[id]!
     }
 

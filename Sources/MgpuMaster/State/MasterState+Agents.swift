@@ -19,6 +19,7 @@ extension MasterState {
         node.left = nil
         try commit(jobs: [], nodes: [node])
         downNodes.remove(node.id)
+        unreported.insert(node.id)
         let gpuText = node.gpus.map { "\($0.index): \($0.name)\($0.simulated ? " (simulated)" : "")" }.joined(separator: ", ")
         logger.info("node registered", metadata: ["node": "\(node.id)", "address": "\(address)", "gpus": "\(node.gpus.count)",
                                                   "detail": "\(gpuText)", "agent": "\(restarted ? "restarted" : "new")"])
@@ -52,6 +53,7 @@ extension MasterState {
         node.orphanGPUs = result.orphanGPUs
         node.orphanCPUSlots = result.orphanCPUSlots
         nodes[node.id] = node
+        if unreported.remove(node.id) != nil { scheduleNeeded = true }
         if !result.acknowledged.isEmpty {
             acknowledgedRecently[node.id, default: []].append(contentsOf: result.acknowledged)
             if acknowledgedRecently[node.id]!.count > 4096 { acknowledgedRecently[node.id]!.removeFirst(2048) }
@@ -145,6 +147,7 @@ extension MasterState {
         try commit(jobs: changed, removingNodes: [id])
         log(events)
         downNodes.remove(id)
+        unreported.remove(id)
         telemetry[id] = nil
         history[id] = nil
         freePorts[id] = nil

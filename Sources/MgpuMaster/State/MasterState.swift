@@ -28,6 +28,9 @@ public actor MasterState {
     var nodes: [String: Node] = [:]
     /// Nodes currently marked DOWN (for logging the change once).
     var downNodes: Set<String> = []
+    /// Nodes whose current agent run has not reported yet: they take no new work until it has said what it still runs
+    /// (a restarted agent re-adopts the parts its supervisors kept running; after a master restart, likewise).
+    var unreported: Set<String> = []
     var nextSeq: Int64 = 1
     var lastPrune = 0.0
     /// Ended parts each node was told it may forget, newest last (bounded). A report built before that
@@ -70,6 +73,7 @@ public actor MasterState {
             // Give every known node a full timeout to report in after a master restart.
             node.lastSeen = now
             nodes[node.id] = node
+            unreported.insert(node.id)
         }
     }
 
@@ -96,8 +100,10 @@ public actor MasterState {
     // MARK: Helpers
 
     func capacities(now: Double) -> [NodeCapacity] {
-        NodeCapacity.build(nodes: Array(nodes.values), activeJobs: running.lazy.compactMap { self.jobs[$0] },
-                           now: now, nodeTimeout: config.nodeTimeout, unavailableGPUs: outsideGPUs())
+        var caps = NodeCapacity.build(nodes: Array(nodes.values), activeJobs: running.lazy.compactMap { self.jobs[$0] },
+                                      now: now, nodeTimeout: config.nodeTimeout, unavailableGPUs: outsideGPUs())
+        for i in caps.indices where unreported.contains(caps[i].id) { caps[i].schedulable = false }
+        return caps
     }
 
     /// GPUs in use outside mgpu on nodes that avoid them, except those an mgpu job holds (its own processes).

@@ -38,6 +38,27 @@ import Testing
         #expect(h.agents["n1"]!.started.count == 1, "it was not started again")
     }
 
+    /// A restarted agent may have re-adopted parts its supervisors kept running: its node takes no new work until
+    /// it has reported what it runs. (Found by the randomized test: a job was started beside a re-adopted part.)
+    @Test func aNodeTakesNoWorkUntilItsAgentHasReported() async throws {
+        let h = try Harness(nodeTimeout: 10, nodeLostAfter: 20)
+        try await h.addNode("n1", gpus: 1)
+        let old = try await h.submit { $0.requeue = true }
+        try await h.sync("n1")
+        await h.advance(21)  // lost: the job goes back to the queue, but its part still runs on n1
+        #expect(await h.state(old) == .pending)
+        let other = try await h.submit()
+        h.agents["n1"]!.restart(keepingJobs: true)
+        try await h.register("n1")
+        #expect(await h.state(other) == .pending, "nothing placed on n1 at its registration")
+        let report = try await h.sync("n1")
+        #expect(report.cancel.map(\.jobId) == [old] && report.start.isEmpty, "the old part is stopped, its GPU held")
+        #expect(h.agents["n1"]!.busyGPUs == [0])
+        try await h.settle()
+        #expect(await h.state(other) == .running)
+        #expect(h.agents["n1"]!.running.keys.sorted() == [other], "only once the old part is gone")
+    }
+
     @Test func anAgentThatRestartsWithoutTheJobFailsIt() async throws {
         let h = try Harness()
         try await h.addNode("n1", gpus: 1)
