@@ -8,6 +8,10 @@ import MgpuWire
 /// Every change is computed on copies, committed to the store, and only then applied in memory, so a
 /// failed commit (a full disk) changes nothing and the API says so.
 public actor MasterState {
+    /// The actor's own thread (see DedicatedExecutor).
+    nonisolated let executor = DedicatedExecutor(label: "mgpu.state")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
     let store: any StateStore
     var output: OutputStore
     let config: MasterConfig
