@@ -28,7 +28,8 @@ public struct MasterServer: Sendable {
         self.tls = try Self.tlsConfiguration(config)
         // A connection that sends nothing while no request of it is being answered (idle between requests, or a
         // request that stopped arriving half-way) is closed after the idle timeout; a long-poll being answered is not idle.
-        let registry = ConnectionRegistry(maximum: config.maxConnections)
+        let metrics = MasterMetrics()
+        let registry = ConnectionRegistry(maximum: config.maxConnections) { metrics.connectionsOpened.increment() }
         self.connections = registry
         let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionActivity(registry: registry)],
                                                                  idleTimeout: .milliseconds(Int64(config.idleTimeout * 1000))))
@@ -36,7 +37,6 @@ public struct MasterServer: Sendable {
         Self.raiseOpenFileLimit()
         self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
         self.credentials = try Credentials(stateDir: config.stateDir, queue: store.queue, ownerName: Self.unixUser())
-        let metrics = MasterMetrics()
         metrics.bootstrapMetricsSystem()
         self.state = try MasterState(config: config, store: store, logger: logger, metrics: metrics)
     }

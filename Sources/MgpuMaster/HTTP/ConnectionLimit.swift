@@ -10,6 +10,8 @@ import Synchronization
 /// answer do new ones wait to be accepted.
 final class ConnectionRegistry: Sendable {
     let maximum: Int
+    /// Called for every connection accepted.
+    let onOpen: @Sendable () -> Void
     private let state = Mutex(State())
 
     private struct State {
@@ -23,12 +25,16 @@ final class ConnectionRegistry: Sendable {
         var lastActive: NIODeadline
     }
 
-    init(maximum: Int) { self.maximum = maximum }
+    init(maximum: Int, onOpen: @escaping @Sendable () -> Void = {}) {
+        self.maximum = maximum
+        self.onOpen = onOpen
+    }
 
     var count: Int { state.withLock { $0.connections.count } }
 
     func register(_ channel: any Channel) -> Int {
-        state.withLock { state in
+        onOpen()
+        return state.withLock { state in
             state.next += 1
             state.connections[state.next] = Entry(channel: channel, lastActive: .now())
             return state.next

@@ -10,12 +10,17 @@ import Prometheus
 public final class MasterMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     let schedulingLatency: ValueHistogram
+    /// Connections the HTTP server accepted (agents that keep theirs open add few).
+    let connectionsOpened: Prometheus.Counter
 
     public init() {
         schedulingLatency = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(namespace: "mgpu", metricName: "scheduling_latency", unitName: "seconds",
                                              helpText: "Time from submission to start of jobs"),
             buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, 14400, 86400])
+        connectionsOpened = registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "mgpu", metricName: "http_connections_opened", unitName: "total",
+                                             helpText: "Connections the HTTP server accepted"))
     }
 
     /// Routes swift-metrics (used by Hummingbird's MetricsMiddleware) into this registry. Once per process.
