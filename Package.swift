@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/google/swift-benchmark", from: "0.1.2"),
+        // The agents' and clients' HTTP: connections kept across requests, deadlines, typed errors, TLS through NIOSSL.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // TLS for the API, the dashboard and agents (BoringSSL: minutes of build, once).
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // Property-based tests of the request decoders (tests only).
@@ -43,6 +45,7 @@ let package = Package(
         // A small HTTP/1.1 (optionally TLS) client over SwiftNIO used by the agent and the CLI.
         .target(name: "MgpuClient", dependencies: [
             "MgpuWire",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

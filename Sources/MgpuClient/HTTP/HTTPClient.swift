@@ -1,8 +1,12 @@
+import AsyncHTTPClient
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
-import NIOSSL
-import Synchronization
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import Synchronization
 
 /// One HTTP/1.1 response, fully read.
 public struct HTTPResult: Sendable {
@@ -32,13 +36,13 @@ public enum TransportError: Error, CustomStringConvertible {
     }
 }
 
-/// A minimal HTTP/1.1 client over SwiftNIO: one connection per request, closed after the answer.
-/// No connection is assumed to stay healthy, so every call can fail and be retried by its caller.
+/// The HTTP client of agents and the CLI, on AsyncHTTPClient: connections are kept and reused across requests (one
+/// pool per process and TLS setting, `ClientPool`), every request has a deadline, and failures are typed.
 public struct HTTPClient: Sendable {
     public let host: String
     public let port: Int
     public var connectTimeout: Double
-    /// Sent as `Authorization: Bearer` (a user token, or an agent's cluster secret).
+    /// Sent as `Authorization: Bearer` (a user token, a node credential, or the cluster secret to enrol).
     public var token: String?
     /// HTTPS when set.
     public var tls: ClientTLS?
@@ -49,6 +53,11 @@ public struct HTTPClient: Sendable {
         self.connectTimeout = connectTimeout
         self.token = token
         self.tls = tls
+    }
+
+    var baseURL: String {
+        let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        return "\(tls == nil ? "http" : "https")://\(name):\(port)"
     }
 
     /// Sends one request. A GET (idempotent) that fails in transport is tried once more.
@@ -64,115 +73,93 @@ public struct HTTPClient: Sendable {
     }
 
     func requestOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String, timeout: Double) async throws -> HTTPResult {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        let tls = self.tls, host = self.host
-        // The first error the connection saw (a failed TLS handshake), which says more than the "closed channel" a
-        // write then gets.
-        let firstError = FirstError()
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: body))
+        } else if method == .POST || method == .PUT {
+            request.headers.add(name: "Content-Length", value: "0")
+        }
+        let client = ClientPool.client(tls: tls, connectTimeout: connectTimeout)
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
-                // (NIO sets TCP_NODELAY itself. `.socketOption(.tcp_nodelay)` would mean SOL_SOCKET level 1, SO_DEBUG, which
-                // only root may set: every other user's connection failed.)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let tls { try channel.pipeline.syncOperations.addHandler(try tls.handler(host: host)) }
-                        try channel.pipeline.syncOperations.addHandler(ErrorRecorder(firstError))
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
+            let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            let bytes = try await response.body.collect(upTo: 1 << 30)
+            return HTTPResult(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                              body: Array(bytes.readableBytesView))
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
-            throw TransportError.unreachable(host: host, port: port, reason: Self.describe(error))
-        }
-        let port = self.port, token = self.token
-        return try await withThrowingTaskGroup(of: HTTPResult?.self) { group in
-            group.addTask {
-                try await channel.executeThenClose { inbound, outbound in
-                    var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-                    head.headers.add(name: "Host", value: "\(host):\(port)")
-                    head.headers.add(name: "Connection", value: "close")
-                    if let token { head.headers.add(name: "Authorization", value: "Bearer \(token)") }
-                    if let body {
-                        head.headers.add(name: "Content-Type", value: contentType)
-                        head.headers.add(name: "Content-Length", value: String(body.count))
-                    } else if method == .POST || method == .PUT {
-                        head.headers.add(name: "Content-Length", value: "0")
-                    }
-                    try await outbound.write(.head(head))
-                    if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                    try await outbound.write(.end(nil))
-                    var result = HTTPResult(status: 0, headers: [], body: [])
-                    for try await part in inbound {
-                        switch part {
-                        case .head(let h):
-                            result.status = Int(h.status.code)
-                            result.headers = h.headers.map { ($0.name, $0.value) }
-                        case .body(var buffer):
-                            result.body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
-                        case .end:
-                            return result
-                        }
-                    }
-                    throw TransportError.closed(host: host, port: port)
-                }
-            }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
-                return nil
-            }
-            defer { group.cancelAll() }
-            do {
-                if let first = try await group.next(), let result = first { return result }
-            } catch let error as TransportError {
-                throw firstError.value.map { TransportError.failed(host: host, port: port, reason: Self.describe($0)) } ?? error
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                throw TransportError.failed(host: host, port: port, reason: Self.describe(firstError.value ?? error))
-            }
-            channel.channel.close(promise: nil)
-            throw TransportError.timedOut(host: host, port: port, seconds: timeout)
+            throw transportError(error, timeout: timeout)
         }
     }
 
-    static func describe(_ error: any Error) -> String {
-        if let ssl = error as? NIOSSLError {
-            switch ssl {
-            case .handshakeFailed(let inner):
-                let text = "\(inner)"
-                if text.contains("CERTIFICATE_VERIFY_FAILED") {
-                    return "TLS: the master's certificate is not trusted (give its CA with --ca-cert or MGPU_CA_CERT)"
-                }
-                if text.contains("WRONG_VERSION_NUMBER") { return "TLS: the master does not speak TLS (leave out --ca-cert/--tls)" }
-                return "TLS handshake failed: \(text.prefix(160))"
-            default: return "TLS: \(ssl)"
+    /// What went wrong, from the error's type (AsyncHTTPClient's, NIO's, NIOSSL's).
+    func transportError(_ error: any Error, timeout: Double) -> TransportError {
+        switch error {
+        case let e as HTTPClientError:
+            switch e {
+            case .deadlineExceeded, .readTimeout: return .timedOut(host: host, port: port, seconds: timeout)
+            case .connectTimeout: return .unreachable(host: host, port: port, reason: "connection timed out")
+            case .remoteConnectionClosed: return .closed(host: host, port: port)
+            default: return .failed(host: host, port: port, reason: "\(e)")
             }
+        case let e as NIOSSLError:
+            return .unreachable(host: host, port: port, reason: Self.describe(e))
+        case let e as NIOSSLExtraError where e == .failedToValidateHostname:
+            return .unreachable(host: host, port: port, reason: "TLS: the master's certificate does not name \(host)")
+        case let e as NIOConnectionError:
+            return transportError(e.connectionErrors.first?.error ?? e.dnsAError ?? e.dnsAAAAError ?? e, timeout: timeout)
+        case let e as IOError:
+            switch e.errnoCode {
+            case ECONNREFUSED: return .unreachable(host: host, port: port, reason: "connection refused")
+            case ENETUNREACH, EHOSTUNREACH: return .unreachable(host: host, port: port, reason: "no route to the host")
+            case ETIMEDOUT: return .unreachable(host: host, port: port, reason: "connection timed out")
+            default: return .unreachable(host: host, port: port, reason: String(cString: strerror(e.errnoCode)))
+            }
+        case is SocketAddressError:
+            return .unreachable(host: host, port: port, reason: "cannot resolve \(host)")
+        default:
+            return .failed(host: host, port: port, reason: String("\(error)".prefix(160)))
         }
-        if let ssl = error as? BoringSSLError { return "TLS: \(ssl)".prefix(200).description }
-        let text = String(describing: error)
-        if text.contains("connectTimeout") { return "connection timed out" }
-        if text.contains("refused") || text.contains("111") { return "connection refused" }
-        if let range = text.range(of: "reason: ") { return String(text[range.upperBound...].prefix(80)) }
-        return String(text.prefix(120))
+    }
+
+    /// A failed TLS handshake in words. BoringSSL says why only in its error strings.
+    static func describe(_ error: NIOSSLError) -> String {
+        guard case .handshakeFailed(let inner) = error else { return "TLS: \(error)" }
+        let text = "\(inner)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "TLS: the master's certificate is not trusted (give its CA with --ca-cert or MGPU_CA_CERT)"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") { return "TLS: the master does not speak TLS (leave out --ca-cert/--tls)" }
+        return "TLS handshake failed: \(text.prefix(160))"
     }
 }
 
-/// Holds the first error a connection's pipeline reported.
-final class FirstError: Sendable {
-    private let box = Mutex<(any Error)?>(nil)
-    var value: (any Error)? { box.withLock { $0 } }
-    func record(_ error: any Error) { box.withLock { if $0 == nil { $0 = error } } }
-}
+/// One AsyncHTTPClient per TLS setting and connect timeout, for the life of the process: its pool keeps connections
+/// to the master open between requests (an agent's syncs, a client's long-polls). Never shut down: they live as long as
+/// the process does.
+enum ClientPool {
+    private static let clients = Mutex<[String: AsyncHTTPClient.HTTPClient]>([:])
 
-/// Records the first error that passes through (before the HTTP handlers), and passes it on.
-final class ErrorRecorder: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-    let first: FirstError
-    init(_ first: FirstError) { self.first = first }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        first.record(error)
-        context.fireErrorCaught(error)
+    static func client(tls: ClientTLS?, connectTimeout: Double) -> AsyncHTTPClient.HTTPClient {
+        let key = "\(tls?.key ?? "plain") \(connectTimeout)"
+        return clients.withLock { clients in
+            if let client = clients[key] { return client }
+            var configuration = AsyncHTTPClient.HTTPClient.Configuration(
+                tlsConfiguration: tls?.configuration, redirectConfiguration: .disallow,
+                timeout: .init(connect: .milliseconds(Int64(connectTimeout * 1000))), decompression: .disabled)
+            configuration.httpVersion = .http1Only
+            // Shorter than the master's idle timeout (60 s), so the master never closes a connection as it is reused.
+            configuration.connectionPool.idleTimeout = .seconds(30)
+            // A failed connection attempt fails the request at once: mgpu's callers retry with their own policy (an
+            // agent's backoff is capped at 10 s), where the pool's own backoff grows with every failure of every
+            // caller, to a minute.
+            configuration.connectionPool.retryConnectionEstablishment = false
+            let client = AsyncHTTPClient.HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+            clients[key] = client
+            return client
+        }
     }
 }

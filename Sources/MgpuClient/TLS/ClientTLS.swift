@@ -2,7 +2,9 @@ import NIOSSL
 
 /// How a client (the CLI or an agent) talks TLS to a master started with `--tls-cert/--tls-key`.
 public struct ClientTLS: Sendable {
-    let context: NIOSSLContext
+    let configuration: TLSConfiguration
+    /// Tells one setting from another (clients share a connection pool per setting).
+    let key: String
 
     /// Trusts the CA certificate(s) in the PEM file `caCertificate`, or the system's roots when nil. With
     /// `verifyHostname` off, any certificate that chains to those roots is accepted whatever name it carries
@@ -18,20 +20,12 @@ public struct ClientTLS: Sendable {
             }
         }
         if !verifyHostname { configuration.certificateVerification = .noHostnameVerification }
-        do {
-            context = try NIOSSLContext(configuration: configuration)
-        } catch {
+        // Fails now, with the file's name, rather than at the first connection.
+        do { _ = try NIOSSLContext(configuration: configuration) } catch {
             throw TLSSetupError("cannot set up TLS: \(error)")
         }
-    }
-
-    func handler(host: String) throws -> NIOSSLClientHandler {
-        // SNI and the name check take a host name; for an address the certificate's IP SAN is checked.
-        try NIOSSLClientHandler(context: context, serverHostname: Self.isAddress(host) ? nil : host)
-    }
-
-    static func isAddress(_ host: String) -> Bool {
-        host.contains(":") || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+        self.configuration = configuration
+        self.key = "\(caCertificate ?? "system roots") \(verifyHostname)"
     }
 }
 
