@@ -1,6 +1,7 @@
 import Foundation
 import MgpuClient
 import MgpuCore
+import MgpuSupervisor
 import MgpuWire
 import Testing
 
@@ -40,12 +41,22 @@ extension EndToEndTests {
         // ("AST constructor recursion depth mismatch"), an error of the tool, not of the master.
         let runs = [("user", try #require(cluster.token), "--exclude-path-regex '^/v1/(agent/|events)'"),
                     ("agent", credential, "--include-path-regex '^/v1/agent/' --phases examples,coverage,fuzzing")]
-        for (who, token, filter) in runs {
-            let result = try await cluster.mgpu([], env: ["FUZZ_TOKEN": token], viaShell:
-                "schemathesis run '\(Self.document)' --url \"http://127.0.0.1:$MGPU_MASTER_PORT\" "
-                + "-H \"Authorization: Bearer $FUZZ_TOKEN\" \(filter) --checks \(checks) --max-time \(seconds) "
-                + "--workers 1 --request-timeout 20 --no-color",
-                timeout: Double(seconds) + 180)
+        // The two runs share nothing but the master: side by side, each for its full time.
+        let document = Self.document, environment = cluster.cliEnvironment, dir = cluster.dir
+        let results = try await withThrowingTaskGroup(of: (String, CommandResult).self) { group in
+            for (who, token, filter) in runs {
+                var env = environment
+                env["FUZZ_TOKEN"] = token
+                let script = "schemathesis run '\(document)' --url \"http://127.0.0.1:$MGPU_MASTER_PORT\" "
+                    + "-H \"Authorization: Bearer $FUZZ_TOKEN\" \(filter) --checks \(checks) --max-time \(seconds) "
+                    + "--workers 1 --request-timeout 20 --no-color"
+                group.addTask { [env] in
+                    (who, try await runShell(script, environment: env, out: "\(dir)/fuzz-\(who)", timeout: Double(seconds) + 180))
+                }
+            }
+            return try await group.reduce(into: [(String, CommandResult)]()) { $0.append($1) }
+        }
+        for (who, result) in results {
             #expect(result.status == 0, "schemathesis (\(who) operations) failed:\n\(result.stdout.suffix(8000))\n\(result.stderr.suffix(2000))")
         }
 
@@ -57,4 +68,14 @@ extension EndToEndTests {
         }
     }
 }
+}
+
+/// Runs a shell command line with `environment`, its output in `out` and `out.err`.
+func runShell(_ script: String, environment: [String: String], out: String, timeout: Double) async throws -> CommandResult {
+    let pid = try Spawn.start(["/bin/sh", "-c", script], environment: environment.map { "\($0.key)=\($0.value)" },
+                              stdout: .path(out, flags: O_WRONLY | O_CREAT | O_TRUNC),
+                              stderr: .path(out + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC), newSession: false)
+    let status = try await waitForExit(pid, timeout: timeout)
+    return CommandResult(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
 }

@@ -93,24 +93,6 @@ extension EndToEndTests {
         #expect(cluster.read(srun.out + ".err")?.contains("cancelling job") == true)
     }
 
-    @Test func aLostNodeFailsTheJobAndStopsTheOtherRanks() async throws {
-        let cluster = try await TestCluster.start(agents: ["node001": 1, "node002": 1],
-                                                  master: ["--node-timeout", "1", "--node-lost-after", "3"])
-        defer { cluster.stop() }
-        let marker = "2\(Int.random(in: 100_000...999_999))"
-        let id = try await cluster.submit(["--nodes", "2", "--gpus-per-node", "1", "--kill-grace", "2", "sleep \(marker)"])
-        let running = try await cluster.waitForState(id, [.running])
-        try await waitUntil("both parts", timeout: 10) { processes(containing: "sleep \(marker)").count >= 4 }
-        let victim = running.parts[1].nodeId
-        try await cluster.kill(agent: victim)
-        let ended = try await cluster.waitForState(id, [.nodeFail], timeout: 20)
-        #expect(ended.reason?.contains("node \(victim) lost") == true, "\(ended.reason ?? "")")
-        // The surviving rank was terminated; only the lost node's part (its agent is gone) may still run.
-        try await waitUntil("the surviving rank to be stopped", timeout: 15) {
-            processes(containing: "sleep \(marker)").count <= 2
-        }
-    }
-
     @Test func impossibleRequestsAreRefusedAtSubmit() async throws {
         let cluster = try await TestCluster.start(agents: Self.three)
         defer { cluster.stop() }

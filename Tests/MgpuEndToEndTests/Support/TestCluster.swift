@@ -76,7 +76,7 @@ final class TestCluster {
                     masterHost: String = "127.0.0.1", prefix: [String] = [], withSecret: Bool = true) throws {
         let log = "\(dir)/agent-\(id).\(Int(Date().timeIntervalSince1970 * 1000)).log"
         var args = prefix + [mgpuBinary, "node", "--node-id", id, "--master-host", masterHost, "--master-port", "\(masterPort ?? port)",
-                    "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2"] + (withSecret ? ["--token-file", secretFile] : []) + (caCert.map { ["--ca-cert", $0] } ?? [])
+                    "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2", "--report-interval", "1"] + (withSecret ? ["--token-file", secretFile] : []) + (caCert.map { ["--ca-cert", $0] } ?? [])
         if let gpus { args += ["--simulate-gpus", "\(gpus)"] }
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }

@@ -25,6 +25,27 @@ import Testing
         #expect(lost?.reason?.contains("n1 lost: no heartbeat") == true, "\(lost?.reason ?? "")")
     }
 
+    /// A hung agent (silent, not restarted) that comes back before its node is lost: its job goes on, and a job that
+    /// waited for the GPU meanwhile starts only once the first ended.
+    @Test func aHungAgentBackInTimeGoesOn() async throws {
+        let h = try Harness(nodeTimeout: 1, nodeLostAfter: 4)
+        try await h.addNode("n1", gpus: 1, plan: { _ in (3, ExitStatus(code: 0)) })
+        let a = try await h.submit()
+        try await h.sync("n1")
+        let b = try await h.submit()
+        await h.advance(2)
+        #expect(await h.node("n1")?.state == .down)
+        #expect(await h.job(a)?.note == "node not responding: n1")
+        try await h.sync("n1")
+        #expect(await h.node("n1")?.state == .up)
+        #expect(await h.state(a) == .running && h.agents["n1"]!.running.keys.sorted() == [a])
+        await h.advance(1)
+        try await h.settle()
+        #expect(await h.state(a) == .completed)
+        #expect(await h.state(b) == .running)
+        #expect(h.agents["n1"]!.started.map(\.jobId) == [a, b])
+    }
+
     @Test func anAgentThatRestartsInTimeKeepsItsJob() async throws {
         let h = try Harness()
         try await h.addNode("n1", gpus: 1)
