@@ -26,6 +26,13 @@ extension EndToEndTests {
             }
         }
 
+        /// The master's count of connections it accepted (each scrape is one more).
+        static func connectionsOpened(_ cluster: TestCluster) async throws -> Double {
+            let text = String(decoding: try await cluster.client.http.request(.GET, "/metrics").body, as: UTF8.self)
+            let line = text.split(separator: "\n").first { $0.hasPrefix("mgpu_http_connections_opened_total ") }
+            return Double(line?.split(separator: " ").last ?? "") ?? 0
+        }
+
         @Test func aRequestBuiltToExpandIsRefusedAtOnceWhileHeartbeatsGoOn() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 1])
             defer { cluster.stop() }
@@ -155,11 +162,14 @@ extension EndToEndTests {
             // A long-poll in flight (`mgpu logs -f` of a running job) that must not be cut.
             let id = try await cluster.submit(["--gpus", "0", "sleep 4; echo late"])
             try await cluster.waitForState(id, [.running])
+            let opened = { try await Self.connectionsOpened(cluster) }
+            let before = try await opened()
             let follower = try cluster.startCLI(["logs", "-f", id.rawValue])
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil("the follower's connection", timeout: 10) { try await opened() > before }
             // 60 keep-alive connections, each sending a cheap request every 200 ms: never idle, so the idle timeout
             // never closes them, and more of them than the cap.
             raiseOwnFileLimit()
+            let flooded = try await opened()
             let sockets = (0..<60).compactMap { _ in connectLoopback(cluster.port) }
             defer { sockets.forEach { close($0) } }
             for fd in sockets { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
@@ -174,7 +184,7 @@ extension EndToEndTests {
                     try? await Task.sleep(for: .milliseconds(200))
                 }
             }
-            try await Task.sleep(for: .seconds(1))
+            try await waitUntil("the 60 connections accepted (and some quiet ones closed)", timeout: 10) { try await opened() >= flooded + 60 }
             let start = Date()
             let next = try await cluster.submit(["--gpus", "0", "echo in"])
             let waited = Date().timeIntervalSince(start)

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MgpuCore
 import MgpuMaster
 import MgpuWire
+
+extension SharingPolicy.Order: ExpressibleByArgument {}
 import ServiceLifecycle
 
 struct MasterOptions: ParsableArguments {
@@ -51,6 +54,21 @@ struct MasterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds an ended job stays in memory (listings, the dashboard); after that it is in the store only.", valueName: "s"))
     var keepEnded: Double = 3600
 
+    @Option(help: ArgumentHelp("How pending jobs are served: fair-share (by priority: fair share, age and nice; with backfill) or fifo (submission order).", valueName: "fair-share|fifo"))
+    var policy: SharingPolicy.Order = .fairShare
+
+    @Option(help: ArgumentHelp("Time limit of jobs submitted without --time, as Slurm writes it; UNLIMITED: none (backfill then plans such jobs as never ending).", valueName: "limit"))
+    var defaultTime = "7-00:00:00"
+
+    @Option(help: ArgumentHelp("Fair share: a waiting job gains the whole fair-share range of priority per this long waiting, so that every job's turn comes.", valueName: "limit"))
+    var ageScale = "1-12:00:00"
+
+    @Option(help: ArgumentHelp("The longest --time a job may ask for (default: no cap).", valueName: "limit"))
+    var maxTime: String?
+
+    @Option(help: ArgumentHelp("Fair share: past usage loses half its weight every this long.", valueName: "limit"))
+    var fairShareHalfLife = "7-00:00:00"
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535, got \(port)") }
         guard nodeTimeout > 0 else { throw ValidationError("--node-timeout must be positive") }
@@ -64,6 +82,14 @@ struct MasterOptions: ParsableArguments {
         guard maxStdinBytes >= 0 else { throw ValidationError("--max-stdin-bytes must be 0 or more") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         guard keepEnded >= 0 else { throw ValidationError("--keep-ended must be 0 or more") }
+        for (flag, value) in [("--default-time", defaultTime), ("--max-time", maxTime ?? "1"), ("--fair-share-half-life", fairShareHalfLife),
+                              ("--age-scale", ageScale)]
+        where TimeLimit.parse(value) == nil {
+            throw ValidationError("\(flag) takes MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; got \(value.debugDescription)")
+        }
+        if let max = maxTime.flatMap({ TimeLimit.parse($0) ?? nil }), let def = TimeLimit.parse(defaultTime) ?? nil, def > max {
+            throw ValidationError("--default-time \(defaultTime) is over --max-time \(maxTime!)")
+        }
         for path in [tlsCert, tlsKey].compactMap({ $0 }) where access(path, R_OK) != 0 {
             throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))")
         }
@@ -82,6 +108,11 @@ struct MasterOptions: ParsableArguments {
         config.idleTimeout = idleTimeout
         config.maxConnections = maxConnections
         config.keepEndedSeconds = keepEnded
+        config.policy.order = policy
+        config.policy.defaultTime = TimeLimit.parse(defaultTime) ?? config.policy.defaultTime
+        config.policy.ageScale = (TimeLimit.parse(ageScale) ?? nil) ?? config.policy.ageScale
+        config.policy.maxTime = maxTime.flatMap { TimeLimit.parse($0) ?? nil }
+        config.policy.halfLife = (TimeLimit.parse(fairShareHalfLife) ?? nil) ?? config.policy.halfLife
         return config
     }
 

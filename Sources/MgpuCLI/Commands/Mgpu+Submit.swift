@@ -86,6 +86,7 @@ extension JobRequestOptions {
                 timeLimit: timeLimit, interactive: interactive ? true : nil,
                 tty: interactive ? ForegroundSession.terminalSize : nil)
         spec.requeue = requeue ? true : nil
+        spec.nice = nice
         spec.removeSecrets(client.knownTokens)
         return spec
     }

@@ -36,6 +36,9 @@ struct JobRequestOptions: ParsableArguments {
     @Flag(help: "If the job's node is lost, put the job back in the queue to run again on another node (as Slurm's --requeue), instead of ending it NODE_FAIL.")
     var requeue = false
 
+    @Option(help: ArgumentHelp("Lower the job's priority by N/1000 (0-100000; only an admin may give a negative N to raise it).", valueName: "N"))
+    var nice: Int?
+
     var timeLimit: Double? { time.flatMap { TimeLimit.parse($0) } ?? nil }
 
     func validate() throws {
@@ -44,6 +47,7 @@ struct JobRequestOptions: ParsableArguments {
         }
         _ = try makeRequest()
         if killGrace < 0 || killGrace > 86_400 { throw ValidationError("--kill-grace must be 0-86400 s") }
+        if let nice, !(-100_000...100_000).contains(nice) { throw ValidationError("--nice must be -100000 to 100000, got \(nice)") }
     }
 
     var request: ResourceRequest { (try? makeRequest()) ?? ResourceRequest() }

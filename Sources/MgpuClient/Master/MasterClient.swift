@@ -115,6 +115,20 @@ public struct MasterClient: Sendable {
         try await call(.GET, "/v1/admin/users", body: Optional<Int>.none, as: [AddUserResponse].self)
     }
 
+    /// Sets an account's shares and limits (admins only).
+    public func setAccount(_ name: String, _ settings: PolicySettings) async throws -> PolicyReport {
+        try await call(.PUT, "/v1/admin/accounts/\(name)", body: settings, as: PolicyReport.self)
+    }
+
+    /// Sets a user's account, shares and limits (admins only).
+    public func setUserPolicy(_ name: String, _ settings: PolicySettings) async throws -> PolicyReport {
+        try await call(.PUT, "/v1/admin/policy/users/\(name)", body: settings, as: PolicyReport.self)
+    }
+
+    public func policyReport() async throws -> PolicyReport {
+        try await call(.GET, "/v1/admin/policy", body: Optional<Int>.none, as: PolicyReport.self)
+    }
+
     /// Forgets a node and its credential (admins only).
     public func removeNode(_ id: String) async throws {
         _ = try await call(.DELETE, "/v1/admin/nodes/\(id)", body: Optional<Int>.none, as: [String: String].self)

@@ -63,6 +63,15 @@ public struct JobPart: Codable, Sendable, Hashable {
     }
 }
 
+extension JobPart {
+    /// "node002:gpu0,1", or "node001:gpu0-3, node002:gpu0-3" for several parts; "node001:cpu" for a CPU-only part.
+    public static func placementText(_ parts: [JobPart]) -> String {
+        parts.map { part in
+            part.gpus.isEmpty ? "\(part.nodeId):cpu" : "\(part.nodeId):gpu\(GPUList.compact(part.gpus))"
+        }.joined(separator: ", ")
+    }
+}
+
 /// A job, as the master stores it. Times are seconds since the Unix epoch, passed in by the caller.
 public struct Job: Codable, Sendable, Identifiable {
     public var id: JobID
@@ -99,6 +108,8 @@ public struct Job: Codable, Sendable, Identifiable {
     public var requeue: Bool?
     /// How many times it went back to the queue.
     public var requeues: Int?
+    /// Lowers its priority by nice/1000 (`--nice`; only an admin may give a negative one).
+    public var nice: Int?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
@@ -184,11 +195,7 @@ public struct Job: Codable, Sendable, Identifiable {
     public var usesGPUs: Bool { request.totalGPUs > 0 }
 
     /// "node002:gpu0,1", or "node001:gpu0-3, node002:gpu0-3" for several parts.
-    public var placementText: String {
-        parts.map { part in
-            part.gpus.isEmpty ? "\(part.nodeId):cpu" : "\(part.nodeId):gpu\(GPUList.compact(part.gpus))"
-        }.joined(separator: ", ")
-    }
+    public var placementText: String { JobPart.placementText(parts) }
 
     /// Why a pending job waits, derived from its request.
     public var waitingReason: String {

@@ -17,5 +17,16 @@ public struct Plan: Sendable, Equatable {
     }
 
     public var assignments: [Assignment] = []
+    /// Jobs (of those examined) that wait because of a limit, with the limit in words.
+    public var held: [JobID: String] = [:]
+    /// The policy pass's reservation: the highest-priority job that waits for GPUs, and when they will be free by the
+    /// running jobs' time limits.
+    public var reservation: Reservation?
+
+    public struct Reservation: Sendable, Equatable {
+        public var job: JobID
+        public var start: Double
+    }
+
     public init() {}
 }

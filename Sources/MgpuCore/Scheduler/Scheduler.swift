@@ -56,9 +56,14 @@ public enum Scheduler {
 public struct PendingJob: Sendable, Hashable {
     public var id: JobID
     public var request: ResourceRequest
-    public init(id: JobID, request: ResourceRequest) {
+    /// Its owner (for limits), and its own time limit (nil: the policy's default), for the policy pass.
+    public var user: String
+    public var timeLimit: Double?
+    public init(id: JobID, request: ResourceRequest, user: String = "", timeLimit: Double? = nil) {
         self.id = id
         self.request = request
+        self.user = user
+        self.timeLimit = timeLimit
     }
 }
 
@@ -74,6 +79,13 @@ struct PassState {
     var freeCount: [Int]
     /// Place the common request (some GPUs on one node, anywhere) with one scan and no allocation.
     var fastPaths = true
+    /// FIFO: a job that does not fit reserves the free GPUs it waits for. (The policy pass reserves by time instead.)
+    var reserveWhenWaiting = true
+    /// The policy pass's one reservation (EASY backfill): per node, the GPUs the top waiting job will use at
+    /// `shadowTime`; a job may take one of them only when it ends before then (`mayUseShadow`).
+    var shadow: [Set<Int>]?
+    var shadowTime = Double.infinity
+    var mayUseShadow = false
 
     init(nodes: [NodeCapacity]) {
         self.nodes = nodes
@@ -89,6 +101,9 @@ struct PassState {
 
     func available(_ n: Int) -> [Int] {
         let node = nodes[n]
+        if let shadow, !mayUseShadow {
+            return node.gpus.filter { !node.busyGPUs.contains($0) && !reserved[n].contains($0) && !shadow[n].contains($0) }
+        }
         return node.gpus.filter { !node.busyGPUs.contains($0) && !reserved[n].contains($0) }
     }
 
@@ -123,7 +138,7 @@ struct PassState {
             targets.append((n, pin.gpus))
         }
         guard ok else {
-            for (n, gpus) in targets where nodes[n].schedulable { reserve(n, gpus: gpus) }
+            if reserveWhenWaiting { for (n, gpus) in targets where nodes[n].schedulable { reserve(n, gpus: gpus) } }
             return nil
         }
         if pinned.allSatisfy({ $0.gpus.isEmpty }) {
@@ -191,6 +206,7 @@ struct PassState {
                 return .init(nodeId: nodes[n].id, gpus: gpus)
             }
         }
+        guard reserveWhenWaiting else { return nil }
         let best = candidates.sorted { ($0.1.count, nodes[$1.0].id) > ($1.1.count, nodes[$0.0].id) }
         for (n, avail) in best.prefix(request.nodes) { reserve(n, gpus: avail.prefix(need)) }
         return nil

@@ -64,6 +64,9 @@ enum APIRouter {
             // A job belongs to the user whose token submitted it, whatever the request says; its token stays here.
             let token = request.headers[.authorization].map { String($0.dropFirst(7)) }
             for i in body.jobs.indices {
+                if (body.jobs[i].nice ?? 0) < 0 && context.user?.admin != true {
+                    throw HTTPError(.forbidden, message: "only an admin may raise a job's priority (a negative --nice)")
+                }
                 body.jobs[i].user = context.user?.name ?? "?"
                 body.jobs[i].removeSecrets(token.map { [$0] } ?? [])
             }
@@ -160,6 +163,22 @@ enum APIRouter {
         router.get("/v1/admin/users") { _, context in
             guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can list users") }
             return try json(credentials.users().map { AddUserResponse(name: $0.name, token: nil, admin: $0.admin) })
+        }
+        router.put("/v1/admin/accounts/{name}") { request, context in
+            guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can set accounts") }
+            let body = try await request.decode(as: PolicySettings.self, context: context)
+            try await state.setAccount(context.parameters.get("name") ?? "", body)
+            return try json(await state.policyReport())
+        }
+        router.put("/v1/admin/policy/users/{name}") { request, context in
+            guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can set a user's share and limits") }
+            let body = try await request.decode(as: PolicySettings.self, context: context)
+            try await state.setUserPolicy(context.parameters.get("name") ?? "", body)
+            return try json(await state.policyReport())
+        }
+        router.get("/v1/admin/policy") { _, context in
+            guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can read the policy") }
+            return try json(await state.policyReport())
         }
         router.delete("/v1/admin/nodes/{id}") { _, context in
             guard let admin = context.user, admin.admin else { throw HTTPError(.forbidden, message: "only an admin can remove nodes") }

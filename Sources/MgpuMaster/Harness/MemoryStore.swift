@@ -9,6 +9,8 @@ public final class MemoryStore: StateStore {
     private struct State {
         var jobs: [JobID: Job] = [:]
         var nodes: [String: Node] = [:]
+        var usage: [String: Usage] = [:]
+        var policy: SharingPolicy?
         var failures = 0
         var commits = 0
     }
@@ -25,11 +27,14 @@ public final class MemoryStore: StateStore {
         state.withLock { state in
             let jobs = state.jobs.values.filter { $0.endTime.map { $0 >= endedSince } ?? true }.sorted { $0.seq < $1.seq }
             return StoredState(jobs: jobs, nodes: state.nodes.values.sorted { $0.id < $1.id },
-                               maxSeq: state.jobs.values.map(\.seq).max() ?? 0)
+                               maxSeq: state.jobs.values.map(\.seq).max() ?? 0, usage: state.usage, policy: state.policy)
         }
     }
 
     public func job(_ id: JobID) throws -> Job? { state.withLock { $0.jobs[id] } }
+
+    /// Every job it holds.
+    public func allJobs() -> [Job] { state.withLock { Array($0.jobs.values) } }
 
     public func commit(_ change: StoreChange) throws {
         try state.withLock { state in
@@ -41,6 +46,8 @@ public final class MemoryStore: StateStore {
             for job in change.jobs { state.jobs[job.id] = job }
             for node in change.nodes { state.nodes[node.id] = node }
             for id in change.removedNodes { state.nodes[id] = nil }
+            for (user, usage) in change.usage { state.usage[user] = usage }
+            if let policy = change.policy { state.policy = policy }
         }
     }
 

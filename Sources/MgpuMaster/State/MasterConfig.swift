@@ -1,4 +1,5 @@
 import Foundation
+public import MgpuCore
 public import MgpuWire
 
 public struct MasterConfig: Sendable {
@@ -24,6 +25,9 @@ public struct MasterConfig: Sendable {
     public var maxConnections = 4096
     /// Ended jobs stay in memory this long (`--keep-ended`), then only in the store.
     public var keepEndedSeconds: Double = 3600
+    /// How the cluster is shared (`--policy`, `--default-time`, `--max-time`, `--fair-share-half-life`); accounts and
+    /// users' settings come from the store (`mgpu admin account/user`).
+    public var policy = SharingPolicy()
 
     public init(host: String = "127.0.0.1", port: Int = 8080, stateDir: String, nodeTimeout: Double = 30, nodeLostAfter: Double = 600) {
         self.host = host

@@ -67,7 +67,7 @@ extension MasterState {
 
     func info(_ job: Job, now: Double) -> JobInfo {
         var note: String?
-        if job.state == .pending { note = job.waitingReason }
+        if job.state == .pending { note = waitingNote(job, now: now) }
         if job.state == .running {
             let silent = job.parts.filter { part in
                 part.exit == nil && !(nodes[part.nodeId]?.isResponding(now: now, timeout: config.nodeTimeout) ?? false)
@@ -76,7 +76,12 @@ extension MasterState {
             else if job.cancelRequested { note = "cancelling" }
             else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
         }
-        return JobInfo(job: job, note: note)
+        var info = JobInfo(job: job, note: note)
+        if job.state == .pending {
+            info.priority = lastPass.priorities[job.id]
+            if lastPass.reservation?.job == job.id { info.expectedStart = lastPass.reservation?.start }
+        }
+        return info
     }
 
     /// Pending and running jobs, and those that ended in the last `finishedWithin` seconds.

@@ -39,6 +39,7 @@ extension MasterState {
         }
         let specs: [JobSpec]
         do { specs = try request.expanded() } catch { throw RequestError(error.description) }
+        if let refusal = policyRefusal(specs, user: user) { throw refusal }
         // The cluster checks, once per distinct request (a template's jobs share one).
         let caps = capacities(now: clock())
         var refusals: [ResourceRequest: RequestError?] = [:]
@@ -49,7 +50,12 @@ extension MasterState {
         }
         let now = clock()
         let ids = try newJobIDs(specs.count)
-        let created = specs.enumerated().map { i, spec in Self.job(spec, id: ids[i], seq: nextSeq + Int64(i), at: now) }
+        let created = specs.enumerated().map { i, spec in
+            var job = Self.job(spec, id: ids[i], seq: nextSeq + Int64(i), at: now)
+            // Without --time, the master's default limit (--default-time): it holds, so backfill's plans hold.
+            if job.timeLimit == nil { job.timeLimit = policy.defaultTime }
+            return job
+        }
         nextSeq += Int64(created.count)
         reservedIDs.formUnion(ids)
         pendingByUser[user, default: 0] += created.count
@@ -103,6 +109,7 @@ extension MasterState {
         job.interactive = spec.interactive
         job.tty = spec.interactive == true ? spec.tty : nil
         job.requeue = spec.requeue == true ? true : nil
+        job.nice = spec.nice.flatMap { $0 == 0 ? nil : $0 }
         return job
     }
 

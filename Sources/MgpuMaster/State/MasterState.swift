@@ -25,6 +25,12 @@ public actor MasterState {
     /// Something the scheduler reads changed since its last pass (a job queued or ended, a node came or went).
     var scheduleNeeded = true
     var running: Set<JobID> = []
+    /// How the cluster is shared: the master's flags, and the accounts and users admins set (kept in the store).
+    var policy: SharingPolicy
+    /// Each user's decayed GPU-seconds of ended jobs (running jobs are added as they run).
+    var usage: [String: Usage] = [:]
+    /// What the last policy pass said of the pending jobs: priorities, positions, limits, the reservation.
+    var lastPass = PolicyPassInfo()
     /// Pending jobs per user (for `--max-pending-per-user`), submissions being committed included.
     var pendingByUser: [String: Int] = [:]
     /// Ids given to submissions being committed.
@@ -64,6 +70,13 @@ public actor MasterState {
         let now = clock()
         let loaded = try store.load(endedSince: now - config.keepEndedSeconds)
         nextSeq = loaded.maxSeq + 1
+        var policy = config.policy
+        if let stored = loaded.policy {
+            policy.accounts = stored.accounts
+            policy.users = stored.users
+        }
+        self.policy = policy
+        self.usage = loaded.usage
         for job in loaded.jobs {
             jobs[job.id] = job
             if job.state == .pending {
@@ -122,7 +135,9 @@ public actor MasterState {
 
     /// Commits jobs and nodes, then applies them in memory.
     func commit(jobs changed: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = []) throws {
-        try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed))
+        let usageChanged = usageAfter(changed)
+        try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed, usage: usageChanged))
+        for (user, value) in usageChanged { usage[user] = value }
         apply(changed)
         for node in changedNodes { nodes[node.id] = node }
         for id in removed { nodes[id] = nil }
@@ -170,7 +185,8 @@ public actor MasterState {
         scheduleNeeded = false
         let now = clock()
         let caps = capacities(now: now)
-        let plan = Scheduler.plan(queue: pending.jobs, nodes: caps, cpuOnlyPending: pending.cpuOnly)
+        let plan = policy.order == .fifo ? Scheduler.plan(queue: pending.jobs, nodes: caps, cpuOnlyPending: pending.cpuOnly)
+            : policyPass(caps, now: now)
         logger.debug("scheduling pass", metadata: ["pending": "\(pending.count)", "started": "\(plan.assignments.count)",
                                                    "free": "\(caps.map { "\($0.id):\($0.freeGPUs.count)" }.joined(separator: ","))"])
         guard !plan.assignments.isEmpty else { return }

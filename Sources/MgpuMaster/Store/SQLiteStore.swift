@@ -43,6 +43,13 @@ public final class SQLiteStore: StateStore {
                 CREATE INDEX job_ended ON job(ended);
                 """)
         }
+        // Fair share: each user's decayed usage, and the accounts and users admins set.
+        m.registerMigration("v3: policy") { db in
+            try db.execute(sql: """
+                CREATE TABLE usage (user TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL);
+                CREATE TABLE policy (id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1), data BLOB NOT NULL);
+                """)
+        }
         return m
     }
 
@@ -58,7 +65,14 @@ public final class SQLiteStore: StateStore {
                     try decoder.decode(Node.self, from: $0["data"] as Data)
                 }
                 let maxSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM job") ?? 0
-                return StoredState(jobs: jobs, nodes: nodes, maxSeq: maxSeq)
+                var usage: [String: Usage] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT user, data FROM usage") {
+                    usage[row["user"]] = try decoder.decode(Usage.self, from: row["data"] as Data)
+                }
+                let policy = try Row.fetchOne(db, sql: "SELECT data FROM policy WHERE id = 1").map {
+                    try decoder.decode(SharingPolicy.self, from: $0["data"] as Data)
+                }
+                return StoredState(jobs: jobs, nodes: nodes, maxSeq: maxSeq, usage: usage, policy: policy)
             }
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
@@ -83,12 +97,16 @@ public final class SQLiteStore: StateStore {
         do {
             let jobRows = try change.jobs.map { ($0.id.rawValue, $0.seq, $0.state.rawValue, try encoder.encode($0), $0.endTime) }
             let nodeRows = try change.nodes.map { ($0.id, try encoder.encode($0)) }
+            let usageRows = try change.usage.map { ($0.key, try encoder.encode($0.value)) }
+            let policyRow = try change.policy.map { try encoder.encode($0) }
             try queue.write { db in
                 let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended) VALUES (?, ?, ?, ?, ?)")
                 for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3, row.4]) }
                 let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
                 for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
                 for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
+                for (user, usage) in usageRows { try db.execute(sql: "INSERT OR REPLACE INTO usage (user, data) VALUES (?, ?)", arguments: [user, usage]) }
+                if let policyRow { try db.execute(sql: "INSERT OR REPLACE INTO policy (id, data) VALUES (1, ?)", arguments: [policyRow]) }
             }
         } catch {
             throw StoreError(message: "could not save to \(path): \(Self.describe(error))")

@@ -7,6 +7,10 @@ public struct StoredState: Sendable {
     public var nodes: [Node]
     /// The highest submission number ever given (ended jobs included).
     public var maxSeq: Int64 = 0
+    /// Each user's decayed GPU-seconds (fair share).
+    public var usage: [String: Usage] = [:]
+    /// Accounts and users' settings, as admins set them.
+    public var policy: SharingPolicy?
 }
 
 /// One atomic change: every job and node in it is written in one transaction, or none is.
@@ -15,12 +19,19 @@ public struct StoreChange: Sendable {
     public var nodes: [Node] = []
     /// Nodes an admin removed.
     public var removedNodes: [String] = []
-    public init(jobs: [Job] = [], nodes: [Node] = [], removedNodes: [String] = []) {
+    /// Users whose usage changed (a job of theirs ended).
+    public var usage: [String: Usage] = [:]
+    /// The sharing policy's accounts and users, when an admin changed them.
+    public var policy: SharingPolicy?
+    public init(jobs: [Job] = [], nodes: [Node] = [], removedNodes: [String] = [], usage: [String: Usage] = [:],
+                policy: SharingPolicy? = nil) {
         self.jobs = jobs
         self.nodes = nodes
         self.removedNodes = removedNodes
+        self.usage = usage
+        self.policy = policy
     }
-    public var isEmpty: Bool { jobs.isEmpty && nodes.isEmpty && removedNodes.isEmpty }
+    public var isEmpty: Bool { jobs.isEmpty && nodes.isEmpty && removedNodes.isEmpty && usage.isEmpty && policy == nil }
 }
 
 /// The master's durable store. SQLite (`SQLiteStore`) by default; a PostgreSQL implementation

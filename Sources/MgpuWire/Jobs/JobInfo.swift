@@ -22,6 +22,11 @@ public struct JobInfo: Codable, Sendable {
     public var interactive: Bool?
     public var requeue: Bool?
     public var requeues: Int?
+    public var nice: Int?
+    /// A pending job's priority and its parts, under the fair-share policy.
+    public var priority: Priority?
+    /// When the highest-priority waiting job will start at the latest, by the running jobs' time limits.
+    public var expectedStart: Double?
 
     public init(job: Job, note: String?) {
         id = job.id
@@ -42,13 +47,11 @@ public struct JobInfo: Codable, Sendable {
         interactive = job.interactive
         requeue = job.requeue
         requeues = job.requeues
+        nice = job.nice
         self.note = note
     }
 
-    public var placementText: String {
-        parts.map { $0.gpus.isEmpty ? "\($0.nodeId):cpu" : "\($0.nodeId):gpu\(GPUList.compact($0.gpus))" }
-            .joined(separator: ", ")
-    }
+    public var placementText: String { JobPart.placementText(parts) }
 }
 
 /// `GET /v1/queue`: jobs and nodes in one answer.

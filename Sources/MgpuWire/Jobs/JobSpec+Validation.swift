@@ -28,6 +28,7 @@ extension JobSpec {
             return RequestError("terminal size must be 1-1000 rows and columns")
         }
         if request.excludedNodes != nil { return RequestError("excludedNodes is set by the master only") }
+        if let nice, !(-100_000...100_000).contains(nice) { return RequestError("--nice must be between -100000 and 100000") }
         if requeue == true {
             if request.pinned != nil {
                 return RequestError("--requeue needs GPUs the scheduler chooses: pinned GPUs cannot move to another node")

@@ -17,6 +17,8 @@ public struct JobSpec: Codable, Sendable {
     public var tty: TerminalSize?
     /// `--requeue`: back to the queue after a node failure.
     public var requeue: Bool?
+    /// `--nice N`: lowers the job's priority (only an admin may give a negative value).
+    public var nice: Int?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
                 request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,

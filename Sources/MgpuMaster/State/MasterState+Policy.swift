@@ -1,0 +1,191 @@
+import Foundation
+import MgpuCore
+import MgpuWire
+
+/// What the last policy pass said of the pending jobs.
+struct PolicyPassInfo {
+    var priorities: [JobID: Priority] = [:]
+    /// How many pending jobs not held by a limit come before each one.
+    var ahead: [JobID: Int] = [:]
+    var held: [JobID: String] = [:]
+    var reservation: Plan.Reservation?
+}
+
+extension MasterState {
+    /// Each user's decayed usage now: ended jobs' GPU-seconds, and what their running jobs have used so far.
+    func currentUsage(now: Double) -> [String: Double] {
+        var result = usage.mapValues { $0.decayed(to: now, halfLife: policy.halfLife) }
+        for id in running {
+            guard let job = jobs[id], let start = job.startTime else { continue }
+            result[job.user, default: 0] += Double(job.request.totalGPUs) * max(0, now - start)
+        }
+        return result
+    }
+
+    /// The usage of the users whose running jobs end in `changed` (or go back to the queue), to commit with them.
+    func usageAfter(_ changed: [Job]) -> [String: Usage] {
+        var result: [String: Usage] = [:]
+        for job in changed {
+            guard let old = jobs[job.id], old.state == .running, job.state != .running, let start = old.startTime else { continue }
+            let end = job.endTime ?? clock()
+            let gpus = old.parts.reduce(0) { $0 + $1.gpus.count }
+            var value = result[job.user] ?? usage[job.user] ?? Usage()
+            value.add(Double(gpus) * max(0, end - start), at: end, halfLife: policy.halfLife)
+            result[job.user] = value
+        }
+        return result
+    }
+
+    /// Pending jobs in priority order (highest first; equal priorities in submission order), with their priorities.
+    func priorityOrder(now: Double) -> [(PendingJob, Priority)] {
+        var users = Set(usage.keys)
+        for job in pending.jobs { users.insert(job.user) }
+        for id in running { if let job = jobs[id] { users.insert(job.user) } }
+        let factors = FairShare.factors(users: users, usage: currentUsage(now: now), policy: policy)
+        return pending.jobs.compactMap { pendingJob -> (PendingJob, Priority, Int64)? in
+            guard let job = jobs[pendingJob.id] else { return nil }
+            let priority = FairShare.priority(factor: factors[job.user] ?? 1, submitTime: job.submitTime, nice: job.nice ?? 0,
+                                              now: now, policy: policy)
+            return (pendingJob, priority, job.seq)
+        }
+        .sorted { $0.1.value != $1.1.value ? $0.1.value > $1.1.value : $0.2 < $1.2 }
+        .map { ($0.0, $0.1) }
+    }
+
+    /// One pass of the sharing policy: priority order, limits, EASY backfill (Scheduler.plan(byPriority:)).
+    func policyPass(_ caps: [NodeCapacity], now: Double) -> Plan {
+        let ordered = priorityOrder(now: now)
+        var parts: [RunningPart] = []
+        var holdings: [String: Holding] = [:]
+        for id in running {
+            guard let job = jobs[id] else { continue }
+            let end = (job.startTime ?? now) + policy.timeLimit(job.timeLimit)
+            for part in job.parts where part.exit == nil && !part.gpus.isEmpty {
+                parts.append(RunningPart(nodeId: part.nodeId, gpus: part.gpus, end: end))
+            }
+            holdings[job.user, default: Holding()].gpus += job.request.totalGPUs
+            holdings[job.user, default: Holding()].jobs += 1
+        }
+        let plan = Scheduler.plan(byPriority: ordered.map(\.0), nodes: caps,
+                                  context: PolicyContext(now: now, policy: policy, running: parts, holdings: holdings))
+        var info = PolicyPassInfo(held: plan.held, reservation: plan.reservation)
+        let started = Set(plan.assignments.map(\.job))
+        var ahead = 0
+        for (job, priority) in ordered where !started.contains(job.id) {
+            info.priorities[job.id] = priority
+            info.ahead[job.id] = ahead
+            if plan.held[job.id] == nil { ahead += 1 }
+        }
+        lastPass = info
+        return plan
+    }
+
+    /// Why a pending job waits, in words.
+    func waitingNote(_ job: Job, now: Double) -> String {
+        guard policy.order != .fifo else { return job.waitingReason }
+        if let held = lastPass.held[job.id] { return "waiting: \(held)" }
+        if let reservation = lastPass.reservation, reservation.job == job.id {
+            return "\(job.waitingReason); expected start \(Self.clockText(reservation.start, now: now))"
+        }
+        if let ahead = lastPass.ahead[job.id], ahead > 0 {
+            return "waiting: \(ahead) job\(ahead == 1 ? "" : "s") of higher priority"
+        }
+        return job.waitingReason
+    }
+
+    /// "14:20" today, "Nov 25 14:20" later (the master's time zone).
+    static func clockText(_ time: Double, now: Double) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = time - now < 20 * 3600 ? "HH:mm" : "MMM d HH:mm"
+        return formatter.string(from: Date(timeIntervalSince1970: time))
+    }
+
+    /// Refusals a policy makes at submit: a time limit over --max-time, a job larger than a limit allows, more
+    /// pending jobs than a user or account may have.
+    func policyRefusal(_ specs: [JobSpec], user: String) -> RequestError? {
+        if let max = policy.maxTime, let spec = specs.first(where: { ($0.timeLimit ?? 0) > max }) {
+            return RequestError("the time limit \(formatElapsed(spec.timeLimit ?? 0)) is over the longest the master takes, \(formatElapsed(max)) (--max-time)")
+        }
+        let account = policy.account(of: user)
+        let own = policy.limits(of: user), group = policy.accountLimits(account)
+        if let spec = specs.first(where: { s in own.maxGPUs.map { s.request.totalGPUs > $0 } ?? false }) {
+            return RequestError("the job asks for \(spec.request.totalGPUs) GPUs, more than \(user) may hold at once (\(own.maxGPUs!)): it could never start")
+        }
+        if let spec = specs.first(where: { s in group.maxGPUs.map { s.request.totalGPUs > $0 } ?? false }) {
+            return RequestError("the job asks for \(spec.request.totalGPUs) GPUs, more than account \(account) may hold at once (\(group.maxGPUs!)): it could never start")
+        }
+        let pendingNow = pendingByUser[user, default: 0]
+        if let max = own.maxPending, pendingNow + specs.count > max {
+            return RequestError("\(user) has \(pendingNow) pending jobs, and may have at most \(max) (mgpu admin user set \(user) --max-pending)")
+        }
+        if let max = group.maxPending {
+            let accountPending = pendingByUser.filter { policy.account(of: $0.key) == account }.reduce(0) { $0 + $1.value }
+            if accountPending + specs.count > max {
+                return RequestError("account \(account) has \(accountPending) pending jobs, and may have at most \(max)")
+            }
+        }
+        return nil
+    }
+}
+
+extension MasterState {
+    /// An admin sets an account's shares and limits (it is made if new). Takes effect at the next pass.
+    public func setAccount(_ name: String, _ settings: PolicySettings) throws {
+        if let error = settings.validationError() { throw error }
+        guard SafeName.isValid(name) else { throw RequestError("an account name is 1-64 letters, digits, '-', '_' or '.'") }
+        var changed = policy
+        var account = changed.accounts[name] ?? SharingPolicy.Account()
+        if let shares = settings.shares { account.shares = shares }
+        account.limits = settings.applied(to: account.limits)
+        changed.accounts[name] = account
+        try savePolicy(changed)
+        logger.info("account set", metadata: ["account": "\(name)", "shares": "\(account.shares)"])
+    }
+
+    /// An admin sets a user's account, shares and limits. Takes effect at the next pass.
+    public func setUserPolicy(_ name: String, _ settings: PolicySettings) throws {
+        if let error = settings.validationError() { throw error }
+        guard SafeName.isValid(name) else { throw RequestError("a user name is 1-64 letters, digits, '-', '_' or '.'") }
+        if let account = settings.account, account != SharingPolicy.defaultAccount, policy.accounts[account] == nil {
+            throw RequestError("no account \(account) (make it with `mgpu admin account add \(account)`; known: \(([SharingPolicy.defaultAccount] + policy.accounts.keys.sorted()).joined(separator: ", ")))")
+        }
+        var changed = policy
+        var user = changed.users[name] ?? SharingPolicy.UserSettings()
+        if let account = settings.account { user.account = account == SharingPolicy.defaultAccount ? nil : account }
+        if let shares = settings.shares { user.shares = shares }
+        user.limits = settings.applied(to: user.limits)
+        changed.users[name] = user
+        try savePolicy(changed)
+        logger.info("user policy set", metadata: ["user": "\(name)", "account": "\(changed.account(of: name))"])
+    }
+
+    private func savePolicy(_ changed: SharingPolicy) throws {
+        try store.commit(StoreChange(policy: changed))
+        policy = changed
+        scheduleNeeded = true
+        schedule()
+    }
+
+    /// The policy and every user's standing: usage, fair-share factor, what they hold and wait for.
+    public func policyReport() -> PolicyReport {
+        let now = clock()
+        let usageNow = currentUsage(now: now)
+        var names = Set(usageNow.keys).union(policy.users.keys)
+        var holding: [String: Holding] = [:]
+        for id in running {
+            guard let job = jobs[id] else { continue }
+            names.insert(job.user)
+            holding[job.user, default: Holding()].gpus += job.request.totalGPUs
+            holding[job.user, default: Holding()].jobs += 1
+        }
+        for (user, count) in pendingByUser where count > 0 { names.insert(user) }
+        let factors = FairShare.factors(users: names, usage: usageNow, policy: policy)
+        let standings = names.sorted().map { name in
+            PolicyReport.UserStanding(name: name, account: policy.account(of: name), shares: policy.shares(of: name),
+                                      limits: policy.limits(of: name), usageGPUHours: (usageNow[name] ?? 0) / 3600,
+                                      fairShare: factors[name] ?? 1, runningJobs: holding[name]?.jobs ?? 0,
+                                      gpusInUse: holding[name]?.gpus ?? 0, pendingJobs: pendingByUser[name] ?? 0)
+        }
+        return PolicyReport(policy: policy, users: standings)
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import MgpuClient
+import MgpuCore
+import MgpuSupervisor
+import MgpuWire
+import Testing
+
+extension EndToEndTests {
+    @Suite struct PolicyTests {
+        /// Two users: `nobody` floods the queue with 20 jobs, then `daemon` submits two. Under fair share daemon's jobs
+        /// start within the next few slots, not after the flood (as they would in submission order). Under a root agent
+        /// the two are real Unix accounts.
+        @Test func aFloodDoesNotHoldUpAnotherUser() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 2])
+            defer { cluster.stop() }
+            let nobody = try await cluster.mgpu(["admin", "user", "add", "nobody"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let daemon = try await cluster.mgpu(["admin", "user", "add", "daemon"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let pub = cluster.dir + "/pub"
+            try FileManager.default.createDirectory(atPath: pub, withIntermediateDirectories: true)
+            chmod(cluster.dir, 0o755)
+            chmod(pub, 0o1777)
+            let flood = try await cluster.mgpu(["submit", "--from-file", "-", "--time", "1"], cwd: pub, env: ["MGPU_TOKEN": nobody],
+                                               stdin: (1...20).map { _ in "sleep 0.4" }.joined(separator: "\n"))
+            #expect(flood.status == 0, "\(flood.stderr)")
+            let floodIds = flood.stdout.split(separator: "\n").compactMap { JobID(String($0.split(separator: " ").last ?? "")) }
+            try await cluster.waitForState(floodIds[0], [.running, .completed])
+            var mine: [JobID] = []
+            for _ in 0..<2 { mine.append(try await cluster.submit(["--time", "1", "sleep 0.4"], cwd: pub, env: ["MGPU_TOKEN": daemon])) }
+            // The pending flood jobs show their priority; daemon's waits for fewer jobs than the flood left.
+            let queue = try await cluster.client.queue()
+            let waiting = queue.jobs.first { $0.id == mine[0] }
+            if waiting?.state == .pending { #expect(waiting?.priority != nil, "a pending job's priority is in the listing") }
+            for id in mine { try await cluster.waitForState(id, [.completed], timeout: 60) }
+            let all = try await cluster.client.queue().jobs
+            let starts = Dictionary(all.compactMap { job in job.startTime.map { (job.id, $0) } }, uniquingKeysWith: { a, _ in a })
+            let mineStarted = try mine.map { try #require(starts[$0]) }.max()!
+            let floodBefore = floodIds.filter { (starts[$0] ?? .infinity) < mineStarted }.count
+            #expect(floodBefore <= 5, "daemon's jobs started after only \(floodBefore) of nobody's 20 (within the next slots)")
+            if geteuid() == 0 {
+                let owner = try await cluster.mgpu(["logs", mine[0].rawValue], env: ["MGPU_TOKEN": daemon])
+                #expect(owner.status == 0)
+            }
+        }
+
+        /// The same small trace through the live master (real agent, real jobs) and through `mgpu sim`: the jobs start
+        /// in the same order.
+        @Test func theLiveMasterAndSimStartATraceInTheSameOrder() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            // One GPU; heavy user "nobody" submits first, then a burst of both. Durations far apart, so that timing noise
+            // on this machine cannot reorder what ends first.
+            let trace: [(user: String, seconds: Double)] = [("nobody", 1.2), ("nobody", 0.6), ("daemon", 0.6), ("nobody", 0.6),
+                                                            ("daemon", 0.6), ("nobody", 0.6)]
+            var csv = "job_id,user,submit_time,num_gpu,duration,time_limit\n"
+            for (i, job) in trace.enumerated() { csv += "\(i),\(job.user),0,1,\(job.seconds),0\n" }
+            try csv.write(toFile: cluster.dir + "/trace.csv", atomically: true, encoding: .utf8)
+            let simulated = try await cluster.mgpu(["sim", "--trace", cluster.dir + "/trace.csv", "--nodes", "1", "--gpus-per-node", "1", "--json"])
+            #expect(simulated.status == 0, "\(simulated.stderr)")
+
+            var tokens: [String: String] = [:]
+            for user in Set(trace.map(\.user)) {
+                tokens[user] = try await cluster.mgpu(["admin", "user", "add", user]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let pub = cluster.dir + "/pub"
+            try FileManager.default.createDirectory(atPath: pub, withIntermediateDirectories: true)
+            chmod(cluster.dir, 0o755)
+            chmod(pub, 0o1777)
+            var ids: [JobID] = []
+            for job in trace {
+                ids.append(try await cluster.submit(["sleep \(job.seconds)"], cwd: pub, env: ["MGPU_TOKEN": tokens[job.user]!]))
+            }
+            for id in ids { try await cluster.waitForState(id, [.completed], timeout: 60) }
+            let jobs = try await cluster.client.queue().jobs
+            let liveOrder = ids.sorted { a, b in
+                (jobs.first { $0.id == a }?.startTime ?? 0) < (jobs.first { $0.id == b }?.startTime ?? 0)
+            }.map { ids.firstIndex(of: $0)! }
+            struct Sim: Decodable { var start_order: [String] }
+            let simOrder = try JSONDecoder().decode(Sim.self, from: Data(simulated.stdout.utf8)).start_order.compactMap(Int.init)
+            #expect(liveOrder == simOrder, "live \(liveOrder), simulated \(simOrder)")
+            #expect(simOrder == [0, 2, 4, 1, 3, 5], "fair share: daemon's jobs between nobody's (\(simOrder))")
+        }
+    }
+}
