@@ -119,7 +119,11 @@ public enum Simulation {
                 let request = job.gpus > gpusPerNode
                     ? ResourceRequest(gpusPerNode: gpusPerNode, nodes: (job.gpus + gpusPerNode - 1) / gpusPerNode)
                     : ResourceRequest(gpusPerNode: job.gpus)
-                ids.append(try await harness.submit("sim \(next)", user: job.user, request: request) { $0.timeLimit = job.timeLimit })
+                do {
+                    ids.append(try await harness.submit("sim \(next)", user: job.user, request: request) { $0.timeLimit = job.timeLimit })
+                } catch let error as RequestError {
+                    throw RequestError("trace job \(job.id) cannot run on \(nodes) × \(gpusPerNode) GPUs: \(error.message)")
+                }
                 next += 1
             }
             // Reports until the starts and ends of this moment have settled.
