@@ -110,37 +110,35 @@ extension EndToEndTests {
         #expect(try await cluster.client.queue().jobs.count == 1, "refused requests left nothing behind")
     }
 
+    /// Starts `mgpu relay` to the cluster's master on a free port; returns it once it listens, with its port.
+    static func startRelay(_ cluster: TestCluster, _ extra: [String]) async throws -> (pid: pid_t, out: String, port: Int) {
+        let relay = try cluster.startCLI(["relay", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(cluster.port)"] + extra)
+        var port = 0
+        try await waitUntil("the relay listens", timeout: 10) {
+            let text = cluster.read(relay.out) ?? ""
+            guard let r = text.range(of: "listening on 127.0.0.1:") else { return false }
+            port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
+            return port > 0
+        }
+        return (relay.pid, relay.out, port)
+    }
+
     @Test func agentReachesTheMasterOnlyThroughARelay() async throws {
         let cluster = try TestCluster()
         defer { cluster.stop() }
         try await cluster.startMaster()
-        let relay = try cluster.startCLI(["relay", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(cluster.port)", "--verbose",
-                                          "--idle-timeout", "30"])
-        var relayPort = 0
-        try await waitUntil("the relay listens", timeout: 10) {
-            let text = cluster.read(relay.out) ?? ""
-            guard let r = text.range(of: "listening on 127.0.0.1:") else { return false }
-            relayPort = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
-            return relayPort > 0
-        }
+        let (_, relayOut, relayPort) = try await Self.startRelay(cluster, ["--verbose", "--idle-timeout", "30"])
         try cluster.startAgent("behindrelay", gpus: 1, masterPort: relayPort)
         try await cluster.waitForNodes(["behindrelay"])
         let id = try await cluster.submit(["echo through the relay"])
         try await cluster.waitForState(id, [.completed])
         #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "through the relay\n")
         #expect(cluster.agentLog("behindrelay")?.contains("registered with 127.0.0.1:\(relayPort)") == true)
-        #expect(cluster.read(relay.out + ".err")?.contains("relay: connection from") == true,
+        #expect(cluster.read(relayOut + ".err")?.contains("relay: connection from") == true,
                 "one log line per connection with --verbose")
 
         // An idle connection through the relay is closed after --idle-timeout (both sides).
-        let quiet = try cluster.startCLI(["relay", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(cluster.port)", "--idle-timeout", "1"])
-        var quietPort = 0
-        try await waitUntil("the second relay listens", timeout: 10) {
-            let text = cluster.read(quiet.out) ?? ""
-            guard let r = text.range(of: "listening on 127.0.0.1:") else { return false }
-            quietPort = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
-            return quietPort > 0
-        }
+        let (_, _, quietPort) = try await Self.startRelay(cluster, ["--idle-timeout", "1"])
         let fd = try #require(connectLoopback(quietPort))
         defer { close(fd) }
         var byte: UInt8 = 0

@@ -131,7 +131,7 @@ func context(now: Double = 0, policy: SharingPolicy = SharingPolicy(), running: 
 @Suite struct RandomizedPolicyTests {
     @Test(arguments: 0..<300)
     func invariantsHold(seed: Int) {
-        var rng = RandomizedSchedulerTests.SplitMix(state: UInt64(seed) &+ 77)
+        var rng = SeededRandom(seed: UInt64(seed) &+ 77)
         let nodes = (0..<Int.random(in: 1...5, using: &rng)).map { i -> NodeCapacity in
             let count = Int.random(in: 1...8, using: &rng)
             return node("n\(i)", gpus: count, busy: Set((0..<count).filter { _ in Bool.random(using: &rng) }),

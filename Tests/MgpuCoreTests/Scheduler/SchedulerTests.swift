@@ -176,20 +176,9 @@ import Testing
 /// Random clusters and queues, checked against the invariants: no GPU is given twice or while busy,
 /// every placement fits its request, and the plan is deterministic.
 @Suite struct RandomizedSchedulerTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: 0..<300)
     func invariantsHold(seed: Int) {
-        var rng = SplitMix(state: UInt64(seed))
+        var rng = SeededRandom(seed: UInt64(seed))
         let nodes = (0..<Int.random(in: 1...5, using: &rng)).map { i -> NodeCapacity in
             let count = Int.random(in: 0...8, using: &rng)
             let busy = Set((0..<count).filter { _ in Bool.random(using: &rng) })

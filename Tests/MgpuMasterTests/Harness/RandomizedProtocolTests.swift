@@ -8,27 +8,16 @@ import Testing
 /// while or for good. After every step: no GPU runs two parts (on the nodes, and in the master's record), a running
 /// job has all its parts placed at once; at the end every job has ended.
 @Suite struct RandomizedProtocolTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: 0..<40)
     func invariantsHold(seed: Int) async throws {
-        var rng = SplitMix(state: UInt64(seed) &* 7919 &+ 1)
+        var rng = SeededRandom(seed: UInt64(seed) &* 7919 &+ 1)
         let h = try Harness(nodeTimeout: 5, nodeLostAfter: 15, seed: UInt64(seed))
         let nodeCount = Int.random(in: 2...5, using: &rng)
         for n in 0..<nodeCount {
             // Each part: 20 % run until stopped, 20 % fail, the rest complete; 5-60 s.
             let salt = UInt64(seed * 100 + n)
             try await h.addNode("n\(n)", gpus: Int.random(in: 1...4, using: &rng), plan: { work in
-                var r = SplitMix(state: salt &+ UInt64(UInt32(work.jobId.rawValue, radix: 16) ?? 0))
+                var r = SeededRandom(seed: salt &+ UInt64(UInt32(work.jobId.rawValue, radix: 16) ?? 0))
                 let roll = Int.random(in: 0..<10, using: &r)
                 if roll < 2 { return nil }
                 return (Double(Int.random(in: 5...60, using: &r)), ExitStatus(code: roll < 4 ? 1 : 0))
