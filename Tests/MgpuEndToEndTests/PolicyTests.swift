@@ -79,5 +79,28 @@ extension EndToEndTests {
             #expect(liveOrder == simOrder, "live \(liveOrder), simulated \(simOrder)")
             #expect(simOrder == [0, 2, 4, 1, 3, 5], "fair share: daemon's jobs between nobody's (\(simOrder))")
         }
+
+        /// A pipeline through the CLI: `afterok` starts only once the real process has exited 0 (its file exists),
+        /// `afternotok` runs after a failure, and `afterok` on a failed job is cancelled saying why.
+        @Test func dependenciesFollowTheRealExit() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 2])
+            defer { cluster.stop() }
+            let marker = cluster.dir + "/first-done"
+            let first = try await cluster.submit(["sleep 0.5 && touch \(marker)"])
+            let failing = try await cluster.submit(["exit 3"])
+            let then = try await cluster.submit(["--dependency", "afterok:\(first)", "test -e \(marker)"])
+            let rescue = try await cluster.submit(["--dependency", "afternotok:\(failing)", "true"])
+            let never = try await cluster.submit(["--dependency", "afterok:\(first):\(failing)", "true"])
+            let note = try await cluster.client.queue().jobs.first { $0.id == then }
+            if note?.state == .pending { #expect(note?.note == "waiting for job \(first) to complete successfully") }
+            #expect(try await cluster.waitForState(then, [.completed, .failed]).state == .completed, "it ran after the marker was written")
+            #expect(try await cluster.waitForState(rescue, [.completed]).state == .completed)
+            let cancelled = try await cluster.waitForState(never, [.cancelled])
+            #expect(cancelled.reason == "dependency never satisfied: job \(failing) ended FAILED")
+            let bad = try await cluster.mgpu(["submit", "--dependency", "afterok:nope", "true"])
+            #expect(bad.status != 0 && bad.stderr.contains("is not a job id") && !bad.stderr.contains("Stack"), "\(bad.stderr)")
+            let unknown = try await cluster.mgpu(["submit", "--dependency", "afterany:0000BEEF", "true"])
+            #expect(unknown.status != 0 && unknown.stderr.contains("does not know"), "\(unknown.stderr)")
+        }
     }
 }

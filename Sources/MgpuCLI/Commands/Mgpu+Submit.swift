@@ -87,6 +87,7 @@ extension JobRequestOptions {
                 tty: interactive ? ForegroundSession.terminalSize : nil)
         spec.requeue = requeue ? true : nil
         spec.nice = nice
+        spec.dependencies = dependencies
         spec.removeSecrets(client.knownTokens)
         return spec
     }

@@ -39,6 +39,11 @@ struct JobRequestOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Lower the job's priority by N/1000 (0-100000; only an admin may give a negative N to raise it).", valueName: "N"))
     var nice: Int?
 
+    @Option(help: ArgumentHelp("Start only after other jobs, as Slurm writes it: afterok:ID[:ID...] (they completed), afterany (they ended), afternotok (they failed), after (they started); several joined by commas. A dependency that can no longer hold cancels the job.", valueName: "deps"))
+    var dependency: String?
+
+    var dependencies: [Dependency]? { dependency.flatMap { try? Dependency.parse($0).get() } }
+
     var timeLimit: Double? { time.flatMap { TimeLimit.parse($0) } ?? nil }
 
     func validate() throws {
@@ -48,6 +53,7 @@ struct JobRequestOptions: ParsableArguments {
         _ = try makeRequest()
         if killGrace < 0 || killGrace > 86_400 { throw ValidationError("--kill-grace must be 0-86400 s") }
         if let nice, !(-100_000...100_000).contains(nice) { throw ValidationError("--nice must be -100000 to 100000, got \(nice)") }
+        if let dependency, case .failure(let error) = Dependency.parse(dependency) { throw ValidationError(error.message) }
     }
 
     var request: ResourceRequest { (try? makeRequest()) ?? ResourceRequest() }

@@ -110,6 +110,8 @@ public struct Job: Codable, Sendable, Identifiable {
     public var requeues: Int?
     /// Lowers its priority by nice/1000 (`--nice`; only an admin may give a negative one).
     public var nice: Int?
+    /// Jobs it waits for (`--dependency`).
+    public var dependencies: [Dependency]?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,

@@ -25,10 +25,12 @@ public struct Priority: Codable, Sendable, Equatable {
 public enum FairShare {
     /// Each user's fair-share factor. `users`: those with jobs or usage; `usage`: their decayed GPU-seconds.
     public static func factors(users: Set<String>, usage: [String: Double], policy: SharingPolicy) -> [String: Double] {
+        // Sums in a fixed order (Set order varies between processes): the same inputs give the same factors.
+        let users = users.sorted()
         let total = users.reduce(0) { $0 + max(0, usage[$1] ?? 0) }
         var byAccount: [String: [String]] = [:]
         for user in users { byAccount[policy.account(of: user), default: []].append(user) }
-        let accountTotal = byAccount.keys.reduce(0) { $0 + max(0, policy.accountShares($1)) }
+        let accountTotal = byAccount.keys.sorted().reduce(0) { $0 + max(0, policy.accountShares($1)) }
         var factors: [String: Double] = [:]
         for (account, members) in byAccount {
             let memberTotal = members.reduce(0) { $0 + max(0, policy.shares(of: $1)) }

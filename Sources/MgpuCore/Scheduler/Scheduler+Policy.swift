@@ -6,12 +6,16 @@ public struct PolicyContext: Sendable {
     public var running: [RunningPart]
     /// What each user holds now (running jobs and their GPUs), for limits.
     public var holdings: [String: Holding]
+    /// How long after its time limit a job may still hold its GPUs (the kill grace, then the agent's next report):
+    /// a job backfills onto reserved GPUs only if it ends this much before the reservation starts.
+    public var slack: Double
 
-    public init(now: Double, policy: SharingPolicy, running: [RunningPart], holdings: [String: Holding]) {
+    public init(now: Double, policy: SharingPolicy, running: [RunningPart], holdings: [String: Holding], slack: Double = 0) {
         self.now = now
         self.policy = policy
         self.running = running
         self.holdings = holdings
+        self.slack = slack
     }
 }
 
@@ -45,7 +49,9 @@ extension Scheduler {
     ///    job gets all its nodes at once or none).
     /// 3. The first job that does not fit gets the one reservation (EASY backfill): the earliest time its GPUs will be
     ///    free by the running jobs' time limits, and which GPUs it will take then.
-    /// 4. A later job may start now if it fits without those GPUs, or if it ends (by its time limit) before then.
+    /// 4. A later job may start now if it fits without those GPUs, or if it ends (by its time limit, plus the slack)
+    ///    before then. One that would still run then counts the reserved job against its user's and account's limits,
+    ///    so that it cannot push the reserved job over them.
     public static func plan(byPriority queue: [PendingJob], nodes: [NodeCapacity], context: PolicyContext) -> Plan {
         var state = PassState(nodes: nodes)
         state.reserveWhenWaiting = false
@@ -57,8 +63,24 @@ extension Scheduler {
             accountHoldings[account, default: Holding()].gpus += held.gpus
             accountHoldings[account, default: Holding()].jobs += held.jobs
         }
-        var ends = context.running
+        var ends = context.running.sorted { $0.end < $1.end }
         var examinedAfterReservation = 0
+        /// The reserved job's user, account and GPUs, once there is a reservation.
+        var reserved: (id: JobID, user: String, account: String, gpus: Int)?
+        /// Requests that cannot start even once every running part has ended (no reservation to make for them).
+        var neverFits: Set<ResourceRequest> = []
+        func reserve(_ job: PendingJob, account: String) -> Bool {
+            guard !job.request.isCPUOnly, !neverFits.contains(job.request) else { return false }
+            guard let (start, gpus) = state.shadowFor(job.request, ends: ends, now: context.now) else {
+                neverFits.insert(job.request)
+                return false
+            }
+            state.shadow = gpus
+            state.shadowTime = start
+            plan.reservation = .init(job: job.id, start: start)
+            reserved = (job.id, job.user, account, job.request.totalGPUs)
+            return true
+        }
         for job in queue {
             if plan.reservation != nil {
                 if state.exhausted { break }
@@ -73,15 +95,22 @@ extension Scheduler {
             }
             // Nothing is free for it now: only the first such job matters, for its reservation (expected start).
             if (job.request.isCPUOnly ? state.freeCPUSlots <= 0 : state.availableGPUCount <= 0) {
-                if plan.reservation == nil, !job.request.isCPUOnly, let (start, gpus) = state.shadowFor(job.request, ends: ends, now: context.now) {
-                    state.shadow = gpus
-                    state.shadowTime = start
-                    plan.reservation = .init(job: job.id, start: start)
-                }
+                if plan.reservation == nil { _ = reserve(job, account: account) }
                 continue
             }
             let limit = context.policy.timeLimit(job.timeLimit)
-            state.mayUseShadow = context.now + limit <= state.shadowTime
+            let endsInTime = limit.isFinite && context.now + limit + context.slack <= state.shadowTime
+            if let reserved, !endsInTime {
+                var user = holdings[job.user] ?? Holding()
+                var group = accountHoldings[account] ?? Holding()
+                if reserved.user == job.user { user.gpus += reserved.gpus; user.jobs += 1 }
+                if reserved.account == account { group.gpus += reserved.gpus; group.jobs += 1 }
+                if let limit = limitReached(job, user: user, account: account, accountHolding: group, policy: context.policy) {
+                    plan.held[job.id] = "\(limit), counting job \(reserved.id), which has the reservation"
+                    continue
+                }
+            }
+            state.mayUseShadow = endsInTime
             state.fastPaths = state.shadow == nil
             if let parts = state.place(job.request) {
                 plan.assignments.append(.init(job: job.id, parts: parts))
@@ -91,13 +120,11 @@ extension Scheduler {
                 accountHoldings[account, default: Holding()].gpus += gpus
                 accountHoldings[account, default: Holding()].jobs += 1
                 for part in parts where !part.gpus.isEmpty {
-                    ends.append(RunningPart(nodeId: part.nodeId, gpus: part.gpus, end: context.now + limit))
+                    let end = RunningPart(nodeId: part.nodeId, gpus: part.gpus, end: context.now + limit)
+                    ends.insert(end, at: ends.firstIndex { $0.end > end.end } ?? ends.endIndex)
                 }
-            } else if plan.reservation == nil, !job.request.isCPUOnly,
-                      let (start, gpus) = state.shadowFor(job.request, ends: ends, now: context.now) {
-                state.shadow = gpus
-                state.shadowTime = start
-                plan.reservation = .init(job: job.id, start: start)
+            } else if plan.reservation == nil {
+                _ = reserve(job, account: account)
             }
         }
         return plan
@@ -108,6 +135,12 @@ extension Scheduler {
                              policy: SharingPolicy) -> String? {
         let gpus = job.request.totalGPUs
         let own = policy.limits(of: job.user)
+        if let max = own.maxGPUs, gpus > max {
+            return "it needs \(gpus) GPUs, over \(job.user)'s limit of \(max): it waits until an admin raises the limit"
+        }
+        if let max = policy.accountLimits(account).maxGPUs, gpus > max {
+            return "it needs \(gpus) GPUs, over account \(account)'s limit of \(max): it waits until an admin raises the limit"
+        }
         if let max = own.maxGPUs, user.gpus + gpus > max { return "\(job.user) uses \(user.gpus) of their \(max) GPUs (limit)" }
         if let max = own.maxRunning, user.jobs + 1 > max { return "\(job.user) runs \(user.jobs) of their \(max) jobs (limit)" }
         let group = policy.accountLimits(account)
@@ -123,11 +156,11 @@ extension Scheduler {
 
 extension PassState {
     /// When a waiting request could start at the earliest, by the running parts' ends, and the GPUs it would take
-    /// then (per node index); nil when it could not start even once every running part has ended.
+    /// then (per node index); nil when it could not start even once every running part has ended. `ends` is sorted by end.
     func shadowFor(_ request: ResourceRequest, ends: [RunningPart], now: Double) -> (Double, [Set<Int>])? {
         var free = nodes.indices.map { n in nodes[n].schedulable ? Set(available(n)) : [] }
         if let fit = fit(request, free: free) { return (now, fit) }
-        for part in ends.sorted(by: { $0.end < $1.end }) {
+        for part in ends {
             guard let n = index[part.nodeId], nodes[n].schedulable else { continue }
             free[n].formUnion(part.gpus)
             if let fit = fit(request, free: free) { return (max(now, part.end), fit) }

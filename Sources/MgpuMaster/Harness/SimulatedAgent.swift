@@ -59,7 +59,7 @@ public struct SimulatedAgent: Sendable {
 
     /// Parts whose time is up end; then the report: what runs, what ended.
     public mutating func report(now: Double, wait: Double = 0) -> SyncRequest {
-        for (id, part) in running {
+        for (id, part) in running.sorted(by: { $0.key < $1.key }) {  // a fixed order: runs repeat exactly
             guard let end = part.endsAt, end <= now else { continue }
             finished.append(FinishedPart(jobId: id, rank: part.work.rank, exit: part.exit, attempt: part.work.attempt))
             running[id] = nil

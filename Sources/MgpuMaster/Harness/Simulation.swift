@@ -93,6 +93,7 @@ public enum Simulation {
         let harness = try Harness(nodeTimeout: 1e12, nodeLostAfter: 1e12) { config in
             config.policy = policy
             config.keepEndedSeconds = 1e12
+            config.backfillSlackOverride = 0  // a simulated part frees its GPUs the moment its time is up
             config.maxPendingPerUser = Int.max / 2
         }
         harness.clock.set(jobs.first?.submit ?? 0)
@@ -126,8 +127,9 @@ public enum Simulation {
                 }
                 next += 1
             }
-            // Reports until the starts and ends of this moment have settled.
-            for _ in 0..<6 {
+            // Reports until the starts and ends of this moment have settled (so the ranks of one job start together).
+            for round in 0... {
+                if round == 10_000 { throw RequestError("the simulation did not settle at t=\(harness.now)") }
                 var changed = false
                 for id in harness.agents.keys.sorted() {
                     let response = try await harness.sync(id)

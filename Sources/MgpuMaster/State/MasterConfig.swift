@@ -41,6 +41,10 @@ public struct MasterConfig: Sendable {
     public var pollSeconds: Double { max(0.2, min(20, nodeTimeout / 3)) }
     /// How often an agent reports in when idle.
     public var heartbeatSeconds: Double { max(0.2, min(5, nodeTimeout / 4)) }
+    /// How long after its time limit a job may still hold its GPUs: the default kill grace (10 s), then a report.
+    /// Backfill onto reserved GPUs leaves this much room (`mgpu sim` sets 0: its agents have no grace and report at once).
+    public var backfillSlack: Double { backfillSlackOverride ?? 10 + heartbeatSeconds }
+    public var backfillSlackOverride: Double?
 
     /// `$XDG_STATE_HOME/mgpu`, else `~/.local/state/mgpu`.
     public static var defaultStateDir: String {

@@ -15,7 +15,7 @@ extension MasterState {
     /// Each user's decayed usage now: ended jobs' GPU-seconds, and what their running jobs have used so far.
     func currentUsage(now: Double) -> [String: Double] {
         var result = usage.mapValues { $0.decayed(to: now, halfLife: policy.halfLife) }
-        for id in running {
+        for id in running.sorted() {  // a fixed order: the same sums in every run
             guard let job = jobs[id], let start = job.startTime else { continue }
             result[job.user, default: 0] += Double(job.request.totalGPUs) * max(0, now - start)
         }
@@ -36,14 +36,53 @@ extension MasterState {
         return result
     }
 
+    /// Jobs whose dependencies do not hold yet (left out of the pass). Those whose dependencies can never hold are
+    /// cancelled here, saying why.
+    func dependencyGate(now: Double) -> Set<JobID> {
+        var blocked: Set<JobID> = []
+        // A cancelled job can break the dependencies of others: repeat until nothing more is cancelled.
+        var changed = true
+        while changed && !dependent.isEmpty {
+            changed = false
+            blocked = []
+            var cancelled: [Job] = []
+            var satisfied: [JobID] = []
+            for id in dependent {
+                guard var job = jobs[id] else { continue }
+                switch Dependency.standing(job.dependencies ?? [], state: { self.lookup($0)?.state }) {
+                case .satisfied: satisfied.append(id)  // for good: the jobs it named have started or ended
+                case .waiting: blocked.insert(id)
+                case .never(let why):
+                    job.cancelRequested = true
+                    job.reason = "dependency never satisfied: \(why)"
+                    try? job.transition(to: .cancelled, at: now)
+                    cancelled.append(job)
+                }
+            }
+            dependent.subtract(satisfied)
+            guard !cancelled.isEmpty else { break }
+            do {
+                try commit(jobs: cancelled)
+                changed = true
+                for job in cancelled {
+                    logger.info("job ended", metadata: ["job": "\(job.id)", "state": "CANCELLED", "reason": "\(job.reason ?? "")"])
+                }
+            } catch {
+                logger.error("could not cancel jobs whose dependencies failed: \(error)")
+                blocked.formUnion(cancelled.map(\.id))
+            }
+        }
+        return blocked
+    }
+
     /// Pending jobs in priority order (highest first; equal priorities in submission order), with their priorities.
-    func priorityOrder(now: Double) -> [(PendingJob, Priority)] {
+    func priorityOrder(now: Double, excluding blocked: Set<JobID> = []) -> [(PendingJob, Priority)] {
         var users = Set(usage.keys)
         for job in pending.jobs { users.insert(job.user) }
         for id in running { if let job = jobs[id] { users.insert(job.user) } }
         let factors = FairShare.factors(users: users, usage: currentUsage(now: now), policy: policy)
         return pending.jobs.compactMap { pendingJob -> (PendingJob, Priority, Int64)? in
-            guard let job = jobs[pendingJob.id] else { return nil }
+            guard !blocked.contains(pendingJob.id), let job = jobs[pendingJob.id] else { return nil }
             let priority = FairShare.priority(factor: factors[job.user] ?? 1, submitTime: job.submitTime, nice: job.nice ?? 0,
                                               now: now, policy: policy)
             return (pendingJob, priority, job.seq)
@@ -53,21 +92,23 @@ extension MasterState {
     }
 
     /// One pass of the sharing policy: priority order, limits, EASY backfill (Scheduler.plan(byPriority:)).
-    func policyPass(_ caps: [NodeCapacity], now: Double) -> Plan {
-        let ordered = priorityOrder(now: now)
+    func policyPass(_ caps: [NodeCapacity], now: Double, excluding blocked: Set<JobID> = []) -> Plan {
+        let ordered = priorityOrder(now: now, excluding: blocked)
         var parts: [RunningPart] = []
         var holdings: [String: Holding] = [:]
         for id in running {
             guard let job = jobs[id] else { continue }
             let end = (job.startTime ?? now) + policy.timeLimit(job.timeLimit)
-            for part in job.parts where part.exit == nil && !part.gpus.isEmpty {
+            // Every part's GPUs, ended ones too: they stay taken until the whole job has ended.
+            for part in job.parts where !part.gpus.isEmpty {
                 parts.append(RunningPart(nodeId: part.nodeId, gpus: part.gpus, end: end))
             }
             holdings[job.user, default: Holding()].gpus += job.request.totalGPUs
             holdings[job.user, default: Holding()].jobs += 1
         }
         let plan = Scheduler.plan(byPriority: ordered.map(\.0), nodes: caps,
-                                  context: PolicyContext(now: now, policy: policy, running: parts, holdings: holdings))
+                                  context: PolicyContext(now: now, policy: policy, running: parts, holdings: holdings,
+                                                         slack: config.backfillSlack))
         var info = PolicyPassInfo(held: plan.held, reservation: plan.reservation)
         let started = Set(plan.assignments.map(\.job))
         var ahead = 0
@@ -82,6 +123,8 @@ extension MasterState {
 
     /// Why a pending job waits, in words.
     func waitingNote(_ job: Job, now: Double) -> String {
+        if dependent.contains(job.id), let dependencies = job.dependencies,
+           case .waiting(let why) = Dependency.standing(dependencies, state: { self.lookup($0)?.state }) { return why }
         guard policy.order != .fifo else { return job.waitingReason }
         if let held = lastPass.held[job.id] { return "waiting: \(held)" }
         if let reservation = lastPass.reservation, reservation.job == job.id {

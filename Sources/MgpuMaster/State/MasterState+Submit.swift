@@ -40,6 +40,9 @@ extension MasterState {
         let specs: [JobSpec]
         do { specs = try request.expanded() } catch { throw RequestError(error.description) }
         if let refusal = policyRefusal(specs, user: user) { throw refusal }
+        for id in Set(specs.flatMap { $0.dependencies?.flatMap(\.jobs) ?? [] }) where lookup(id) == nil {
+            throw RequestError("--dependency names job \(id), which the master does not know")
+        }
         // The cluster checks, once per distinct request (a template's jobs share one).
         let caps = capacities(now: clock())
         var refusals: [ResourceRequest: RequestError?] = [:]
@@ -110,6 +113,7 @@ extension MasterState {
         job.tty = spec.interactive == true ? spec.tty : nil
         job.requeue = spec.requeue == true ? true : nil
         job.nice = spec.nice.flatMap { $0 == 0 ? nil : $0 }
+        job.dependencies = spec.dependencies
         return job
     }
 

@@ -35,6 +35,8 @@ public actor MasterState {
     var pendingByUser: [String: Int] = [:]
     /// Ids given to submissions being committed.
     var reservedIDs: Set<JobID> = []
+    /// Pending jobs that wait for other jobs (`--dependency`).
+    var dependent: Set<JobID> = []
     var nodes: [String: Node] = [:]
     /// Nodes currently marked DOWN (for logging the change once).
     var downNodes: Set<String> = []
@@ -77,11 +79,15 @@ public actor MasterState {
         }
         self.policy = policy
         self.usage = loaded.usage
-        for job in loaded.jobs {
+        for var job in loaded.jobs {
+            // Jobs stored before time limits were the rule get the default: it is planned with, so it must be enforced
+            // (committed when the job starts).
+            if job.state == .pending && job.timeLimit == nil { job.timeLimit = policy.defaultTime }
             jobs[job.id] = job
             if job.state == .pending {
                 pending.insert(job)
                 pendingByUser[job.user, default: 0] += 1
+                if job.dependencies != nil { dependent.insert(job.id) }
             }
             if job.state == .running { running.insert(job.id) }
             nextSeq = max(nextSeq, job.seq + 1)
@@ -156,11 +162,13 @@ public actor MasterState {
         if old?.state == .pending && job.state != .pending {
             leftQueue.insert(job.id)
             pendingByUser[job.user, default: 0] -= 1
+            dependent.remove(job.id)
         }
         // New, or requeued after its node was lost: into the queue at its place in submission order.
         if old?.state != .pending && job.state == .pending {
             pending.insert(job)
             pendingByUser[job.user, default: 0] += 1
+            if job.dependencies != nil { dependent.insert(job.id) }
         }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state { scheduleNeeded = true }
@@ -184,9 +192,12 @@ public actor MasterState {
         guard !pending.isEmpty, scheduleNeeded || force else { return }
         scheduleNeeded = false
         let now = clock()
+        let blocked = dependencyGate(now: now)
         let caps = capacities(now: now)
-        let plan = policy.order == .fifo ? Scheduler.plan(queue: pending.jobs, nodes: caps, cpuOnlyPending: pending.cpuOnly)
-            : policyPass(caps, now: now)
+        let plan = policy.order == .fifo
+            ? Scheduler.plan(queue: blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }, nodes: caps,
+                             cpuOnlyPending: blocked.isEmpty ? pending.cpuOnly : .max)
+            : policyPass(caps, now: now, excluding: blocked)
         logger.debug("scheduling pass", metadata: ["pending": "\(pending.count)", "started": "\(plan.assignments.count)",
                                                    "free": "\(caps.map { "\($0.id):\($0.freeGPUs.count)" }.joined(separator: ","))"])
         guard !plan.assignments.isEmpty else { return }

@@ -23,6 +23,7 @@ public struct JobInfo: Codable, Sendable {
     public var requeue: Bool?
     public var requeues: Int?
     public var nice: Int?
+    public var dependencies: [Dependency]?
     /// A pending job's priority and its parts, under the fair-share policy.
     public var priority: Priority?
     /// When the highest-priority waiting job will start at the latest, by the running jobs' time limits.
@@ -48,6 +49,7 @@ public struct JobInfo: Codable, Sendable {
         requeue = job.requeue
         requeues = job.requeues
         nice = job.nice
+        dependencies = job.dependencies
         self.note = note
     }
 

@@ -29,6 +29,9 @@ extension JobSpec {
         }
         if request.excludedNodes != nil { return RequestError("excludedNodes is set by the master only") }
         if let nice, !(-100_000...100_000).contains(nice) { return RequestError("--nice must be between -100000 and 100000") }
+        if let dependencies, dependencies.isEmpty || dependencies.contains(where: \.jobs.isEmpty) || dependencies.reduce(0, { $0 + $1.jobs.count }) > 1000 {
+            return RequestError("--dependency names 1 to 1000 jobs")
+        }
         if requeue == true {
             if request.pinned != nil {
                 return RequestError("--requeue needs GPUs the scheduler chooses: pinned GPUs cannot move to another node")

@@ -19,6 +19,8 @@ public struct JobSpec: Codable, Sendable {
     public var requeue: Bool?
     /// `--nice N`: lowers the job's priority (only an admin may give a negative value).
     public var nice: Int?
+    /// `--dependency`: jobs it waits for.
+    public var dependencies: [Dependency]?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
                 request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,

@@ -120,6 +120,49 @@ func context(now: Double = 0, policy: SharingPolicy = SharingPolicy(), running: 
         #expect(plan.started == [2], "b's free GPU is reserved: only a job that ends by 200 may use it")
     }
 
+    /// alice's top job waits for node a; her later job would fit on b now, but it would still run when the reservation
+    /// starts, and then the two would be over her 5-GPU limit: it waits, so the reserved job can start on time.
+    @Test func aBackfilledJobCannotPushTheReservedJobOverItsLimit() {
+        var policy = SharingPolicy()
+        policy.users = ["alice": .init(limits: .init(maxGPUs: 5))]
+        let nodes = [node("a", gpus: 4, busy: [0, 1, 2]), node("b", gpus: 2)]
+        let running = [RunningPart(nodeId: "a", gpus: [0, 1, 2], end: 100)]
+        let queue = [pending(1, user: "alice", gpus: 4), pending(2, user: "alice", gpus: 2, limit: 1000), pending(3, user: "alice", limit: 50)]
+        let plan = Scheduler.plan(byPriority: queue, nodes: nodes, context: context(policy: policy, running: running))
+        #expect(plan.reservation == .init(job: JobID(number: 1), start: 100))
+        #expect(plan.held[JobID(number: 2)] == "alice uses 4 of their 5 GPUs (limit), counting job 00000001, which has the reservation")
+        #expect(plan.started == [3], "one that ends before the reservation does not count it")
+    }
+
+    @Test func backfillLeavesSlackForTheKillGraceAndAReport() {
+        let nodes = [node("a", gpus: 2, busy: [1])]
+        let running = [RunningPart(nodeId: "a", gpus: [1], end: 100)]
+        var ctx = context(running: running)
+        ctx.slack = 15
+        #expect(Scheduler.plan(byPriority: [pending(1, gpus: 2), pending(2, limit: 90)], nodes: nodes, context: ctx).started.isEmpty,
+                "ends at 90, but may hold its GPU until 105")
+        #expect(Scheduler.plan(byPriority: [pending(1, gpus: 2), pending(2, limit: 85)], nodes: nodes, context: ctx).started == [2])
+    }
+
+    @Test func withoutADefaultTimeJobsWithoutALimitNeverTakeReservedGPUs() {
+        var policy = SharingPolicy()
+        policy.defaultTime = nil
+        // The running job has no limit either: the reservation's start is unknown (infinite).
+        let nodes = [node("a", gpus: 2, busy: [1])]
+        let running = [RunningPart(nodeId: "a", gpus: [1], end: .infinity)]
+        let plan = Scheduler.plan(byPriority: [pending(1, gpus: 2), pending(2), pending(3, limit: 60)], nodes: nodes,
+                                  context: context(policy: policy, running: running))
+        #expect(plan.reservation?.job == JobID(number: 1))
+        #expect(plan.started == [3], "only a job with a limit is sure to end before it")
+    }
+
+    @Test func aJobLargerThanItsLimitSaysSo() {
+        var policy = SharingPolicy()
+        policy.users = ["alice": .init(limits: .init(maxGPUs: 2))]
+        let plan = Scheduler.plan(byPriority: [pending(1, user: "alice", gpus: 4)], nodes: [node("a", gpus: 8)], context: context(policy: policy))
+        #expect(plan.held[JobID(number: 1)] == "it needs 4 GPUs, over alice's limit of 2: it waits until an admin raises the limit")
+    }
+
     @Test func aRequestThatCannotFitEvenWhenAllEndsReservesNothing() {
         let plan = Scheduler.plan(byPriority: [pending(1, gpus: 4), pending(2)], nodes: [node("a", gpus: 2)], context: context())
         #expect(plan.reservation == nil && plan.started == [2])
@@ -179,7 +222,8 @@ func context(now: Double = 0, policy: SharingPolicy = SharingPolicy(), running: 
             let late = plan.assignments.filter { a in policy.timeLimit(queue.first { $0.id == a.job }!.timeLimit) > reservation.start }
             var withLate = state
             for a in late { for p in a.parts { if let n = withLate.index[p.nodeId] { withLate.take(n, gpus: p.gpus) } } }
-            let shadow = withLate.shadowFor(top.request, ends: ends.filter { e in !late.contains { a in a.parts.contains { $0.nodeId == e.nodeId && $0.gpus == e.gpus } } }, now: 0)
+            let early = ends.filter { e in !late.contains { a in a.parts.contains { $0.nodeId == e.nodeId && $0.gpus == e.gpus } } }
+            let shadow = withLate.shadowFor(top.request, ends: early.sorted { $0.end < $1.end }, now: 0)
             #expect(shadow != nil && shadow!.0 <= reservation.start + 1e-9,
                     "seed \(seed): the jobs that outlive the reservation left it in place (\(shadow.map { "\($0.0)" } ?? "never") vs \(reservation.start))")
         }

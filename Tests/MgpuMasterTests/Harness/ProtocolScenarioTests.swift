@@ -222,3 +222,54 @@ import Testing
         #expect(h.agents["n1"]!.finished.isEmpty)
     }
 }
+
+@Suite struct DependencyScenarioTests {
+    @Test func afterokWaitsForSuccessAndANeverSatisfiedDependencyCancels() async throws {
+        let h = try Harness()
+        // Job "fails" exits 3 after 10 s; everything else completes after 10 s.
+        try await h.addNode("n1", gpus: 4, plan: { work in (10, ExitStatus(code: work.command == "fails" ? 3 : 0)) })
+        let first = try await h.submit("ok")
+        let failing = try await h.submit("fails")
+        let then = try await h.submit("then") { $0.dependencies = [Dependency(kind: .afterok, jobs: [first])] }
+        let never = try await h.submit("never") { $0.dependencies = [Dependency(kind: .afterok, jobs: [failing])] }
+        let rescue = try await h.submit("rescue") { $0.dependencies = [Dependency(kind: .afternotok, jobs: [failing])] }
+        let any = try await h.submit("any") { $0.dependencies = [Dependency(kind: .afterany, jobs: [first, failing])] }
+        let chained = try await h.submit("chained") { $0.dependencies = [Dependency(kind: .afterok, jobs: [never])] }
+        try await h.sync("n1")
+        #expect(await h.state(then) == .pending, "GPUs are free, but its dependency does not hold yet")
+        #expect(await h.job(then)?.note == "waiting for job \(first) to complete successfully")
+        #expect(Set(h.agents["n1"]!.started.map(\.jobId)) == [first, failing])
+        await h.advance(10)
+        try await h.sync("n1")  // the report of the two ends: one pass
+        #expect(await h.job(chained)?.reason == "dependency never satisfied: job \(never) ended CANCELLED",
+                "a cancellation breaks the jobs that wait on it, at once")
+        try await h.settle()
+        let states = [await h.state(then), await h.state(rescue), await h.state(any)]
+        #expect(states == [.running, .running, .running])
+        let cancelled = await h.job(never)
+        #expect(cancelled?.state == .cancelled && cancelled?.reason == "dependency never satisfied: job \(failing) ended FAILED",
+                "\(cancelled?.reason ?? "")")
+        await #expect(throws: RequestError.self) {
+            _ = try await h.submit("orphan") { $0.dependencies = [Dependency(kind: .afterok, jobs: [JobID(number: 0xDEAD)])] }
+        }
+    }
+}
+
+@Suite struct ReservationScenarioTests {
+    /// A two-node job whose rank on n2 has ended still holds n2's GPU until the whole job ends: a job that can run only
+    /// on n2 is expected to start when the two-node job's time limit is up, not never.
+    @Test func anEndedRankHoldsItsGPUUntilTheJobEnds() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { _ in (1000, ExitStatus(code: 0)) })
+        try await h.addNode("n2", gpus: 1, plan: { _ in (10, ExitStatus(code: 0)) })
+        let gang = try await h.submit(request: ResourceRequest(gpusPerNode: 1, nodes: 2)) { $0.timeLimit = 100 }
+        try await h.settle()
+        await h.advance(10)
+        try await h.settle()
+        let running = await h.job(gang)
+        #expect(running?.state == .running && running?.parts.first { $0.nodeId == "n2" }?.exit != nil, "rank on n2 ended")
+        let waiting = try await h.submit(request: ResourceRequest(gpusPerNode: 1, nodelist: ["n2"])) { $0.timeLimit = 50 }
+        let start = try #require(running?.startTime)
+        #expect(await h.job(waiting)?.expectedStart == start + 100)
+    }
+}
