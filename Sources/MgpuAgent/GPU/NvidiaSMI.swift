@@ -74,8 +74,8 @@ public enum NvidiaSMI {
 
 /// GPUs a node offers.
 public enum GPUDiscovery {
-    public static func simulated(_ count: Int, node: String) -> [GPU] {
-        (0..<count).map { GPU(index: $0, uuid: "SIM-\(node)-\($0)", name: "Simulated GPU", memoryMB: 24576, simulated: true) }
+    public static func simulated(_ count: Int, node: String, model: String = "Simulated GPU", memoryMB: Int = 24576) -> [GPU] {
+        (0..<count).map { GPU(index: $0, uuid: "SIM-\(node)-\($0)", name: model, memoryMB: memoryMB, simulated: true) }
     }
 }
 

@@ -10,6 +10,12 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Offer N simulated GPUs instead of real ones (for machines without GPUs).")
     var simulateGpus: Int?
 
+    @Option(help: ArgumentHelp("The model name simulated GPUs report (for trying --gpu-type), e.g. \"NVIDIA A100-SXM4-80GB\".", valueName: "name"))
+    var simulateGpuModel: String?
+
+    @Option(help: ArgumentHelp("The memory simulated GPUs report, in MiB (for trying --gpu-mem; default 24576).", valueName: "MiB"))
+    var simulateGpuMemory: Int?
+
     @Option(help: "How many CPU-only (--gpus 0) jobs may run at once (default: the core count).")
     var cpuSlots: Int?
 
@@ -35,6 +41,15 @@ struct AgentOptions: ParsableArguments {
 
     func validate() throws {
         if let simulateGpus, !(0...1024).contains(simulateGpus) { throw ValidationError("--simulate-gpus must be 0-1024") }
+        if (simulateGpuModel != nil || simulateGpuMemory != nil) && simulateGpus == nil {
+            throw ValidationError("--simulate-gpu-model and --simulate-gpu-memory describe simulated GPUs: give --simulate-gpus N too")
+        }
+        if let simulateGpuModel, simulateGpuModel.isEmpty || simulateGpuModel.count > 100 || simulateGpuModel.contains(where: \.isNewline) {
+            throw ValidationError("--simulate-gpu-model must be 1-100 characters on one line")
+        }
+        if let simulateGpuMemory, !(1...10_000_000).contains(simulateGpuMemory) {
+            throw ValidationError("--simulate-gpu-memory is in MiB: 1-10000000, got \(simulateGpuMemory)")
+        }
         if let cpuSlots, !(0...100_000).contains(cpuSlots) { throw ValidationError("--cpu-slots must be 0-100000") }
         if !(0.1...3600).contains(reportInterval) { throw ValidationError("--report-interval must be 0.1-3600 s") }
         if foreignGpuPolicy != "avoid" && foreignGpuPolicy != "ignore" {
@@ -49,7 +64,10 @@ struct AgentOptions: ParsableArguments {
 
     func config(masterHost: String, masterPort: Int, stateDir: String?, logger: Logger) throws -> AgentConfig {
         let id = resolvedNodeId
-        let gpus = NodeSetup.discoverGPUs(simulate: simulateGpus, nvidiaSMI: nvidiaSmi, nodeId: id, logger: logger)
+        var model = NodeSetup.SimulatedModel()
+        if let simulateGpuModel { model.name = simulateGpuModel }
+        if let simulateGpuMemory { model.memoryMB = simulateGpuMemory }
+        let gpus = NodeSetup.discoverGPUs(simulate: simulateGpus, model: model, nvidiaSMI: nvidiaSmi, nodeId: id, logger: logger)
         var config = AgentConfig(nodeId: id, masterHost: masterHost, masterPort: masterPort,
                                  stateDir: NodeSetup.agentStateDir(base: stateDir, nodeId: id), gpus: gpus,
                                  cpuSlots: cpuSlots ?? ProcessInfo.processInfo.activeProcessorCount,

@@ -12,6 +12,12 @@ struct JobRequestOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Exact GPU indices on each node, e.g. 0,1 (on any node that has them free, or on --nodelist).", valueName: "list"))
     var gpuIds: String?
 
+    @Option(help: ArgumentHelp("Only GPUs whose model name contains T, any case (a100, h100, 4090); `mgpu nodes -v` lists the models.", valueName: "T"))
+    var gpuType: String?
+
+    @Option(help: ArgumentHelp("Only GPUs with at least SIZE of memory: 40G, 24GB, 81920M (MiB when bare); 3 % under counts, as drivers keep some.", valueName: "SIZE"))
+    var gpuMem: String?
+
     @Option(help: "How many distinct nodes (default 1, or the length of --nodelist).")
     var nodes: Int?
 
@@ -59,6 +65,27 @@ struct JobRequestOptions: ParsableArguments {
     var request: ResourceRequest { (try? makeRequest()) ?? ResourceRequest() }
 
     func makeRequest() throws -> ResourceRequest {
+        var request = try makeRequestByCount()
+        guard gpuType != nil || gpuMem != nil else { return request }
+        if nodeGpuIds != nil || gpuIds != nil {
+            throw ValidationError("--gpu-type and --gpu-mem choose GPUs by kind; --gpu-ids and --node-gpu-ids name them: give one or the other")
+        }
+        if request.gpusPerNode == 0 { throw ValidationError("--gpu-type and --gpu-mem need --gpus 1 or more") }
+        if let gpuType {
+            let type = gpuType.trimmingCharacters(in: .whitespaces)
+            if type.isEmpty || type.count > 100 { throw ValidationError("--gpu-type takes part of a GPU model's name, e.g. a100") }
+            request.gpuType = type
+        }
+        if let gpuMem {
+            guard let mb = GPUModel.parseMemory(gpuMem) else {
+                throw ValidationError("--gpu-mem takes a size such as 40G, 24GB or 81920M; got \(gpuMem.debugDescription)")
+            }
+            request.gpuMemoryMB = mb
+        }
+        return request
+    }
+
+    func makeRequestByCount() throws -> ResourceRequest {
         if let nodeGpuIds {
             if gpus != nil || gpusPerNode != nil || gpuIds != nil || nodes != nil || nodelist != nil {
                 throw ValidationError("--node-gpu-ids names every GPU: do not combine it with --gpus, --gpus-per-node, --gpu-ids, --nodes or --nodelist")

@@ -15,8 +15,9 @@ enum NodeSetup {
 
     /// GPUs to offer: simulated ones or what nvidia-smi finds (none when it is absent), and inside a Slurm
     /// allocation only those Slurm gave.
-    static func discoverGPUs(simulate: Int?, nvidiaSMI: String?, nodeId: String, logger: Logger) -> [GPU] {
-        let found = discoverAll(simulate: simulate, nvidiaSMI: nvidiaSMI, nodeId: nodeId, logger: logger)
+    static func discoverGPUs(simulate: Int?, model: SimulatedModel = SimulatedModel(), nvidiaSMI: String?, nodeId: String,
+                             logger: Logger) -> [GPU] {
+        let found = discoverAll(simulate: simulate, model: model, nvidiaSMI: nvidiaSMI, nodeId: nodeId, logger: logger)
         guard let slurm = SlurmAllocation.restrict(found, environment: ProcessInfo.processInfo.environment) else { return found }
         let text = slurm.map { "\($0.index) = Slurm device \($0.deviceId ?? "?"), physical \($0.physicalIndex.map(String.init) ?? "?")" }
         logger.info("inside Slurm job \(ProcessInfo.processInfo.environment["SLURM_JOB_ID"] ?? "?"): offering only its \(slurm.count) GPU(s): \(text.joined(separator: "; "))",
@@ -24,11 +25,17 @@ enum NodeSetup {
         return slurm
     }
 
-    static func discoverAll(simulate: Int?, nvidiaSMI: String?, nodeId: String, logger: Logger) -> [GPU] {
+    /// What simulated GPUs call themselves (`--simulate-gpu-model`, `--simulate-gpu-memory`).
+    struct SimulatedModel {
+        var name = "Simulated GPU"
+        var memoryMB = 24576
+    }
+
+    static func discoverAll(simulate: Int?, model: SimulatedModel, nvidiaSMI: String?, nodeId: String, logger: Logger) -> [GPU] {
         if let simulate {
-            logger.info("simulated mode: offering \(simulate) simulated GPU(s); jobs see CUDA_VISIBLE_DEVICES but no real device",
+            logger.info("simulated mode: offering \(simulate) simulated GPU(s) (\(model.name), \(model.memoryMB) MiB); jobs see CUDA_VISIBLE_DEVICES but no real device",
                         metadata: ["node": "\(nodeId)"])
-            return GPUDiscovery.simulated(simulate, node: nodeId)
+            return GPUDiscovery.simulated(simulate, node: nodeId, model: model.name, memoryMB: model.memoryMB)
         }
         switch NvidiaSMI.discover(path: nvidiaSMI) {
         case .found(let parsed):

@@ -209,7 +209,8 @@ public struct Job: Codable, Sendable, Identifiable {
             let what = "GPUs " + ids.map(String.init).joined(separator: ",")
             return request.nodes == 1 ? "waiting for \(what) on one node" : "waiting for \(request.nodes) nodes with \(what) free"
         }
-        let gpus = request.gpusPerNode == 1 ? "1 GPU" : "\(request.gpusPerNode) GPUs"
+        var gpus = request.gpusPerNode == 1 ? "1 GPU" : "\(request.gpusPerNode) GPUs"
+        if let kind = request.kindText { gpus = "\(request.gpusPerNode) \(kind)" }
         if request.nodes == 1 { return "waiting for \(gpus)" }
         return "waiting for \(request.nodes) nodes with \(gpus) each"
     }

@@ -49,6 +49,18 @@ public enum Admission {
         }
         let need = request.gpusPerNode
         guard need > 0 else { return nil }
+        if request.selectsGPUs {
+            let having = pool.filter { $0.gpus(for: request).count >= need }
+            if having.count < request.nodes {
+                var flags: [String] = []
+                if let type = request.gpuType { flags.append("--gpu-type \(type)") }
+                if let mb = request.gpuMemoryMB { flags.append("--gpu-mem \(GPUModel.memoryText(mb))") }
+                let what = request.nodes == 1 ? "no node has \(need) such GPU\(need == 1 ? "" : "s")"
+                    : "the job asks for \(request.nodes) nodes with \(need) such GPUs each, but only \(having.count) node(s) have that many"
+                return RequestError("\(flags.joined(separator: " ")): \(what) (GPUs here: \(inventory(pool)))")
+            }
+            return nil
+        }
         let big = pool.filter { $0.gpus.count >= need }
         if big.count < request.nodes {
             let largest = pool.map(\.gpus.count).max() ?? 0
@@ -59,6 +71,21 @@ public enum Admission {
             return RequestError("the job asks for \(request.nodes) nodes with \(need) GPUs each, but only \(big.count) node(s) have that many")
         }
         return nil
+    }
+
+    /// "16 × NVIDIA A100-SXM4-80GB 80 GiB, 2 × NVIDIA GeForce RTX 4090 24 GiB", most numerous first.
+    static func inventory(_ nodes: [NodeCapacity]) -> String {
+        var count: [GPUModel: Int] = [:]
+        var unknown = 0
+        for node in nodes {
+            for g in node.gpus {
+                if let model = node.models[g] { count[model, default: 0] += 1 } else { unknown += 1 }
+            }
+        }
+        var parts = count.sorted { ($0.value, $1.key.name, $1.key.memoryMB) > ($1.value, $0.key.name, $0.key.memoryMB) }
+            .map { "\($0.value) × \($0.key.name) \(GPUModel.memoryText($0.key.memoryMB))" }
+        if unknown > 0 { parts.append("\(unknown) of unknown model") }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
     }
 
     static func knownList(_ nodes: [NodeCapacity]) -> String {

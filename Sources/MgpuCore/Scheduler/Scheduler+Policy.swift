@@ -182,7 +182,8 @@ extension PassState {
         let filter = NodeFilter(request)
         var fitting: [(Int, [Int])] = []
         for n in nodes.indices where nodes[n].schedulable && nodes[n].gpus.count >= need && filter.admits(nodes[n].id) {
-            let usable = request.gpuIds.map { ids in ids.allSatisfy(free[n].contains) ? ids : [] } ?? free[n].sorted()
+            let kind = request.selectsGPUs ? free[n].filter { request.admits(nodes[n].models[$0]) } : free[n]
+            let usable = request.gpuIds.map { ids in ids.allSatisfy(kind.contains) ? ids : [] } ?? kind.sorted()
             if usable.count >= need { fitting.append((n, Array(usable.prefix(need)))) }
         }
         guard fitting.count >= request.nodes else { return nil }

@@ -166,12 +166,13 @@ struct PassState {
         return nodes.indices.filter { n in
             nodes[n].schedulable && nodes[n].gpus.count >= request.gpusPerNode && filter.admits(nodes[n].id)
                 && (request.gpuIds?.allSatisfy(nodes[n].gpus.contains) ?? true)
+                && (!request.selectsGPUs || nodes[n].gpus(for: request).count >= request.gpusPerNode)
         }
     }
 
-    /// The GPUs of node `n` a request may use now: with exact `gpuIds`, only those.
+    /// The GPUs of node `n` a request may use now: with exact `gpuIds`, only those; with a kind, those of it.
     func usable(_ n: Int, _ request: ResourceRequest) -> [Int] {
-        let avail = available(n)
+        let avail = request.selectsGPUs ? available(n).filter { request.admits(nodes[n].models[$0]) } : available(n)
         guard let ids = request.gpuIds else { return avail }
         let set = Set(avail)
         return ids.allSatisfy(set.contains) ? ids.sorted() : ids.filter(set.contains).sorted()
@@ -179,7 +180,8 @@ struct PassState {
 
     mutating func placeGPUs(_ request: ResourceRequest) -> [Plan.Placement]? {
         let need = request.gpusPerNode
-        if fastPaths && request.nodes == 1 && request.gpuIds == nil && request.nodelist == nil && request.excludedNodes == nil {
+        if fastPaths && request.nodes == 1 && request.gpuIds == nil && request.nodelist == nil && request.excludedNodes == nil
+            && !request.selectsGPUs {
             // The tightest fit in one scan: fewest free GPUs that still fit, then node id.
             var best = -1
             for n in nodes.indices where nodes[n].schedulable && freeCount[n] >= need {

@@ -32,6 +32,16 @@ extension JobSpec {
         if let dependencies, dependencies.isEmpty || dependencies.contains(where: \.jobs.isEmpty) || dependencies.reduce(0, { $0 + $1.jobs.count }) > 1000 {
             return RequestError("--dependency names 1 to 1000 jobs")
         }
+        if request.selectsGPUs {
+            if let type = request.gpuType, type.isEmpty || type.utf8.count > 100 || type.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                return RequestError("--gpu-type takes part of a GPU model's name (1-100 printable characters), e.g. a100")
+            }
+            if let mb = request.gpuMemoryMB, !(1...1_000_000_000).contains(mb) { return RequestError("--gpu-mem must be 1 MiB or more") }
+            if request.pinned != nil || request.gpuIds != nil {
+                return RequestError("--gpu-type and --gpu-mem choose GPUs by kind; pinned GPUs and --gpu-ids name them: give one or the other")
+            }
+            if request.gpusPerNode == 0 { return RequestError("--gpu-type and --gpu-mem need --gpus 1 or more") }
+        }
         if requeue == true {
             if request.pinned != nil {
                 return RequestError("--requeue needs GPUs the scheduler chooses: pinned GPUs cannot move to another node")
