@@ -102,5 +102,49 @@ extension EndToEndTests {
             let unknown = try await cluster.mgpu(["submit", "--dependency", "afterany:0000BEEF", "true"])
             #expect(unknown.status != 0 && unknown.stderr.contains("does not know"), "\(unknown.stderr)")
         }
+
+        /// `--array 0-5%2` on four free GPUs: six tasks, never more than two at once (each task counts the tasks
+        /// running beside it in files), each told its index; the queue shows the pending rest of an array on one
+        /// line; `mgpu cancel ID_N` takes one task, `mgpu cancel ID` the rest and the running one.
+        @Test func arrayTasksRunAtMostMaxAtOnce() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 4])
+            defer { cluster.stop() }
+            let dir = cluster.dir + "/array"
+            try FileManager.default.createDirectory(atPath: dir + "/running", withIntermediateDirectories: true)
+            let task = "touch \(dir)/running/$MGPU_ARRAY_TASK_ID; ls \(dir)/running | wc -l > \(dir)/seen.$MGPU_ARRAY_TASK_ID; "
+                + "echo $MGPU_JOB_ID $MGPU_ARRAY_JOB_ID $MGPU_ARRAY_TASK_ID $MGPU_ARRAY_TASK_COUNT > \(dir)/env.$MGPU_ARRAY_TASK_ID; "
+                + "sleep 0.6; rm \(dir)/running/$MGPU_ARRAY_TASK_ID"
+            let id = try await cluster.submit(["--array", "0-5%2", "--time", "1", task])
+            for index in 0...5 { try await cluster.waitForState(JobID(parent: id, index: index), [.completed]) }
+            var most = 0
+            for index in 0...5 {
+                let seen = try String(contentsOfFile: "\(dir)/seen.\(index)", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                most = max(most, Int(seen) ?? 99)
+                let env = try String(contentsOfFile: "\(dir)/env.\(index)", encoding: .utf8)
+                #expect(env == "\(id)_\(index) \(id) \(index) 6\n")
+            }
+            #expect(most <= 2, "at most two tasks ran at once; seen \(most)")
+
+            // One line for the rest; one task cancelled on its own; then the whole array.
+            let second = try await cluster.mgpu(["submit", "--array", "0-9%1", "sleep 30"])
+            #expect(second.stdout.hasPrefix("Submitted array job ") && second.stdout.contains("(10 tasks: ") && second.stdout.contains("_[0-9], at most 1 at once)"), "\(second.stdout)")
+            let array = try #require(JobID(String(second.stdout.split(separator: " ")[3])))
+            try await cluster.waitForState(JobID(parent: array, index: 0), [.running])
+            let cancelOne = try await cluster.mgpu(["cancel", "\(array)_5"])
+            #expect(cancelOne.status == 0, "\(cancelOne.stderr)")
+            let queue = try await cluster.mgpu(["queue"])
+            #expect(queue.stdout.contains("\(array)_[1-4,6-9%1]"), "\(queue.stdout)")
+            #expect(queue.stdout.contains("\(array)_0 "), "the running task has a line of its own: \(queue.stdout)")
+            #expect(try await cluster.job(JobID(parent: array, index: 7)).state == .pending, "a task not started can be asked for")
+            #expect(try await cluster.job(JobID(parent: array, index: 5)).state == .cancelled)
+            let cancelAll = try await cluster.mgpu(["cancel", array.rawValue])
+            #expect(cancelAll.status == 0, "\(cancelAll.stderr)")
+            #expect(try await cluster.waitForState(JobID(parent: array, index: 0), [.cancelled]).state == .cancelled)
+            let after = try await cluster.mgpu(["queue"])
+            let rest = after.stdout.split(separator: "\n").filter { $0.contains("\(array)_[") || $0.contains("\(array)_0 ") }
+            #expect(rest.count == 2 && rest.allSatisfy { $0.contains("CANCELLED") }, "\(after.stdout)")
+            let bad = try await cluster.mgpu(["submit", "--array", "5-1", "true"])
+            #expect(bad.status != 0 && bad.stderr.contains("--array takes indices as Slurm writes them") && !bad.stderr.contains("Stack"), "\(bad.stderr)")
+        }
     }
 }

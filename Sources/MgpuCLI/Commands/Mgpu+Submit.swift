@@ -12,8 +12,10 @@ extension Mgpu {
                 mgpu submit --gpus 1 -- python train.py --lr 3e-4
                 mgpu submit --node-gpu-ids "node001:0,1;node002:0" "./run.sh"
                 mgpu submit --nodes 2 --gpus-per-node 4 --distributed 'torchrun --nnodes=$NNODES ... train.py'
+                mgpu submit --array 0-99%8 'python sweep.py --seed $MGPU_ARRAY_TASK_ID'
                 The job sees CUDA_VISIBLE_DEVICES (its GPUs on its node), CUDA_DEVICE_ORDER=PCI_BUS_ID,
-                MGPU_JOB_ID, MGPU_NODE_ID, MGPU_NODE_RANK, MGPU_NNODES and MGPU_NODELIST.
+                MGPU_JOB_ID, MGPU_NODE_ID, MGPU_NODE_RANK, MGPU_NNODES and MGPU_NODELIST; a task of an array
+                MGPU_ARRAY_JOB_ID, MGPU_ARRAY_TASK_ID, MGPU_ARRAY_TASK_COUNT, MGPU_ARRAY_TASK_MIN and MGPU_ARRAY_TASK_MAX.
                 """)
 
         @OptionGroup var client: ClientOptions
@@ -27,11 +29,23 @@ extension Mgpu {
         @Option(help: ArgumentHelp("One job per line of FILE (or of stdin with -), all with the other options, accepted in one request and one transaction. Empty lines and lines starting with # are skipped.", valueName: "file"))
         var fromFile: String?
 
+        @Option(help: ArgumentHelp("An array job: one task per index, as Slurm writes them: 0-99, 0-99:2 (a step), 1,3,5-7; %N runs at most N at once. Tasks are ID_N; `mgpu cancel ID` cancels them all, `mgpu cancel ID_N` one.", valueName: "indices"))
+        var array: String?
+
         @Argument(parsing: .captureForPassthrough, help: "The command: one quoted string, or words after --.")
         var command: [String] = []
 
+        var arrayRequest: ArrayRequest? {
+            guard let array, case .success(let (tasks, max)) = TaskIndices.parse(array) else { return nil }
+            return ArrayRequest(tasks: tasks, maxRunning: max)
+        }
+
         func validate() throws {
             try CommandText.checkLeadingOption(command, of: self)
+            if let array {
+                if case .failure(let error) = TaskIndices.parse(array) { throw ValidationError(error.message) }
+                if interactive { throw ValidationError("--array is for batch jobs: it does not go with --interactive") }
+            }
             if fromFile != nil {
                 if !command.isEmpty { throw ValidationError("give commands either in --from-file or on the command line, not both") }
                 if interactive { throw ValidationError("--interactive runs one job; it does not go with --from-file") }
@@ -60,17 +74,24 @@ extension Mgpu {
         }
 
         func run() async throws {
+            let submitted = { (id: JobID) -> String in
+                guard let array = arrayRequest else { return "Submitted job \(id)" }
+                let count = array.tasks.count
+                return "Submitted array job \(id) (\(count) task\(count == 1 ? "" : "s"): \(id)_[\(array.tasks.text)]\(array.maxRunning.map { ", at most \($0) at once" } ?? ""))"
+            }
             if let fromFile {
-                let template = job.spec(command: "", interactive: false, client: client)
+                var template = job.spec(command: "", interactive: false, client: client)
+                template.array = arrayRequest
                 let commands = try commandsFromFile(fromFile)
                 let ids = try await client.call { try await $0.submit(template: template, commands: commands) }
-                say(ids.map { "Submitted job \($0)" }.joined(separator: "\n"))
+                say(ids.map(submitted).joined(separator: "\n"))
                 return
             }
-            let spec = job.spec(command: CommandText.join(command), interactive: interactive, client: client)
+            var spec = job.spec(command: CommandText.join(command), interactive: interactive, client: client)
+            spec.array = arrayRequest
             let ids = try await client.call { try await $0.submit([spec]) }
             guard interactive else {
-                for id in ids { say("Submitted job \(id)") }
+                for id in ids { say(submitted(id)) }
                 return
             }
             try await ForegroundSession(client: client, options: session, id: ids[0].rawValue).run(announce: true, forwardStdin: true)

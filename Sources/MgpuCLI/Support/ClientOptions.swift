@@ -106,6 +106,6 @@ struct VerboseOption: ParsableArguments {
 /// Job ids are 8 hex digits; anything else is refused before it reaches the master.
 func validateJobIDs(_ ids: [String]) throws {
     for id in ids where JobID(id) == nil {
-        throw ValidationError("job id must be 8 hex digits (e.g. F68FAFEC), got \(id.debugDescription)")
+        throw ValidationError("job id must be 8 hex digits (e.g. F68FAFEC; an array task F68FAFEC_7), got \(id.debugDescription)")
     }
 }

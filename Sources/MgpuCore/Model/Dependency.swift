@@ -31,7 +31,7 @@ public struct Dependency: Codable, Sendable, Hashable {
             var ids: [JobID] = []
             for field in fields.dropFirst() {
                 guard let id = JobID(field) else {
-                    return .failure(RequestError("--dependency: \(field.debugDescription) is not a job id (8 hex digits)"))
+                    return .failure(RequestError("--dependency: \(field.debugDescription) is not a job id (8 hex digits, or ID_N for an array task)"))
                 }
                 ids.append(id)
             }

@@ -112,6 +112,11 @@ public struct Job: Codable, Sendable, Identifiable {
     public var nice: Int?
     /// Jobs it waits for (`--dependency`).
     public var dependencies: [Dependency]?
+    /// An array job's record (`--array`): the tasks that have not started. Each task that starts becomes a job of its
+    /// own, `ID_N`; the record goes once none is left.
+    public var array: JobArray?
+    /// A task of an array job: what it knows of the array.
+    public var arrayTask: ArrayTaskInfo?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
@@ -229,5 +234,17 @@ public enum GPUList {
             i = j + 1
         }
         return out.joined(separator: ",")
+    }
+}
+
+extension Job {
+    /// Task `index` of this array job, started from its record: the same job, its own id, the array's facts.
+    public func task(_ index: Int) -> Job {
+        var task = self
+        task.id = JobID(parent: id, index: index)
+        task.array = nil
+        task.arrayTask = array.map(ArrayTaskInfo.init)
+        task.dependencies = nil
+        return task
     }
 }

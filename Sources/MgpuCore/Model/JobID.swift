@@ -1,10 +1,21 @@
-/// A job's identifier: eight upper-case hexadecimal digits, e.g. `F68FAFEC`.
+/// A job's identifier: eight upper-case hexadecimal digits, e.g. `F68FAFEC`; a task of an array job adds its index,
+/// `F68FAFEC_7`.
 public struct JobID: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
     public let rawValue: String
 
-    /// Accepts upper- or lower-case hex; anything else (slashes, dots, wrong length) is nil.
+    /// The largest task index of an array job.
+    public static let maxArrayIndex = 9_999_999
+
+    /// Accepts upper- or lower-case hex, with `_N` for a task (N decimal, no leading zeros); anything else (slashes,
+    /// dots, wrong length) is nil.
     public init?(_ text: String) {
-        guard text.utf8.count == 8, text.utf8.allSatisfy({ $0.isHexDigit }) else { return nil }
+        let utf8 = Array(text.utf8)
+        guard utf8.count >= 8, utf8[..<8].allSatisfy({ $0.isHexDigit }) else { return nil }
+        if utf8.count > 8 {
+            let digits = utf8[9...]
+            guard utf8[8] == UInt8(ascii: "_"), (1...7).contains(digits.count), digits.allSatisfy({ (0x30...0x39).contains($0) }),
+                  digits.count == 1 || digits.first != UInt8(ascii: "0") else { return nil }
+        }
         self.rawValue = text.uppercased()
     }
 
@@ -13,18 +24,36 @@ public struct JobID: Hashable, Comparable, Codable, Sendable, CustomStringConver
         self.rawValue = String(repeating: "0", count: 8 - hex.count) + hex
     }
 
+    /// Task `index` of the array job `parent`.
+    public init(parent: JobID, index: Int) {
+        precondition((0...Self.maxArrayIndex).contains(index) && parent.arrayIndex == nil)
+        self.rawValue = parent.rawValue + "_" + String(index)
+    }
+
     public static func random<G: RandomNumberGenerator>(using generator: inout G) -> JobID {
         JobID(number: UInt32.random(in: 0...UInt32.max, using: &generator))
     }
 
+    /// For a task: its array job's id.
+    public var arrayParent: JobID? { rawValue.utf8.count > 8 ? JobID(String(rawValue.prefix(8))) : nil }
+    /// For a task: its index in the array.
+    public var arrayIndex: Int? { rawValue.utf8.count > 8 ? Int(rawValue.dropFirst(9)) : nil }
+    /// The eight hex digits as a number.
+    public var number: UInt32 { UInt32(rawValue.prefix(8), radix: 16) ?? 0 }
+
     public var description: String { rawValue }
-    public static func < (a: JobID, b: JobID) -> Bool { a.rawValue < b.rawValue }
+    /// By the hex digits, then a task's index as a number (`_9` before `_10`).
+    public static func < (a: JobID, b: JobID) -> Bool {
+        let (x, y) = (a.rawValue.prefix(8), b.rawValue.prefix(8))
+        if x != y { return x < y }
+        return (a.arrayIndex ?? -1) < (b.arrayIndex ?? -1)
+    }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let id = JobID(text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                debugDescription: "job id must be 8 hex digits, got \(text.debugDescription)"))
+                debugDescription: "job id must be 8 hex digits (a task: ID_N), got \(text.debugDescription)"))
         }
         self = id
     }

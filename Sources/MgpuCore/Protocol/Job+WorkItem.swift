@@ -4,6 +4,8 @@ extension Job {
     /// - `CUDA_VISIBLE_DEVICES` (the part's GPUs, in the node's own device numbering), `CUDA_DEVICE_ORDER=PCI_BUS_ID`,
     ///   `MGPU_GPUS` (the same list);
     /// - `MGPU_JOB_ID`, `MGPU_JOB_NAME`, `MGPU_NODE_ID`, `MGPU_NODE_RANK`, `MGPU_NNODES`, `MGPU_NODELIST`;
+    /// - for a task of an array job, `MGPU_ARRAY_JOB_ID`, `MGPU_ARRAY_TASK_ID`, `MGPU_ARRAY_TASK_COUNT`,
+    ///   `MGPU_ARRAY_TASK_MIN`, `MGPU_ARRAY_TASK_MAX` (Slurm's SLURM_ARRAY_* under mgpu's names);
     /// - `PYTHONUNBUFFERED=1` for rank 0 of an interactive job on pipes (output shows as it is written);
     /// - for a distributed job, what torchrun and torch.distributed read: `MASTER_ADDR` (rank 0's node address),
     ///   `MASTER_PORT`, `NNODES`, `NODE_RANK`, `NPROC_PER_NODE`, `WORLD_SIZE`.
@@ -22,6 +24,13 @@ extension Job {
         env["MGPU_NODE_RANK"] = String(rank)
         env["MGPU_NNODES"] = String(parts.count)
         env["MGPU_NODELIST"] = parts.map(\.nodeId).joined(separator: ",")
+        if let parent = id.arrayParent, let index = id.arrayIndex, let info = arrayTask {
+            env["MGPU_ARRAY_JOB_ID"] = parent.rawValue
+            env["MGPU_ARRAY_TASK_ID"] = String(index)
+            env["MGPU_ARRAY_TASK_COUNT"] = String(info.count)
+            env["MGPU_ARRAY_TASK_MIN"] = String(info.min)
+            env["MGPU_ARRAY_TASK_MAX"] = String(info.max)
+        }
         if interactiveRank0 && tty == nil { env["PYTHONUNBUFFERED"] = "1" }
         if request.distributed, let first = parts.first {
             env["MASTER_ADDR"] = nodes[first.nodeId]?.address ?? first.nodeId

@@ -126,7 +126,7 @@ enum APIRouter {
             let node = try context.node()
             let q = request.uri.queryParameters
             guard let text = q["job"].map(String.init), let id = JobID(text) else {
-                throw HTTPError(.badRequest, message: "job must be 8 hex digits")
+                throw HTTPError(.badRequest, message: "job must be 8 hex digits, or ID_N for an array task")
             }
             let offset = try Int64(intParam(q["offset"].map(String.init), "offset", default: 0, range: 0...Int.max))
             let wait = min(60, max(0, try numberParam(q["wait"].map(String.init), "wait", default: 0)))
@@ -231,7 +231,7 @@ enum APIRouter {
             let node = try context.node()
             let q = request.uri.queryParameters
             guard let jobText = q["job"].map(String.init), let id = JobID(jobText) else {
-                throw HTTPError(.badRequest, message: "job must be 8 hex digits")
+                throw HTTPError(.badRequest, message: "job must be 8 hex digits, or ID_N for an array task")
             }
             let rank = try intParam(q["rank"].map(String.init), "rank", default: 0, range: 0...100_000)
             let stream = try streamParam(q["stream"].map(String.init))
@@ -249,7 +249,7 @@ enum APIRouter {
     static func jobID(_ context: MasterContext) throws -> JobID {
         let text = context.parameters.get("id") ?? ""
         guard let id = JobID(text) else {
-            throw HTTPError(.badRequest, message: "job id must be 8 hex digits, got \(text.debugDescription)")
+            throw HTTPError(.badRequest, message: "job id must be 8 hex digits (or ID_N for an array task), got \(text.debugDescription)")
         }
         return id
     }

@@ -46,13 +46,21 @@ public final class MemoryStore: StateStore {
             for job in change.jobs { state.jobs[job.id] = job }
             for node in change.nodes { state.nodes[node.id] = node }
             for id in change.removedNodes { state.nodes[id] = nil }
+            for id in change.removedJobs { state.jobs[id] = nil }
             for (user, usage) in change.usage { state.usage[user] = usage }
             if let policy = change.policy { state.policy = policy }
         }
     }
 
     public func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID> {
-        state.withLock { state in Set(ids.filter { state.jobs[$0] != nil }) }
+        state.withLock { state in
+            let arrays = Set(state.jobs.keys.compactMap(\.arrayParent))
+            return Set(ids.filter { state.jobs[$0] != nil || arrays.contains($0) })
+        }
+    }
+
+    public func tasks(of parent: JobID) throws -> [Job] {
+        state.withLock { state in state.jobs.values.filter { $0.id.arrayParent == parent } }
     }
 
     public func close() throws {}

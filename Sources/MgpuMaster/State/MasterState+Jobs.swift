@@ -27,8 +27,18 @@ extension MasterState {
         let now = clock()
         var results: [CancelResponse.Result] = []
         var changed: [Job] = []
+        var records: [JobID: Job] = [:]
         for text in ids {
-            guard let id = JobID(text), var job = jobs[id] else {
+            guard let id = JobID(text) else {
+                results.append(.init(id: text, outcome: .unknown, state: nil))
+                continue
+            }
+            if let result = cancelArray(id, by: user, now: now, changed: &changed, records: &records)
+                ?? cancelPendingTask(id, by: user, now: now, changed: &changed, records: &records) {
+                results.append(result)
+                continue
+            }
+            guard var job = jobs[id] else {
                 results.append(.init(id: text, outcome: .unknown, state: nil))
                 continue
             }
@@ -54,15 +64,23 @@ extension MasterState {
                 results.append(.init(id: id.rawValue, outcome: .alreadyFinished, state: job.state))
             }
         }
-        try commit(jobs: changed)
+        // Arrays' records, as the cancels left them.
+        let (recordsChanged, recordsRemoved) = Self.settle(records)
+        changed += recordsChanged
+        try commit(jobs: changed, removingJobs: recordsRemoved)
         for job in changed { logger.info("job cancel requested", metadata: ["job": "\(job.id)", "state": "\(job.state.rawValue)"]) }
         if changed.contains(where: { $0.state == .cancelled }) { schedule() }
         return results
     }
 
     public func jobInfo(_ id: JobID) -> JobInfo? {
-        guard let job = lookup(id) else { return nil }
-        return info(job, now: clock())
+        if let job = lookup(id) { return info(job, now: clock()) }
+        // A task that has not started: its array's record holds it.
+        guard let parent = id.arrayParent, let index = id.arrayIndex, let record = jobs[parent], record.state == .pending,
+              record.array?.pending.contains(index) == true else { return nil }
+        var task = info(record.task(index), now: clock())
+        task.note = info(record, now: clock()).note
+        return task
     }
 
     func info(_ job: Job, now: Double) -> JobInfo {
@@ -79,7 +97,9 @@ extension MasterState {
         var info = JobInfo(job: job, note: note)
         if job.state == .pending {
             info.priority = lastPass.priorities[job.id]
-            if lastPass.reservation?.job == job.id { info.expectedStart = lastPass.reservation?.start }
+            if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
+                info.expectedStart = reservation.start
+            }
         }
         return info
     }

@@ -106,7 +106,7 @@ extension MasterState {
             holdings[job.user, default: Holding()].gpus += job.request.totalGPUs
             holdings[job.user, default: Holding()].jobs += 1
         }
-        let plan = Scheduler.plan(byPriority: ordered.map(\.0), nodes: caps,
+        let plan = Scheduler.plan(byPriority: expandArrays(ordered.map(\.0), caps: caps), nodes: caps,
                                   context: PolicyContext(now: now, policy: policy, running: parts, holdings: holdings,
                                                          slack: config.backfillSlack))
         var info = PolicyPassInfo(held: plan.held, reservation: plan.reservation)
@@ -125,9 +125,10 @@ extension MasterState {
     func waitingNote(_ job: Job, now: Double) -> String {
         if dependent.contains(job.id), let dependencies = job.dependencies,
            case .waiting(let why) = Dependency.standing(dependencies, state: { self.lookup($0)?.state }) { return why }
+        if let note = arrayLimitNote(job) { return note }
         guard policy.order != .fifo else { return job.waitingReason }
         if let held = lastPass.held[job.id] { return "waiting: \(held)" }
-        if let reservation = lastPass.reservation, reservation.job == job.id {
+        if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
             return "\(job.waitingReason); expected start \(Self.clockText(reservation.start, now: now))"
         }
         if let ahead = lastPass.ahead[job.id], ahead > 0 {
@@ -158,12 +159,13 @@ extension MasterState {
             return RequestError("the job asks for \(spec.request.totalGPUs) GPUs, more than account \(account) may hold at once (\(group.maxGPUs!)): it could never start")
         }
         let pendingNow = pendingByUser[user, default: 0]
-        if let max = own.maxPending, pendingNow + specs.count > max {
+        let adding = specs.reduce(0) { $0 + ($1.array?.tasks.count ?? 1) }
+        if let max = own.maxPending, pendingNow + adding > max {
             return RequestError("\(user) has \(pendingNow) pending jobs, and may have at most \(max) (mgpu admin user set \(user) --max-pending)")
         }
         if let max = group.maxPending {
             let accountPending = pendingByUser.filter { policy.account(of: $0.key) == account }.reduce(0) { $0 + $1.value }
-            if accountPending + specs.count > max {
+            if accountPending + adding > max {
                 return RequestError("account \(account) has \(accountPending) pending jobs, and may have at most \(max)")
             }
         }

@@ -39,8 +39,12 @@ extension MasterState {
         }
         let specs: [JobSpec]
         do { specs = try request.expanded() } catch { throw RequestError(error.description) }
+        let tasks = specs.reduce(0) { $0 + ($1.array?.tasks.count ?? 1) }
+        if pendingNow + tasks > config.maxPendingPerUser {
+            throw RequestError("\(user) has \(pendingNow) pending jobs; the master holds at most \(config.maxPendingPerUser) per user (--max-pending-per-user), and this would add \(tasks): wait for some to start, or cancel some")
+        }
         if let refusal = policyRefusal(specs, user: user) { throw refusal }
-        for id in Set(specs.flatMap { $0.dependencies?.flatMap(\.jobs) ?? [] }) where lookup(id) == nil {
+        for id in Set(specs.flatMap { $0.dependencies?.flatMap(\.jobs) ?? [] }) where jobState(id) == nil {
             throw RequestError("--dependency names job \(id), which the master does not know")
         }
         // The cluster checks, once per distinct request (a template's jobs share one).
@@ -61,14 +65,14 @@ extension MasterState {
         }
         nextSeq += Int64(created.count)
         reservedIDs.formUnion(ids)
-        pendingByUser[user, default: 0] += created.count
+        pendingByUser[user, default: 0] += created.reduce(0) { $0 + Self.pendingWeight($1) }
         return PreparedSubmission(jobs: created, user: user)
     }
 
     /// Ends a prepared submission: its reservations go, and once committed its jobs are queued.
     func finish(_ prepared: PreparedSubmission, committed: Bool) {
         reservedIDs.subtract(prepared.jobs.map(\.id))
-        pendingByUser[prepared.user, default: 0] -= prepared.jobs.count
+        pendingByUser[prepared.user, default: 0] -= prepared.jobs.reduce(0) { $0 + Self.pendingWeight($1) }
         guard committed, let first = prepared.jobs.first else { return }
         apply(prepared.jobs)
         if prepared.jobs.count == 1 {
@@ -114,7 +118,13 @@ extension MasterState {
         job.requeue = spec.requeue == true ? true : nil
         job.nice = spec.nice.flatMap { $0 == 0 ? nil : $0 }
         job.dependencies = spec.dependencies
+        job.array = spec.array.map { JobArray($0.tasks, maxRunning: $0.maxRunning) }
         return job
+    }
+
+    /// How many pending jobs a job counts as, for limits: an array job's record, one per task not started.
+    static func pendingWeight(_ job: Job) -> Int {
+        job.state == .pending ? (job.array?.pending.count ?? 1) : 0
     }
 
     static func defaultName(_ command: String) -> String {

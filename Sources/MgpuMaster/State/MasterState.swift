@@ -37,6 +37,9 @@ public actor MasterState {
     var reservedIDs: Set<JobID> = []
     /// Pending jobs that wait for other jobs (`--dependency`).
     var dependent: Set<JobID> = []
+    /// Array jobs' tasks in memory, by array, and how many of each array's run now (for `%MAX`).
+    var arrayTasks: [JobID: Set<JobID>] = [:]
+    var arrayRunning: [JobID: Int] = [:]
     var nodes: [String: Node] = [:]
     /// Nodes currently marked DOWN (for logging the change once).
     var downNodes: Set<String> = []
@@ -84,10 +87,14 @@ public actor MasterState {
             // (committed when the job starts).
             if job.state == .pending && job.timeLimit == nil { job.timeLimit = policy.defaultTime }
             jobs[job.id] = job
+            pendingByUser[job.user, default: 0] += Self.pendingWeight(job)
             if job.state == .pending {
                 pending.insert(job)
-                pendingByUser[job.user, default: 0] += 1
                 if job.dependencies != nil { dependent.insert(job.id) }
+            }
+            if let parent = job.id.arrayParent {
+                arrayTasks[parent, default: []].insert(job.id)
+                if job.state == .running { arrayRunning[parent, default: 0] += 1 }
             }
             if job.state == .running { running.insert(job.id) }
             nextSeq = max(nextSeq, job.seq + 1)
@@ -112,7 +119,13 @@ public actor MasterState {
         lastPrune = now
         let cutoff = now - config.keepEndedSeconds
         let old = jobs.values.filter { $0.state.isTerminal && ($0.endTime ?? now) < cutoff }.map(\.id)
-        for id in old { jobs[id] = nil }
+        for id in old {
+            jobs[id] = nil
+            if let parent = id.arrayParent {
+                arrayTasks[parent]?.remove(id)
+                if arrayTasks[parent]?.isEmpty == true { arrayTasks[parent] = nil }
+            }
+        }
         if !old.isEmpty { logger.debug("ended jobs left memory", metadata: ["count": "\(old.count)"]) }
     }
 
@@ -140,11 +153,23 @@ public actor MasterState {
     }
 
     /// Commits jobs and nodes, then applies them in memory.
-    func commit(jobs changed: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = []) throws {
+    func commit(jobs changed: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = [],
+                removingJobs removedJobs: [JobID] = []) throws {
         let usageChanged = usageAfter(changed)
-        try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed, usage: usageChanged))
+        try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed, usage: usageChanged,
+                                     removedJobs: removedJobs))
         for (user, value) in usageChanged { usage[user] = value }
         apply(changed)
+        for id in removedJobs {
+            // An array's record whose tasks have all started (or been cancelled one by one).
+            guard let old = jobs.removeValue(forKey: id) else { continue }
+            pendingByUser[old.user, default: 0] -= Self.pendingWeight(old)
+            pending.remove([id])
+            dependent.remove(id)
+            scheduleNeeded = true
+            waiters.wake("job:\(id)")
+            waiters.wake("dashboard")
+        }
         for node in changedNodes { nodes[node.id] = node }
         for id in removed { nodes[id] = nil }
         if !changedNodes.isEmpty || !removed.isEmpty { scheduleNeeded = true }
@@ -159,16 +184,20 @@ public actor MasterState {
 
     private func apply(_ job: Job, leftQueue: inout Set<JobID>) {
         let old = jobs.updateValue(job, forKey: job.id)
+        pendingByUser[job.user, default: 0] += Self.pendingWeight(job) - (old.map(Self.pendingWeight) ?? 0)
         if old?.state == .pending && job.state != .pending {
             leftQueue.insert(job.id)
-            pendingByUser[job.user, default: 0] -= 1
             dependent.remove(job.id)
         }
         // New, or requeued after its node was lost: into the queue at its place in submission order.
         if old?.state != .pending && job.state == .pending {
             pending.insert(job)
-            pendingByUser[job.user, default: 0] += 1
             if job.dependencies != nil { dependent.insert(job.id) }
+        }
+        if let parent = job.id.arrayParent {
+            arrayTasks[parent, default: []].insert(job.id)
+            let was = old?.state == .running, now = job.state == .running
+            if was != now { arrayRunning[parent, default: 0] += now ? 1 : -1 }
         }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state { scheduleNeeded = true }
@@ -194,26 +223,34 @@ public actor MasterState {
         let now = clock()
         let blocked = dependencyGate(now: now)
         let caps = capacities(now: now)
-        let plan = policy.order == .fifo
-            ? Scheduler.plan(queue: blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }, nodes: caps,
-                             cpuOnlyPending: blocked.isEmpty ? pending.cpuOnly : .max)
-            : policyPass(caps, now: now, excluding: blocked)
+        let plan: Plan
+        if policy.order == .fifo {
+            let queue = expandArrays(blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }, caps: caps)
+            plan = Scheduler.plan(queue: queue, nodes: caps,
+                                  cpuOnlyPending: blocked.isEmpty && queue.count == pending.count ? pending.cpuOnly : .max)
+        } else {
+            plan = policyPass(caps, now: now, excluding: blocked)
+        }
         logger.debug("scheduling pass", metadata: ["pending": "\(pending.count)", "started": "\(plan.assignments.count)",
                                                    "free": "\(caps.map { "\($0.id):\($0.freeGPUs.count)" }.joined(separator: ","))"])
         guard !plan.assignments.isEmpty else { return }
         var changed: [Job] = []
+        var records: [JobID: Job] = [:]
         for assignment in plan.assignments {
-            guard var job = jobs[assignment.job] else { continue }
+            var records2 = records
+            guard var job = jobs[assignment.job] ?? splitTask(assignment.job, records: &records2) else { continue }
             job.parts = assignment.parts.enumerated().map { JobPart(rank: $0, nodeId: $1.nodeId, gpus: $1.gpus) }
             if job.request.distributed, let first = job.parts.first {
                 job.rendezvousPort = freePorts.removeValue(forKey: first.nodeId)
-                    ?? 29500 + Int(UInt32(job.id.rawValue, radix: 16)! % 1000)
+                    ?? 29500 + Int(job.id.number % 1000)
             }
             do { try job.transition(to: .running, at: now) } catch { continue }
+            records = records2
             changed.append(job)
         }
+        let (recordsChanged, recordsRemoved) = Self.settle(records)
         do {
-            try commit(jobs: changed)
+            try commit(jobs: changed + recordsChanged, removingJobs: recordsRemoved)
         } catch {
             logger.error("could not start \(changed.count) job(s): \(error)")
             scheduleNeeded = true

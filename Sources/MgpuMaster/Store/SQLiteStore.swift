@@ -105,6 +105,7 @@ public final class SQLiteStore: StateStore {
                 let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
                 for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
                 for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
+                for id in change.removedJobs { try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id.rawValue]) }
                 for (user, usage) in usageRows { try db.execute(sql: "INSERT OR REPLACE INTO usage (user, data) VALUES (?, ?)", arguments: [user, usage]) }
                 if let policyRow { try db.execute(sql: "INSERT OR REPLACE INTO policy (id, data) VALUES (1, ?)", arguments: [policyRow]) }
             }
@@ -117,9 +118,25 @@ public final class SQLiteStore: StateStore {
         do {
             return try queue.read { db in
                 var found = Set<JobID>()
-                let statement = try db.cachedStatement(sql: "SELECT 1 FROM job WHERE id = ?")
-                for id in ids where try Int.fetchOne(statement, arguments: [id.rawValue]) != nil { found.insert(id) }
+                // An id is taken by its job, or by its array's tasks ("ID_0" to "ID_9999999" sort between "ID_" and "ID`").
+                let statement = try db.cachedStatement(sql: "SELECT 1 FROM job WHERE id = ? OR (id >= ? AND id < ?) LIMIT 1")
+                for id in ids where try Int.fetchOne(statement, arguments: [id.rawValue, id.rawValue + "_", id.rawValue + "`"]) != nil {
+                    found.insert(id)
+                }
                 return found
+            }
+        } catch {
+            throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    public func tasks(of parent: JobID) throws -> [Job] {
+        do {
+            return try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT data FROM job WHERE id >= ? AND id < ?",
+                                 arguments: [parent.rawValue + "_", parent.rawValue + "`"]).map {
+                    try JSONDecoder().decode(Job.self, from: $0["data"] as Data)
+                }
             }
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")

@@ -19,31 +19,39 @@ public struct StoreChange: Sendable {
     public var nodes: [Node] = []
     /// Nodes an admin removed.
     public var removedNodes: [String] = []
+    /// Array jobs' records whose every task has started (each task is a job of its own).
+    public var removedJobs: [JobID] = []
     /// Users whose usage changed (a job of theirs ended).
     public var usage: [String: Usage] = [:]
     /// The sharing policy's accounts and users, when an admin changed them.
     public var policy: SharingPolicy?
     public init(jobs: [Job] = [], nodes: [Node] = [], removedNodes: [String] = [], usage: [String: Usage] = [:],
-                policy: SharingPolicy? = nil) {
+                policy: SharingPolicy? = nil, removedJobs: [JobID] = []) {
         self.jobs = jobs
+        self.removedJobs = removedJobs
         self.nodes = nodes
         self.removedNodes = removedNodes
         self.usage = usage
         self.policy = policy
     }
-    public var isEmpty: Bool { jobs.isEmpty && nodes.isEmpty && removedNodes.isEmpty && usage.isEmpty && policy == nil }
+    public var isEmpty: Bool {
+        jobs.isEmpty && nodes.isEmpty && removedNodes.isEmpty && usage.isEmpty && policy == nil && removedJobs.isEmpty
+    }
 }
 
 /// The master's durable store. SQLite (`SQLiteStore`) by default; a PostgreSQL implementation
-/// only needs these three calls. `commit` returns only once the change is durable.
+/// only needs these calls. `commit` returns only once the change is durable.
 public protocol StateStore: Sendable {
     /// What the master holds in memory: every job not ended, those that ended at or after `endedSince`, every node.
     func load(endedSince: Double) throws -> StoredState
     /// One job, wherever it is (ended jobs leave memory, never the store).
     func job(_ id: JobID) throws -> Job?
     func commit(_ change: StoreChange) throws
-    /// Which of `ids` the store holds (ended jobs leave memory, never the store).
+    /// Which of `ids` the store holds, as a job or as the array of a task it holds (ended jobs leave memory, never the
+    /// store).
     func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID>
+    /// The tasks of array job `parent` that it holds.
+    func tasks(of parent: JobID) throws -> [Job]
     func close() throws
 }
 

@@ -24,6 +24,10 @@ public struct JobInfo: Codable, Sendable {
     public var requeues: Int?
     public var nice: Int?
     public var dependencies: [Dependency]?
+    /// An array job's record: the tasks not started (`pendingText` after the id is how `mgpu queue` shows it).
+    public var array: JobArray?
+    /// A task of an array job: what it knows of its array.
+    public var arrayTask: ArrayTaskInfo?
     /// A pending job's priority and its parts, under the fair-share policy.
     public var priority: Priority?
     /// When the highest-priority waiting job will start at the latest, by the running jobs' time limits.
@@ -50,6 +54,8 @@ public struct JobInfo: Codable, Sendable {
         requeues = job.requeues
         nice = job.nice
         dependencies = job.dependencies
+        array = job.array
+        arrayTask = job.arrayTask
         self.note = note
     }
 

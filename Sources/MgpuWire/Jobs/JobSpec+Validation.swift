@@ -42,6 +42,11 @@ extension JobSpec {
             }
             if request.gpusPerNode == 0 { return RequestError("--gpu-type and --gpu-mem need --gpus 1 or more") }
         }
+        if let array {
+            if let error = array.tasks.validationError { return error }
+            if let max = array.maxRunning, max < 1 { return RequestError("--array's %N must be 1 or more") }
+            if interactive == true { return RequestError("--array is for batch jobs (mgpu submit), not interactive ones") }
+        }
         if requeue == true {
             if request.pinned != nil {
                 return RequestError("--requeue needs GPUs the scheduler chooses: pinned GPUs cannot move to another node")

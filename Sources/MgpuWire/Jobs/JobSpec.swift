@@ -21,6 +21,8 @@ public struct JobSpec: Codable, Sendable {
     public var nice: Int?
     /// `--dependency`: jobs it waits for.
     public var dependencies: [Dependency]?
+    /// `--array`: one job record for many tasks.
+    public var array: ArrayRequest?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
                 request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,
@@ -124,5 +126,15 @@ public struct AddUserResponse: Codable, Sendable {
         self.name = name
         self.token = token
         self.admin = admin
+    }
+}
+
+/// `--array 0-99:2%8`: the task indices, and how many may run at once.
+public struct ArrayRequest: Codable, Sendable {
+    public var tasks: TaskIndices
+    public var maxRunning: Int?
+    public init(tasks: TaskIndices, maxRunning: Int? = nil) {
+        self.tasks = tasks
+        self.maxRunning = maxRunning
     }
 }

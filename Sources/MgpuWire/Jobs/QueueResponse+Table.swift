@@ -28,7 +28,10 @@ extension QueueResponse {
                 default: break
                 }
             }
-            jobs.rows.append([job.id.rawValue, String(job.name.prefix(24)), job.user, state, gpus, elapsed, left, reason])
+            // An array's record: the tasks not started, on one line ("3F2A9C01_[10-99%8]").
+            var id = job.array.map { job.id.rawValue + "_" + $0.pendingText } ?? job.id.rawValue
+            if id.count > 48 { id = id.prefix(46) + "…]" }
+            jobs.rows.append([id, String(job.name.prefix(24)), job.user, state, gpus, elapsed, left, reason])
         }
         var nodes = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
         for node in queue.nodes {

@@ -154,8 +154,9 @@ final class TestCluster {
     /// Submits and returns the job id.
     func submit(_ args: [String], cwd: String? = nil, env: [String: String] = [:]) async throws -> JobID {
         let result = try await mgpu(["submit"] + args, cwd: cwd, env: env)
-        guard result.status == 0, let line = result.stdout.split(separator: "\n").first, line.hasPrefix("Submitted job "),
-              let id = JobID(String(line.dropFirst("Submitted job ".count))) else {
+        // "Submitted job ID", or "Submitted array job ID (N tasks: ...)".
+        guard result.status == 0, let line = result.stdout.split(separator: "\n").first, line.hasPrefix("Submitted "),
+              let word = line.split(separator: " ").first(where: { JobID(String($0)) != nil }), let id = JobID(String(word)) else {
             throw TestFailure("submit \(args) failed (\(result.status)): \(result.stdout) \(result.stderr)")
         }
         return id
