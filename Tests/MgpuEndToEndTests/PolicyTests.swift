@@ -146,5 +146,28 @@ extension EndToEndTests {
             let bad = try await cluster.mgpu(["submit", "--array", "5-1", "true"])
             #expect(bad.status != 0 && bad.stderr.contains("--array takes indices as Slurm writes them") && !bad.stderr.contains("Stack"), "\(bad.stderr)")
         }
+
+        /// A preemptible job holds the only GPU; a normal job arrives: the preemptible one gets SIGTERM (its trap
+        /// writes a file), goes back to the queue, the normal job runs, then the preemptible one runs again and
+        /// finishes. Its history says PREEMPTED.
+        @Test func aPreemptibleJobIsRequeuedAndLaterFinishes() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            let dir = cluster.dir + "/preempt"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            // First run: wait for SIGTERM (noted in a file); later runs finish at once.
+            let spareCommand = "echo run >> \(dir)/runs; if [ $(wc -l < \(dir)/runs) -eq 1 ]; then "
+                + "trap 'echo TERM > \(dir)/term; exit 143' TERM; while :; do sleep 0.1; done; fi"
+            let spare = try await cluster.submit(["--preemptible", spareCommand])
+            try await cluster.waitForState(spare, [.running])
+            try await waitUntil("the first run to start", timeout: 10) { FileManager.default.fileExists(atPath: dir + "/runs") }
+            let normal = try await cluster.submit(["--time", "1", "echo normal > \(dir)/normal"])
+            #expect(try await cluster.waitForState(normal, [.completed]).state == .completed)
+            let done = try await cluster.waitForState(spare, [.completed, .failed, .cancelled])
+            #expect(done.state == .completed && done.requeues == 1)
+            #expect(done.history?.map(\.state) == ["PREEMPTED"] && done.history?.first?.reason == "preempted by job \(normal)")
+            #expect(try String(contentsOfFile: dir + "/term", encoding: .utf8) == "TERM\n", "the first run got SIGTERM")
+            #expect(try String(contentsOfFile: dir + "/runs", encoding: .utf8) == "run\nrun\n")
+        }
     }
 }

@@ -108,6 +108,7 @@ extension JobRequestOptions {
                 tty: interactive ? ForegroundSession.terminalSize : nil)
         spec.requeue = requeue ? true : nil
         spec.nice = nice
+        spec.preemptible = preemptible ? true : nil
         spec.dependencies = dependencies
         spec.removeSecrets(client.knownTokens)
         return spec

@@ -45,6 +45,9 @@ struct JobRequestOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Lower the job's priority by N/1000 (0-100000; only an admin may give a negative N to raise it).", valueName: "N"))
     var nice: Int?
 
+    @Flag(help: "Run on GPUs nobody else needs now, past your limits; when a job that is not preemptible needs them, the job gets SIGTERM (then SIGKILL after --kill-grace) and goes back to the queue, to run again later.")
+    var preemptible = false
+
     @Option(help: ArgumentHelp("Start only after other jobs, as Slurm writes it: afterok:ID[:ID...] (they completed), afterany (they ended), afternotok (they failed), after (they started); several joined by commas. A dependency that can no longer hold cancels the job.", valueName: "deps"))
     var dependency: String?
 

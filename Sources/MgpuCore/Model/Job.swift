@@ -117,6 +117,13 @@ public struct Job: Codable, Sendable, Identifiable {
     public var array: JobArray?
     /// A task of an array job: what it knows of the array.
     public var arrayTask: ArrayTaskInfo?
+    /// `--preemptible`: it may use idle GPUs beyond its owner's limits, and is stopped and requeued when a job that is
+    /// not preemptible needs its GPUs.
+    public var preemptible: Bool?
+    /// Being stopped to make room for this job: once its parts end it goes back to the queue.
+    public var preemptedBy: JobID?
+    /// Its earlier runs, each ended by a requeue (PREEMPTED, or NODE_FAIL with `--requeue`).
+    public var history: [JobRun]?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
@@ -147,7 +154,23 @@ public struct Job: Codable, Sendable, Identifiable {
 
     /// Back to PENDING after its node(s) failed: a fresh start later, on other nodes.
     public mutating func requeueAfterNodeFailure(excluding failedNodes: [String], reason why: String, at time: Double) throws(InvalidTransition) {
+        try requeue(as: JobState.nodeFail.rawValue, excluding: failedNodes, ran: why,
+                    reason: "requeued (\((requeues ?? 0) + 1)) after: \(why)", at: time)
+    }
+
+    /// Back to PENDING after it was stopped to make room for `by` (`--preemptible`): a fresh start later.
+    public mutating func requeueAfterPreemption(excluding failedNodes: [String], at time: Double) throws(InvalidTransition) {
+        let by = preemptedBy.map { "job \($0)" } ?? "another job"
+        try requeue(as: "PREEMPTED", excluding: failedNodes, ran: "preempted by \(by)",
+                    reason: "preempted by \(by), requeued (\((requeues ?? 0) + 1))", at: time)
+    }
+
+    private mutating func requeue(as state: String, excluding failedNodes: [String], ran: String, reason why: String,
+                                  at time: Double) throws(InvalidTransition) {
+        let run = JobRun(state: state, start: startTime ?? time, end: time, placement: placementText, reason: ran)
         try transition(to: .pending, at: time)
+        history = (history ?? []) + [run]
+        preemptedBy = nil
         parts = []
         startTime = nil
         exit = nil
@@ -155,15 +178,15 @@ public struct Job: Codable, Sendable, Identifiable {
         failedRank = nil
         rendezvousPort = nil
         requeues = (requeues ?? 0) + 1
-        request.excludedNodes = Array(Set((request.excludedNodes ?? []) + failedNodes)).sorted()
-        reason = "requeued (\(requeues!)) after: \(why)"
+        if !failedNodes.isEmpty { request.excludedNodes = Array(Set((request.excludedNodes ?? []) + failedNodes)).sorted() }
+        reason = why
     }
 
     /// Records how the part at `index` ended. When it failed while other parts still run (and nobody cancelled the job),
     /// the job is terminating because of it: the others get stopped, and the job ends with this part's status.
     public mutating func partEnded(_ index: Int, _ exit: ExitStatus) {
         parts[index].exit = exit
-        guard !exit.succeeded, !cancelRequested, !terminating, parts.contains(where: { $0.exit == nil }) else { return }
+        guard !exit.succeeded, !cancelRequested, preemptedBy == nil, !terminating, parts.contains(where: { $0.exit == nil }) else { return }
         terminating = true
         failedRank = parts[index].rank
         reason = "rank \(parts[index].rank) on \(parts[index].nodeId) failed: \(exit.summary)"
@@ -218,6 +241,24 @@ public struct Job: Codable, Sendable, Identifiable {
         if let kind = request.kindText { gpus = "\(request.gpusPerNode) \(kind)" }
         if request.nodes == 1 { return "waiting for \(gpus)" }
         return "waiting for \(request.nodes) nodes with \(gpus) each"
+    }
+}
+
+/// An earlier run of a job that went back to the queue.
+public struct JobRun: Codable, Sendable, Hashable {
+    /// How it ended: PREEMPTED, or NODE_FAIL (requeued by `--requeue`).
+    public var state: String
+    public var start: Double
+    public var end: Double
+    /// Where it ran: "node001:gpu0,1".
+    public var placement: String
+    public var reason: String?
+    public init(state: String, start: Double, end: Double, placement: String, reason: String?) {
+        self.state = state
+        self.start = start
+        self.end = end
+        self.placement = placement
+        self.reason = reason
     }
 }
 

@@ -7,6 +7,8 @@ public enum Reconciler {
     public enum Event: Sendable, Equatable {
         case partEnded(job: JobID, node: String, rank: Int, exit: ExitStatus)
         case requeued(job: JobID, lostNodes: [String], requeues: Int, reason: String)
+        /// Stopped for `by` (it was `--preemptible`), and back in the queue.
+        case preempted(job: JobID, by: JobID, requeues: Int)
         case ended(job: JobID, state: JobState, exit: ExitStatus?)
         case delivered(job: JobID, node: String, rank: Int)
     }
@@ -106,6 +108,15 @@ public enum Reconciler {
         let changed = jobs.map { original -> Job in
             var job = original
             guard job.state == .running, let outcome = job.outcome() else { return job }
+            // Stopped to make room (`--preemptible`): back to the queue, unless it finished or ran out of time first.
+            if job.preemptedBy != nil, !job.cancelRequested, outcome.state == .failed || outcome.state == .nodeFail {
+                let lost = job.parts.filter { $0.exit?.nodeFailed == true }.map(\.nodeId)
+                let by = job.preemptedBy!
+                if (try? job.requeueAfterPreemption(excluding: lost, at: now)) != nil {
+                    events.append(.preempted(job: job.id, by: by, requeues: job.requeues ?? 0))
+                    return job
+                }
+            }
             if outcome.state == .nodeFail, job.requeue == true, !job.cancelRequested {
                 let lost = job.parts.filter { $0.exit?.nodeFailed == true }.map(\.nodeId)
                 let why = outcome.reason ?? "node failure"
@@ -143,10 +154,11 @@ public enum Reconciler {
             var job = original
             var changed = false
             for i in job.parts.indices where job.parts[i].nodeId == node && job.parts[i].exit == nil {
-                if job.cancelRequested || job.terminating {
+                if job.cancelRequested || job.terminating || job.preemptedBy != nil {
                     if reported.contains(job.id) || job.parts[i].deliveredTo != nil {
-                        work.cancel.append(CancelItem(jobId: job.id, graceSeconds: job.killGraceSeconds,
-                                                      reason: job.cancelRequested ? "cancelled" : (job.reason ?? "another part failed")))
+                        let why = job.cancelRequested ? "cancelled" : job.preemptedBy.map { "preempted by job \($0)" }
+                            ?? job.reason ?? "another part failed"
+                        work.cancel.append(CancelItem(jobId: job.id, graceSeconds: job.killGraceSeconds, reason: why))
                     } else {
                         // Cancelled before the node ever had it: nothing runs, so it ends here.
                         job.parts[i].exit = ExitStatus(signal: 15, error: "stopped before it started")

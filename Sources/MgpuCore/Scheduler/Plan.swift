@@ -23,6 +23,14 @@ public struct Plan: Sendable, Equatable {
     /// running jobs' time limits.
     public var reservation: Reservation?
 
+    /// Running `--preemptible` jobs to stop, each for the waiting job that needs its GPUs (they go back to the queue).
+    public var preemptions: [Preemption] = []
+
+    public struct Preemption: Sendable, Equatable {
+        public var victim: JobID
+        public var forJob: JobID
+    }
+
     public struct Reservation: Sendable, Equatable {
         public var job: JobID
         public var start: Double

@@ -9,13 +9,35 @@ public struct PolicyContext: Sendable {
     /// How long after its time limit a job may still hold its GPUs (the kill grace, then the agent's next report):
     /// a job backfills onto reserved GPUs only if it ends this much before the reservation starts.
     public var slack: Double
+    /// The running `--preemptible` jobs (their GPUs are in `running` too; they are not in `holdings`).
+    public var preemptible: [PreemptibleJob]
 
-    public init(now: Double, policy: SharingPolicy, running: [RunningPart], holdings: [String: Holding], slack: Double = 0) {
+    public init(now: Double, policy: SharingPolicy, running: [RunningPart], holdings: [String: Holding], slack: Double = 0,
+                preemptible: [PreemptibleJob] = []) {
         self.now = now
         self.policy = policy
         self.running = running
         self.holdings = holdings
         self.slack = slack
+        self.preemptible = preemptible
+    }
+}
+
+/// A running `--preemptible` job, as preemption weighs it.
+public struct PreemptibleJob: Sendable, Equatable {
+    public var id: JobID
+    public var parts: [Plan.Placement]
+    /// Its priority now (the lowest are stopped first), and when it started (of equal ones, the latest first: less work lost).
+    public var priority: Double
+    public var start: Double
+    /// Already being stopped for a waiting job: its GPUs count as free for that one.
+    public var stopping: Bool
+    public init(id: JobID, parts: [Plan.Placement], priority: Double, start: Double, stopping: Bool = false) {
+        self.id = id
+        self.parts = parts
+        self.priority = priority
+        self.start = start
+        self.stopping = stopping
     }
 }
 
@@ -52,6 +74,11 @@ extension Scheduler {
     /// 4. A later job may start now if it fits without those GPUs, or if it ends (by its time limit, plus the slack)
     ///    before then. One that would still run then counts the reserved job against its user's and account's limits,
     ///    so that it cannot push the reserved job over them.
+    ///
+    /// `--preemptible` jobs come after all the others, past limits, and may take reserved GPUs (they are stopped when
+    /// those are needed). Then waiting jobs that are not preemptible get GPUs that preemptible jobs hold, in priority
+    /// order, by stopping the fewest of the lowest priority (Scheduler+Preemption); while any is being stopped, no
+    /// preemptible job starts.
     public static func plan(byPriority queue: [PendingJob], nodes: [NodeCapacity], context: PolicyContext) -> Plan {
         var state = PassState(nodes: nodes)
         state.reserveWhenWaiting = false
@@ -81,9 +108,10 @@ extension Scheduler {
             reserved = (job.id, job.user, account, job.request.totalGPUs)
             return true
         }
-        for job in queue {
+        var waiting: [PendingJob] = []
+        for job in queue where !job.preemptible {
             if plan.reservation != nil {
-                if state.exhausted { break }
+                if state.exhausted && context.preemptible.isEmpty { break }
                 examinedAfterReservation += 1
                 if examinedAfterReservation > backfillDepth { break }
             }
@@ -96,6 +124,7 @@ extension Scheduler {
             // Nothing is free for it now: only the first such job matters, for its reservation (expected start).
             if (job.request.isCPUOnly ? state.freeCPUSlots <= 0 : state.availableGPUCount <= 0) {
                 if plan.reservation == nil { _ = reserve(job, account: account) }
+                waiting.append(job)
                 continue
             }
             let limit = context.policy.timeLimit(job.timeLimit)
@@ -123,9 +152,20 @@ extension Scheduler {
                     let end = RunningPart(nodeId: part.nodeId, gpus: part.gpus, end: context.now + limit)
                     ends.insert(end, at: ends.firstIndex { $0.end > end.end } ?? ends.endIndex)
                 }
-            } else if plan.reservation == nil {
-                _ = reserve(job, account: account)
+            } else {
+                if plan.reservation == nil { _ = reserve(job, account: account) }
+                waiting.append(job)
             }
+        }
+        guard queue.contains(where: \.preemptible) || !context.preemptible.isEmpty else { return plan }
+        plan.preemptions = preemptions(for: waiting, state: state, context: context, reserved: plan.reservation?.job)
+        guard plan.preemptions.isEmpty, !context.preemptible.contains(where: \.stopping) else { return plan }
+        // Preemptible jobs: on what is left, reserved GPUs included, past limits.
+        state.mayUseShadow = true
+        state.fastPaths = true
+        for job in queue where job.preemptible {
+            if state.exhausted { break }
+            if let parts = state.place(job.request) { plan.assignments.append(.init(job: job.id, parts: parts)) }
         }
         return plan
     }

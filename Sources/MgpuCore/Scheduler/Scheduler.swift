@@ -59,11 +59,14 @@ public struct PendingJob: Sendable, Hashable {
     /// Its owner (for limits), and its own time limit (nil: the policy's default), for the policy pass.
     public var user: String
     public var timeLimit: Double?
-    public init(id: JobID, request: ResourceRequest, user: String = "", timeLimit: Double? = nil) {
+    /// `--preemptible`: the policy pass serves it after every other job, past limits, on GPUs nobody else takes now.
+    public var preemptible: Bool
+    public init(id: JobID, request: ResourceRequest, user: String = "", timeLimit: Double? = nil, preemptible: Bool = false) {
         self.id = id
         self.request = request
         self.user = user
         self.timeLimit = timeLimit
+        self.preemptible = preemptible
     }
 }
 

@@ -118,6 +118,8 @@ extension MasterState {
             case let .requeued(job, lost, requeues, reason):
                 logger.warning("job requeued", metadata: ["job": "\(job)", "node": "\(lost.joined(separator: ","))",
                                                          "requeues": "\(requeues)", "reason": "\(reason)"])
+            case let .preempted(job, by, requeues):
+                logger.info("job preempted", metadata: ["job": "\(job)", "by": "\(by)", "requeues": "\(requeues)"])
             case let .ended(job, state, exit):
                 logger.info("job ended", metadata: ["job": "\(job)", "state": "\(state.rawValue)", "exit": "\(exit?.summary ?? "-")"])
             case .delivered:

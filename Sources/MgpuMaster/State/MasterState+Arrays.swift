@@ -36,7 +36,7 @@ extension MasterState {
             let count = take(job.id, limit: array.maxRunning, wanted: min(array.pending.count, fits + 1))
             for index in array.pending.prefix(count) {
                 result.append(PendingJob(id: JobID(parent: job.id, index: index), request: job.request, user: job.user,
-                                         timeLimit: job.timeLimit))
+                                         timeLimit: job.timeLimit, preemptible: job.preemptible))
             }
         }
         return result

@@ -92,6 +92,7 @@ extension MasterState {
             }
             if !silent.isEmpty { note = "node not responding: " + silent.map(\.nodeId).joined(separator: ", ") }
             else if job.cancelRequested { note = "cancelling" }
+            else if let by = job.preemptedBy { note = "being preempted for job \(by)" }
             else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
         }
         var info = JobInfo(job: job, note: note)

@@ -96,19 +96,36 @@ extension MasterState {
         let ordered = priorityOrder(now: now, excluding: blocked)
         var parts: [RunningPart] = []
         var holdings: [String: Holding] = [:]
-        for id in running {
+        var preemptible: [Job] = []
+        for id in running.sorted() {
             guard let job = jobs[id] else { continue }
             let end = (job.startTime ?? now) + policy.timeLimit(job.timeLimit)
             // Every part's GPUs, ended ones too: they stay taken until the whole job has ended.
             for part in job.parts where !part.gpus.isEmpty {
                 parts.append(RunningPart(nodeId: part.nodeId, gpus: part.gpus, end: end))
             }
+            // A preemptible job counts against no limit.
+            if job.preemptible == true {
+                if !job.cancelRequested && !job.terminating { preemptible.append(job) }
+                continue
+            }
             holdings[job.user, default: Holding()].gpus += job.request.totalGPUs
             holdings[job.user, default: Holding()].jobs += 1
         }
+        var victims: [PreemptibleJob] = []
+        if !preemptible.isEmpty {
+            let factors = FairShare.factors(users: Set(preemptible.map(\.user)).union(usage.keys).union(pending.jobs.map(\.user)),
+                                            usage: currentUsage(now: now), policy: policy)
+            victims = preemptible.map { job in
+                let priority = FairShare.priority(factor: factors[job.user] ?? 1, submitTime: job.submitTime,
+                                                  nice: job.nice ?? 0, now: now, policy: policy)
+                return PreemptibleJob(id: job.id, parts: job.parts.map { Plan.Placement(nodeId: $0.nodeId, gpus: $0.gpus) },
+                                      priority: priority.value, start: job.startTime ?? now, stopping: job.preemptedBy != nil)
+            }
+        }
         let plan = Scheduler.plan(byPriority: expandArrays(ordered.map(\.0), caps: caps), nodes: caps,
                                   context: PolicyContext(now: now, policy: policy, running: parts, holdings: holdings,
-                                                         slack: config.backfillSlack))
+                                                         slack: config.backfillSlack, preemptible: victims))
         var info = PolicyPassInfo(held: plan.held, reservation: plan.reservation)
         let started = Set(plan.assignments.map(\.job))
         var ahead = 0

@@ -118,6 +118,7 @@ extension MasterState {
         job.requeue = spec.requeue == true ? true : nil
         job.nice = spec.nice.flatMap { $0 == 0 ? nil : $0 }
         job.dependencies = spec.dependencies
+        job.preemptible = spec.preemptible == true ? true : nil
         job.array = spec.array.map { JobArray($0.tasks, maxRunning: $0.maxRunning) }
         return job
     }

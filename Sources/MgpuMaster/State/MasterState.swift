@@ -201,7 +201,8 @@ public actor MasterState {
         }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
         if old?.state != job.state { scheduleNeeded = true }
-        if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating {
+        if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating
+            || old?.preemptedBy != job.preemptedBy {
             waiters.wake("job:\(job.id)")
             waiters.wake("dashboard")
             for part in job.parts { waiters.wake("node:\(part.nodeId)") }
@@ -233,9 +234,15 @@ public actor MasterState {
         }
         logger.debug("scheduling pass", metadata: ["pending": "\(pending.count)", "started": "\(plan.assignments.count)",
                                                    "free": "\(caps.map { "\($0.id):\($0.freeGPUs.count)" }.joined(separator: ","))"])
-        guard !plan.assignments.isEmpty else { return }
+        guard !plan.assignments.isEmpty || !plan.preemptions.isEmpty else { return }
         var changed: [Job] = []
         var records: [JobID: Job] = [:]
+        for preemption in plan.preemptions {
+            guard var victim = jobs[preemption.victim], victim.state == .running, victim.preemptedBy == nil else { continue }
+            victim.preemptedBy = preemption.forJob
+            changed.append(victim)
+        }
+        let stopping = changed.count
         for assignment in plan.assignments {
             var records2 = records
             guard var job = jobs[assignment.job] ?? splitTask(assignment.job, records: &records2) else { continue }
@@ -256,7 +263,10 @@ public actor MasterState {
             scheduleNeeded = true
             return
         }
-        for job in changed {
+        for job in changed.prefix(stopping) {
+            logger.info("job preempting", metadata: ["job": "\(job.id)", "for": "\(job.preemptedBy!)", "node": "\(job.placementText)"])
+        }
+        for job in changed.dropFirst(stopping) {
             metrics.schedulingLatency.record(max(0, now - job.submitTime))
             logger.info("job started", metadata: ["job": "\(job.id)", "node": "\(job.placementText)",
                                                   "waited": "\(String(format: "%.3f", now - job.submitTime))s"])

@@ -14,7 +14,8 @@ struct PendingQueue {
     mutating func insert(_ job: Job) {
         var at = seqs.endIndex
         if let last = seqs.last, last > job.seq { at = seqs.firstIndex { $0 > job.seq } ?? seqs.endIndex }
-        jobs.insert(PendingJob(id: job.id, request: job.request, user: job.user, timeLimit: job.timeLimit), at: at)
+        jobs.insert(PendingJob(id: job.id, request: job.request, user: job.user, timeLimit: job.timeLimit,
+                                preemptible: job.preemptible == true), at: at)
         seqs.insert(job.seq, at: at)
         if job.request.isCPUOnly { cpuOnly += 1 }
     }

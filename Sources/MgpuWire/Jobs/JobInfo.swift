@@ -28,6 +28,11 @@ public struct JobInfo: Codable, Sendable {
     public var array: JobArray?
     /// A task of an array job: what it knows of its array.
     public var arrayTask: ArrayTaskInfo?
+    /// `--preemptible`; and, while it is being stopped for another job, that job.
+    public var preemptible: Bool?
+    public var preemptedBy: JobID?
+    /// Its earlier runs, each ended by a requeue (PREEMPTED, or NODE_FAIL with `--requeue`).
+    public var history: [JobRun]?
     /// A pending job's priority and its parts, under the fair-share policy.
     public var priority: Priority?
     /// When the highest-priority waiting job will start at the latest, by the running jobs' time limits.
@@ -56,6 +61,9 @@ public struct JobInfo: Codable, Sendable {
         dependencies = job.dependencies
         array = job.array
         arrayTask = job.arrayTask
+        preemptible = job.preemptible
+        preemptedBy = job.preemptedBy
+        history = job.history
         self.note = note
     }
 

@@ -23,6 +23,8 @@ public struct JobSpec: Codable, Sendable {
     public var dependencies: [Dependency]?
     /// `--array`: one job record for many tasks.
     public var array: ArrayRequest?
+    /// `--preemptible`: runs on idle GPUs past limits; stopped and requeued when another job needs them.
+    public var preemptible: Bool?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
                 request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,
