@@ -74,6 +74,7 @@ extension MasterState {
     }
 
     public func jobInfo(_ id: JobID) -> JobInfo? {
+        computeExpectedStarts()
         if let job = lookup(id) { return info(job, now: clock()) }
         // A task that has not started: its array's record holds it.
         guard let parent = id.arrayParent, let index = id.arrayIndex, let record = jobs[parent], record.state == .pending,
@@ -100,6 +101,8 @@ extension MasterState {
             info.priority = lastPass.priorities[job.id]
             if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
                 info.expectedStart = reservation.start
+            } else {
+                info.expectedStart = lastPass.expected?[job.id]
             }
         }
         return info
@@ -108,6 +111,7 @@ extension MasterState {
     /// Pending and running jobs, and those that ended in the last `finishedWithin` seconds.
     public func queue(finishedWithin: Double) -> QueueResponse {
         let now = clock()
+        computeExpectedStarts()
         // Sorted as (seq, id) pairs, not as whole jobs: moving Job values around was most of a listing's sort.
         let shown = jobs.values.compactMap { job in
             !job.state.isTerminal || now - (job.endTime ?? 0) <= finishedWithin ? (job.seq, job.id) : nil

@@ -9,6 +9,10 @@ struct PolicyPassInfo {
     var ahead: [JobID: Int] = [:]
     var held: [JobID: String] = [:]
     var reservation: Plan.Reservation?
+    /// What the expected starts are computed from, when first asked for (Scheduler.expectedStarts).
+    var estimateInputs: (() -> [JobID: Double])?
+    /// Each waiting job's expected start (array tasks' under their record's id too), once computed.
+    var expected: [JobID: Double]?
 }
 
 extension MasterState {
@@ -123,10 +127,20 @@ extension MasterState {
                                       priority: priority.value, start: job.startTime ?? now, stopping: job.preemptedBy != nil)
             }
         }
-        let plan = Scheduler.plan(byPriority: expandArrays(ordered.map(\.0), caps: caps), nodes: caps,
+        let queue = expandArrays(ordered.map(\.0), caps: caps)
+        let plan = Scheduler.plan(byPriority: queue, nodes: caps,
                                   context: PolicyContext(now: now, policy: policy, running: parts, holdings: holdings,
                                                          slack: config.backfillSlack, preemptible: victims))
         var info = PolicyPassInfo(held: plan.held, reservation: plan.reservation)
+        let policyNow = self.policy
+        let spare = victims.filter { !$0.stopping }.flatMap(\.parts)
+        let limits = Dictionary(queue.map { ($0.id, $0.timeLimit) }, uniquingKeysWith: { a, _ in a })
+        let startedNow = plan.assignments.map { ($0, now + policyNow.timeLimit(limits[$0.job] ?? nil)) }
+        let skip = Set(plan.held.keys).union(plan.assignments.map(\.job))
+        info.estimateInputs = {
+            Scheduler.expectedStarts(queue: queue, nodes: caps, running: parts, preemptible: spare, started: startedNow,
+                                     skip: skip, now: now, policy: policyNow)
+        }
         let started = Set(plan.assignments.map(\.job))
         var ahead = 0
         for (job, priority) in ordered where !started.contains(job.id) {
@@ -148,10 +162,23 @@ extension MasterState {
         if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
             return "\(job.waitingReason); expected start \(Self.clockText(reservation.start, now: now))"
         }
+        let start = lastPass.expected?[job.id].map { "; expected start \(Self.clockText($0, now: now))" } ?? ""
         if let ahead = lastPass.ahead[job.id], ahead > 0 {
-            return "waiting: \(ahead) job\(ahead == 1 ? "" : "s") of higher priority"
+            return "waiting: \(ahead) job\(ahead == 1 ? "" : "s") of higher priority" + start
         }
-        return job.waitingReason
+        return job.waitingReason + start
+    }
+
+    /// Computes the last pass's expected starts if nobody has asked for them since it ran.
+    func computeExpectedStarts() {
+        guard lastPass.expected == nil, let compute = lastPass.estimateInputs else { return }
+        var expected = compute()
+        for (id, start) in expected {
+            // An array's record: its first task's.
+            if let parent = id.arrayParent, jobs[id] == nil { expected[parent] = min(expected[parent] ?? start, start) }
+        }
+        lastPass.expected = expected
+        lastPass.estimateInputs = nil
     }
 
     /// "14:20" today, "Nov 25 14:20" later (the master's time zone).

@@ -1,0 +1,26 @@
+import MgpuCore
+import MgpuMaster
+import MgpuWire
+import Testing
+
+/// Every waiting job gets an expected start (`squeue --start`), in `mgpu queue`'s reason and in `expectedStart`.
+@Suite struct ExpectedStartScenarioTests {
+    @Test func everyWaitingJobSaysWhenItShouldStart() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { _ in nil })
+        let t0 = h.now
+        let running = try await h.submit("a") { $0.timeLimit = 100 }
+        try await h.settle()
+        let second = try await h.submit("b") { $0.timeLimit = 50 }
+        let third = try await h.submit("c") { $0.timeLimit = 10 }
+        let cpu = try await h.submit("cpu", request: ResourceRequest(gpusPerNode: 0))
+        #expect(await h.state(running) == .running)
+        let b = try #require(await h.job(second)), c = try #require(await h.job(third))
+        #expect(b.expectedStart == t0 + 100, "the reserved job: when the running one reaches its limit")
+        #expect(c.expectedStart == t0 + 150, "the next: after the reserved one's limit")
+        #expect(c.note?.hasPrefix("waiting: 1 job of higher priority; expected start ") == true, "\(c.note ?? "")")
+        #expect(await h.job(cpu)?.expectedStart == nil)
+        let queue = await h.master.queue(finishedWithin: 0)
+        #expect(queue.jobs.first { $0.id == third }?.expectedStart == t0 + 150)
+    }
+}
