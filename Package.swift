@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // TLS for the API, the dashboard and agents (BoringSSL: minutes of build, once).
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // The config file (mgpu.toml): a real TOML parser (toml++ underneath).
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         // Property-based tests of the request decoders (tests only).
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -79,9 +81,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
+        // The config file, mgpu.toml: its sections, keys named after the flags, and where each value came from.
+        .target(name: "MgpuConfig", dependencies: [
+            "MgpuCore", "MgpuWire", .product(name: "TOMLKit", package: "TOMLKit"),
+        ], swiftSettings: swiftSettings),
         // The `mgpu` command line: every subcommand.
         .target(name: "MgpuCLI", dependencies: [
-            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuMaster", "MgpuAgent", "MgpuRelay", "CMgpuSpawn",
+            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuMaster", "MgpuAgent", "MgpuRelay", "MgpuConfig", "CMgpuSpawn",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -95,6 +101,7 @@ let package = Package(
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuWireTests", dependencies: ["MgpuWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "MgpuConfigTests", dependencies: ["MgpuConfig", "MgpuCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuMasterTests", dependencies: [
             "MgpuMaster", "MgpuWire", "MgpuCore", .product(name: "PropertyBased", package: "swift-property-based"),
             .product(name: "GRDB", package: "GRDB.swift"),

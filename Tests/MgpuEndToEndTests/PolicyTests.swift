@@ -78,6 +78,18 @@ extension EndToEndTests {
             let simOrder = try JSONDecoder().decode(Sim.self, from: Data(simulated.stdout.utf8)).start_order.compactMap(Int.init)
             #expect(liveOrder == simOrder, "live \(liveOrder), simulated \(simOrder)")
             #expect(simOrder == [0, 2, 4, 1, 3, 5], "fair share: daemon's jobs between nobody's (\(simOrder))")
+
+            // The same replay under a config file's [policy] (fifo), and with --policy default (fair share).
+            let simArgs = ["sim", "--trace", cluster.dir + "/trace.csv", "--nodes", "1", "--gpus-per-node", "1", "--json"]
+            try "# a lab's policy\n[policy]\npolicy = \"fifo\"\ndefault_time = \"1:00:00\"\n".write(toFile: cluster.dir + "/mgpu.toml", atomically: true, encoding: .utf8)
+            let fifo = try await cluster.mgpu(simArgs + ["--config", cluster.dir + "/mgpu.toml"])
+            #expect(try JSONDecoder().decode(Sim.self, from: Data(fifo.stdout.utf8)).start_order.compactMap(Int.init) == [0, 1, 2, 3, 4, 5], "\(fifo.stderr)")
+            let byDefault = try await cluster.mgpu(simArgs + ["--policy", "default", "--config", cluster.dir + "/mgpu.toml"])
+            #expect(try JSONDecoder().decode(Sim.self, from: Data(byDefault.stdout.utf8)).start_order.compactMap(Int.init) == simOrder, "the flag wins over the file")
+            try "[policy]\npolicy = \"fifo\"\ndefault_tme = \"1:00:00\"\n".write(toFile: cluster.dir + "/mgpu.toml", atomically: true, encoding: .utf8)
+            let bad = try await cluster.mgpu(simArgs + ["--config", cluster.dir + "/mgpu.toml"])
+            #expect(bad.status == 2 && bad.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1, "\(bad.stderr)")
+            #expect(bad.stderr.contains("mgpu.toml:3: unknown key \"default_tme\" in [policy] (did you mean default_time?)"), "\(bad.stderr)")
         }
 
         /// A pipeline through the CLI: `afterok` starts only once the real process has exited 0 (its file exists),

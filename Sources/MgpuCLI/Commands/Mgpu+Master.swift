@@ -5,7 +5,10 @@ import MgpuCore
 import MgpuMaster
 import MgpuWire
 
-extension SharingPolicy.Order: ExpressibleByArgument {}
+extension SharingPolicy.Order: ExpressibleByArgument {
+    /// "default" names the default policy, fair-share.
+    public init?(argument: String) { self.init(name: argument) }
+}
 import ServiceLifecycle
 
 struct MasterOptions: ParsableArguments {

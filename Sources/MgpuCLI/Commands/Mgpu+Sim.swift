@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MgpuConfig
 import MgpuCore
 import MgpuMaster
 import MgpuWire
@@ -9,30 +10,37 @@ extension Mgpu {
         static let configuration = CommandConfiguration(commandName: "sim",
             abstract: "Replay a job trace through mgpu's scheduler in virtual time and print waits, utilization and slowdown.",
             discussion: """
-                mgpu sim --trace lab.csv --nodes 8 --gpus-per-node 8                    (the default policy: fair share)
-                mgpu sim --trace lab.csv --nodes 8 --gpus-per-node 8 --policy fifo      (submission order)
-                The trace is CSV: job_id,user,submit_time,num_gpu,duration,time_limit (seconds; time_limit 0: none).
-                Jobs with more GPUs than a node has run on whole nodes. The replay runs the master's own code: its
-                state, scheduler and policy, with simulated agents, in virtual time (seconds for a week of a lab).
+                mgpu sim --trace lab.csv --nodes 8 --gpus-per-node 8    (fair share)
+                  ... --policy fifo                 (submission order, for comparison)
+                  ... --config mgpu.toml            (its [policy]: shares, limits, times)
+                The trace is CSV: job_id,user,submit_time,num_gpu,duration,time_limit
+                (seconds; time_limit 0: none). Jobs with more GPUs than a node has run
+                on whole nodes. The replay runs the master's own code (its state,
+                scheduler and policy) with simulated agents, in virtual time: seconds
+                for a week of a lab.
                 """)
 
         @Option(help: ArgumentHelp("The trace (CSV).", valueName: "file")) var trace: String
         @Option(help: ArgumentHelp("Nodes in the simulated cluster.", valueName: "n")) var nodes: Int
         @Option(help: ArgumentHelp("GPUs on each node.", valueName: "n")) var gpusPerNode: Int
-        @Option(help: ArgumentHelp("fair-share (the master's default) or fifo.", valueName: "policy")) var policy: SharingPolicy.Order = .fairShare
-        @Option(help: ArgumentHelp("Time limit of jobs without one, as Slurm writes it (as mgpu master --default-time).", valueName: "limit"))
-        var defaultTime = "7-00:00:00"
-        @Option(help: ArgumentHelp("Fair-share half-life (as mgpu master --fair-share-half-life).", valueName: "limit"))
-        var fairShareHalfLife = "7-00:00:00"
-        @Option(help: ArgumentHelp("A waiting job gains the whole fair-share range of priority per this long (as mgpu master --age-scale).", valueName: "limit"))
-        var ageScale = "1-12:00:00"
+        @Option(help: ArgumentHelp("fair-share (the master's default; also: default) or fifo. Default: the config file's, else fair-share.", valueName: "policy"))
+        var policy: SharingPolicy.Order?
+        @Option(help: ArgumentHelp("A config file whose [policy] section (policy, times, [policy.accounts.NAME], [policy.users.NAME]) the replay uses, as the master would; flags win over it.", valueName: "file"))
+        var config: String?
+        @Option(help: ArgumentHelp("Time limit of jobs without one, as Slurm writes it (as mgpu master --default-time). Default: 7-00:00:00.", valueName: "limit"))
+        var defaultTime: String?
+        @Option(help: ArgumentHelp("Fair-share half-life (as mgpu master --fair-share-half-life). Default: 7-00:00:00.", valueName: "limit"))
+        var fairShareHalfLife: String?
+        @Option(help: ArgumentHelp("A waiting job gains the whole fair-share range of priority per this long (as mgpu master --age-scale). Default: 1-12:00:00.", valueName: "limit"))
+        var ageScale: String?
         @Flag(help: "Print the figures as JSON.") var json = false
 
         func validate() throws {
             guard (1...100_000).contains(nodes) else { throw ValidationError("--nodes must be 1-100000, got \(nodes)") }
             guard (1...1024).contains(gpusPerNode) else { throw ValidationError("--gpus-per-node must be 1-1024, got \(gpusPerNode)") }
-            for (flag, value) in [("--default-time", defaultTime), ("--fair-share-half-life", fairShareHalfLife), ("--age-scale", ageScale)]
-            where TimeLimit.parse(value) == nil || (flag != "--default-time" && (TimeLimit.parse(value) ?? nil) == nil) {
+            for (flag, given) in [("--default-time", defaultTime), ("--fair-share-half-life", fairShareHalfLife), ("--age-scale", ageScale)]
+            where given.map({ value in TimeLimit.parse(value) == nil || (flag != "--default-time" && (TimeLimit.parse(value) ?? nil) == nil) }) ?? false {
+                let value = given!
                 throw ValidationError("\(flag) takes MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; got \(value.debugDescription)")
             }
         }
@@ -42,10 +50,13 @@ extension Mgpu {
             let jobs: [TraceJob]
             do { jobs = try Trace.parse(String(decoding: data, as: UTF8.self), name: trace) } catch { throw CLIError(error.message, exitCode: 2) }
             var sharing = SharingPolicy()
-            sharing.order = policy
-            sharing.defaultTime = TimeLimit.parse(defaultTime) ?? sharing.defaultTime
-            sharing.halfLife = (TimeLimit.parse(fairShareHalfLife) ?? nil) ?? sharing.halfLife
-            sharing.ageScale = (TimeLimit.parse(ageScale) ?? nil) ?? sharing.ageScale
+            if let config {
+                do { sharing = try ConfigFile(path: config).policy(over: sharing) } catch { throw CLIError(error.message, exitCode: 2) }
+            }
+            if let policy { sharing.order = policy }
+            if let defaultTime { sharing.defaultTime = TimeLimit.parse(defaultTime) ?? sharing.defaultTime }
+            if let fairShareHalfLife { sharing.halfLife = (TimeLimit.parse(fairShareHalfLife) ?? nil) ?? sharing.halfLife }
+            if let ageScale { sharing.ageScale = (TimeLimit.parse(ageScale) ?? nil) ?? sharing.ageScale }
             let result: SimulationResult
             do {
                 result = try await Simulation.run(jobs, nodes: nodes, gpusPerNode: gpusPerNode, policy: sharing)
@@ -53,7 +64,7 @@ extension Mgpu {
                 throw CLIError(error.message, exitCode: 1)
             }
             if json { try printJSON(result); return }
-            print(Self.render(result, policy: policy, nodes: nodes, gpusPerNode: gpusPerNode))
+            print(Self.render(result, policy: sharing.order, nodes: nodes, gpusPerNode: gpusPerNode))
         }
 
         static func hours(_ seconds: Double) -> String { String(format: "%.2f h", seconds / 3600) }

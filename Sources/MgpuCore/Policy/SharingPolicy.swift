@@ -13,6 +13,11 @@ public struct SharingPolicy: Codable, Sendable, Equatable {
         case fifo
         /// By priority (fair share + age + nice), with EASY backfill.
         case fairShare = "fair-share"
+
+        /// By name: "fair-share" (also "default", the default policy) or "fifo".
+        public init?(name: String) {
+            if name == "default" { self = .fairShare } else { self.init(rawValue: name) }
+        }
     }
 
     public var order: Order = .fairShare
