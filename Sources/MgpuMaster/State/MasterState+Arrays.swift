@@ -4,42 +4,11 @@ import MgpuWire
 /// Array jobs (`--array`). One record holds the tasks that have not started; a pass sees it as its next tasks (`ID_N`),
 /// as many as may start; each task that starts becomes a job of its own, and the record goes once none is left.
 extension MasterState {
-    /// The queue one pass works on: an array's record stands for its next tasks, at most as many as its `%MAX` allows
-    /// (counting the running ones and its requeued tasks waiting in the queue) and as the free GPUs or CPU slots could
-    /// take, plus one (to wait, and hold a reservation). A requeued task over its array's `%MAX` waits.
+    /// The queue one pass works on: arrays' records expanded into their next tasks (Scheduler.expandArrays).
     func expandArrays(_ queue: [PendingJob], caps: [NodeCapacity]) -> [PendingJob] {
         guard queue.contains(where: { jobs[$0.id]?.array != nil || $0.id.arrayParent != nil }) else { return queue }
-        let freeGPUs = caps.lazy.filter(\.schedulable).reduce(0) { $0 + $1.freeGPUs.count }
-        let freeSlots = caps.lazy.filter(\.schedulable).reduce(0) { $0 + max(0, $1.cpuSlots - $1.cpuSlotsUsed) }
-        var budget: [JobID: Int] = [:]
-        func take(_ array: JobID, limit: Int?, wanted: Int) -> Int {
-            guard let limit else { return wanted }
-            let left = budget[array] ?? max(0, limit - (arrayRunning[array] ?? 0))
-            let given = min(left, wanted)
-            budget[array] = left - given
-            return given
-        }
-        var result: [PendingJob] = []
-        result.reserveCapacity(queue.count)
-        for job in queue {
-            if let parent = job.id.arrayParent {
-                // A requeued task: a job of its own, still under its array's limit.
-                if take(parent, limit: jobs[job.id]?.arrayTask?.maxRunning, wanted: 1) == 1 { result.append(job) }
-                continue
-            }
-            guard let array = jobs[job.id]?.array else {
-                result.append(job)
-                continue
-            }
-            let size = max(1, job.request.totalGPUs)
-            let fits = job.request.isCPUOnly ? freeSlots / max(1, job.request.nodeCount) : freeGPUs / size
-            let count = take(job.id, limit: array.maxRunning, wanted: min(array.pending.count, fits + 1))
-            for index in array.pending.prefix(count) {
-                result.append(PendingJob(id: JobID(parent: job.id, index: index), request: job.request, user: job.user,
-                                         timeLimit: job.timeLimit, preemptible: job.preemptible))
-            }
-        }
-        return result
+        return Scheduler.expandArrays(queue, nodes: caps, array: { self.jobs[$0]?.array },
+                                      taskLimit: { self.jobs[$0]?.arrayTask?.maxRunning }, running: { self.arrayRunning[$0] ?? 0 })
     }
 
     /// Starts the assigned task `id` of an array from its record (in `records`, the records being changed in this pass):
