@@ -57,6 +57,9 @@ struct MasterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds an ended job stays in memory (listings, the dashboard); after that it is in the store only.", valueName: "s"))
     var keepEnded: Double = 3600
 
+    @Option(help: ArgumentHelp("Days an ended job stays in the store with its accounting (mgpu history, mgpu report); 0: forever.", valueName: "days"))
+    var historyDays = 365
+
     @Option(help: ArgumentHelp("How pending jobs are served: fair-share (by priority: fair share, age and nice; with backfill) or fifo (submission order).", valueName: "fair-share|fifo"))
     var policy: SharingPolicy.Order = .fairShare
 
@@ -85,6 +88,7 @@ struct MasterOptions: ParsableArguments {
         guard maxStdinBytes >= 0 else { throw ValidationError("--max-stdin-bytes must be 0 or more") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         guard keepEnded >= 0 else { throw ValidationError("--keep-ended must be 0 or more") }
+        guard (0...36_500).contains(historyDays) else { throw ValidationError("--history-days must be 0 (forever) to 36500, got \(historyDays)") }
         for (flag, value) in [("--default-time", defaultTime), ("--max-time", maxTime ?? "1"), ("--fair-share-half-life", fairShareHalfLife),
                               ("--age-scale", ageScale)]
         where TimeLimit.parse(value) == nil {
@@ -111,6 +115,7 @@ struct MasterOptions: ParsableArguments {
         config.idleTimeout = idleTimeout
         config.maxConnections = maxConnections
         config.keepEndedSeconds = keepEnded
+        config.historySeconds = historyDays == 0 ? nil : Double(historyDays) * 86_400
         config.policy.order = policy
         config.policy.defaultTime = TimeLimit.parse(defaultTime) ?? config.policy.defaultTime
         config.policy.ageScale = (TimeLimit.parse(ageScale) ?? nil) ?? config.policy.ageScale

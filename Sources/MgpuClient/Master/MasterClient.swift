@@ -64,6 +64,33 @@ public struct MasterClient: Sendable {
         return String(decoding: result.body, as: UTF8.self)
     }
 
+    // MARK: History
+
+    /// Ended jobs (`mgpu history`); `users` nil: one's own (everyone's for an admin), ["*"]: everyone's.
+    public func history(_ query: HistoryQuery) async throws -> HistoryResponse {
+        var items: [(String, String)] = [("limit", "\(query.limit)")]
+        if let users = query.users { items.append(("user", users.joined(separator: ","))) }
+        if let states = query.states { items.append(("state", states.map(\.rawValue).joined(separator: ","))) }
+        if let since = query.since { items.append(("since", "\(since)")) }
+        if let until = query.until { items.append(("until", "\(until)")) }
+        if let node = query.node { items.append(("node", node)) }
+        if let name = query.name { items.append(("name", name)) }
+        return try await call(.GET, "/v1/history?" + Self.queryString(items), body: Optional<Int>.none, as: HistoryResponse.self)
+    }
+
+    /// Ended jobs summed per user, account, node or GPU model (`mgpu report`).
+    public func report(since: Double, until: Double, by: ReportGrouping, users: [String]?) async throws -> ReportResponse {
+        var items = [("since", "\(since)"), ("until", "\(until)"), ("by", by.rawValue)]
+        if let users { items.append(("user", users.joined(separator: ","))) }
+        return try await call(.GET, "/v1/report?" + Self.queryString(items), body: Optional<Int>.none, as: ReportResponse.self)
+    }
+
+    static func queryString(_ items: [(String, String)]) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+#")
+        return items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
+    }
+
     public func job(_ id: String) async throws -> JobInfo {
         try await call(.GET, "/v1/jobs/\(id)", body: Optional<Int>.none, as: JobInfo.self)
     }

@@ -122,8 +122,12 @@ public struct Job: Codable, Sendable, Identifiable {
     public var preemptible: Bool?
     /// Being stopped to make room for this job: once its parts end it goes back to the queue.
     public var preemptedBy: JobID?
+    /// The longest a preempted job gets between SIGTERM and SIGKILL (its `--kill-grace`, up to this).
+    public static let preemptionGrace = 60.0
     /// Its earlier runs, each ended by a requeue (PREEMPTED, or NODE_FAIL with `--requeue`).
     public var history: [JobRun]?
+    /// Its accounting record: GPU-seconds, energy, utilisation (filled in as each run ends).
+    public var usage: JobUsage?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,

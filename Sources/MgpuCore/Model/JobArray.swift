@@ -24,7 +24,8 @@ public struct TaskIndices: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let runs = try decoder.singleValueContainer().decode([Run].self)
-        guard runs.allSatisfy({ $0.step >= 1 && $0.first >= 0 && $0.last <= JobID.maxArrayIndex }) else {
+        let range = 0...JobID.maxArrayIndex
+        guard runs.allSatisfy({ range.contains($0.step) && $0.step >= 1 && range.contains($0.first) && range.contains($0.last) }) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "task indices must be 0-\(JobID.maxArrayIndex) with steps of 1 or more"))
         }
         self.init(runs)
@@ -111,7 +112,7 @@ public struct TaskIndices: Codable, Sendable, Hashable {
             let stepSplit = part.split(separator: ":", omittingEmptySubsequences: false)
             let bounds = stepSplit[0].split(separator: "-", omittingEmptySubsequences: false)
             guard stepSplit.count <= 2, bounds.count <= 2, let first = Int(bounds[0]), let last = Int(bounds.last!),
-                  let step = stepSplit.count == 2 ? Int(stepSplit[1]) : 1, step >= 1, first >= 0, first <= last,
+                  let step = stepSplit.count == 2 ? Int(stepSplit[1]) : 1, (1...JobID.maxArrayIndex).contains(step), first >= 0, first <= last,
                   bounds.count == 2 || stepSplit.count == 1 else {
                 return .failure(RequestError("\(usage); got \(text.debugDescription)"))
             }

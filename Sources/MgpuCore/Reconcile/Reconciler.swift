@@ -108,8 +108,9 @@ public enum Reconciler {
         let changed = jobs.map { original -> Job in
             var job = original
             guard job.state == .running, let outcome = job.outcome() else { return job }
-            // Stopped to make room (`--preemptible`): back to the queue, unless it finished or ran out of time first.
-            if job.preemptedBy != nil, !job.cancelRequested, outcome.state == .failed || outcome.state == .nodeFail {
+            // Stopped to make room (`--preemptible`): back to the queue, however it exited (a job that checkpoints on
+            // SIGTERM exits 0), unless it was cancelled or ran out of time.
+            if job.preemptedBy != nil, !job.cancelRequested, outcome.state != .timeout {
                 let lost = job.parts.filter { $0.exit?.nodeFailed == true }.map(\.nodeId)
                 let by = job.preemptedBy!
                 if (try? job.requeueAfterPreemption(excluding: lost, at: now)) != nil {
@@ -158,7 +159,10 @@ public enum Reconciler {
                     if reported.contains(job.id) || job.parts[i].deliveredTo != nil {
                         let why = job.cancelRequested ? "cancelled" : job.preemptedBy.map { "preempted by job \($0)" }
                             ?? job.reason ?? "another part failed"
-                        work.cancel.append(CancelItem(jobId: job.id, graceSeconds: job.killGraceSeconds, reason: why))
+                        // A job being preempted holds GPUs another job waits for: its grace is short.
+                        let grace = job.preemptedBy != nil && !job.cancelRequested
+                            ? min(job.killGraceSeconds, Job.preemptionGrace) : job.killGraceSeconds
+                        work.cancel.append(CancelItem(jobId: job.id, graceSeconds: grace, reason: why))
                     } else {
                         // Cancelled before the node ever had it: nothing runs, so it ends here.
                         job.parts[i].exit = ExitStatus(signal: 15, error: "stopped before it started")

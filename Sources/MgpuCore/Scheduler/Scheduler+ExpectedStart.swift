@@ -25,7 +25,7 @@ extension Scheduler {
         for part in running { set(part.nodeId, part.gpus, part.end) }
         for (assignment, end) in started { for part in assignment.parts { set(part.nodeId, part.gpus, end) } }
         var spare: Set<GPURef> = []
-        for part in preemptible {
+        for part in preemptible {  // being stopped or not: either way free for a job that is not preemptible
             guard let n = state.index[part.nodeId] else { continue }
             for g in part.gpus where freeAt[n][g] != nil { spare.insert(GPURef(node: n, gpu: g)) }
         }
@@ -33,11 +33,17 @@ extension Scheduler {
         var claims: [GPURef: [(Double, Double)]] = [:]
         var result: [JobID: Double] = [:]
         var looked = 0
+        // Every GPU of the nodes that take work: a request that cannot fit even on all of them gets no estimate.
+        let everything = nodes.map { $0.schedulable ? Set($0.gpus) : [] }
+        // A bound on the work, whatever the queue and the cluster hold: GPUs looked at, in all. Jobs after it is spent
+        // get no estimate.
+        var budget = 5_000_000
         // The pass's order: jobs that are not preemptible first.
         for job in queue.filter({ !$0.preemptible }) + queue.filter(\.preemptible)
         where !skip.contains(job.id) && !job.request.isCPUOnly {
             looked += 1
-            if looked > depth { break }
+            if looked > depth || budget <= 0 { break }
+            guard state.fit(job.request, free: everything) != nil else { continue }
             let length = policy.timeLimit(job.timeLimit)
             // When each GPU is free at the earliest for this job (before any time planned for another).
             var base: [(GPURef, Double)] = []
@@ -57,6 +63,8 @@ extension Scheduler {
             guard bases.count >= need else { continue }
             let earliest = bases[need - 1]  // before then, fewer than `need` GPUs are free at all
             for t in candidates.sorted() where t >= earliest {
+                budget -= base.count
+                if budget < 0 { break }
                 var free = Array(repeating: Set<Int>(), count: nodes.count)
                 var count = 0
                 for (ref, when) in base where when <= t {

@@ -121,12 +121,6 @@ extension Scheduler {
                 plan.held[job.id] = limit
                 continue
             }
-            // Nothing is free for it now: only the first such job matters, for its reservation (expected start).
-            if (job.request.isCPUOnly ? state.freeCPUSlots <= 0 : state.availableGPUCount <= 0) {
-                if plan.reservation == nil { _ = reserve(job, account: account) }
-                waiting.append(job)
-                continue
-            }
             let limit = context.policy.timeLimit(job.timeLimit)
             let endsInTime = limit.isFinite && context.now + limit + context.slack <= state.shadowTime
             if let reserved, !endsInTime {
@@ -138,6 +132,12 @@ extension Scheduler {
                     plan.held[job.id] = "\(limit), counting job \(reserved.id), which has the reservation"
                     continue
                 }
+            }
+            // Nothing is free for it now: only the first such job matters, for its reservation (expected start).
+            if (job.request.isCPUOnly ? state.freeCPUSlots <= 0 : state.availableGPUCount <= 0) {
+                if plan.reservation == nil { _ = reserve(job, account: account) }
+                waiting.append(job)
+                continue
             }
             state.mayUseShadow = endsInTime
             state.fastPaths = state.shadow == nil

@@ -38,6 +38,12 @@ extension Scheduler {
                 for n in taken.indices { free[n].subtract(taken[n]) }
                 continue
             }
+            // Not even with every preemptible job stopped: nothing to stop for it.
+            var everything = free
+            for candidate in candidates {
+                for (n, g) in gpus(candidate) where nodes[n].schedulable { everything[n].formUnion(g) }
+            }
+            guard fits(everything) != nil else { continue }
             var trial = free
             var chosen: [PreemptibleJob] = []
             var placed: [Set<Int>]?

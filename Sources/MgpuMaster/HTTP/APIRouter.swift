@@ -148,6 +148,39 @@ enum APIRouter {
             case let other?: throw HTTPError(.badRequest, message: "format must be json or text, got \(other.debugDescription)")
             }
         }
+        // History and accounting: a user sees their own jobs, an admin anyone's.
+        router.get("/v1/history") { request, context in
+            let q = request.uri.queryParameters
+            var query = HistoryQuery(limit: try intParam(q["limit"].map(String.init), "limit", default: 1000, range: 1...1_000_000))
+            query.users = try historyUsers(q["user"].map(String.init), context.user)
+            if let states = q["state"].map(String.init) {
+                query.states = try states.split(separator: ",").map { name in
+                    guard let state = JobState(rawValue: name.uppercased()), state.isTerminal else {
+                        throw HTTPError(.badRequest, message: "state must be one or more of COMPLETED, FAILED, CANCELLED, NODE_FAIL, TIMEOUT (comma-separated), got \(String(name).debugDescription)")
+                    }
+                    return state
+                }
+            }
+            if let since = q["since"].map(String.init) { query.since = try numberParam(since, "since", default: 0) }
+            if let until = q["until"].map(String.init) { query.until = try numberParam(until, "until", default: 0) }
+            if let node = q["node"].map(String.init) {
+                guard SafeName.isValid(node) else { throw HTTPError(.badRequest, message: "node must be a node name, got \(node.debugDescription)") }
+                query.node = node
+            }
+            if let name = q["name"].map(String.init) { query.name = String(name.prefix(1024)) }
+            return try json(try await state.history(query))
+        }
+        router.get("/v1/report") { request, context in
+            let q = request.uri.queryParameters
+            let until = try numberParam(q["until"].map(String.init), "until", default: Date().timeIntervalSince1970)
+            let since = try numberParam(q["since"].map(String.init), "since", default: until - 30 * 86_400)
+            let byText = q["by"].map(String.init) ?? "user"
+            guard let by = ReportGrouping(rawValue: byText) else {
+                throw HTTPError(.badRequest, message: "by must be user, account, node or gpu-type, got \(byText.debugDescription)")
+            }
+            let users = try historyUsers(q["user"].map(String.init), context.user)
+            return try json(try await state.report(since: since, until: until, by: by, users: users))
+        }
         router.get("/v1/nodes") { _, _ in
             try json(await state.queue(finishedWithin: 0).nodes)
         }
@@ -244,6 +277,21 @@ enum APIRouter {
             return try json(OutputAck(size: size))
         }
         return router
+    }
+
+    /// Whose history a request may read: an admin's, anyone's (`user=` narrows it; `user=*` or none: everyone); anyone
+    /// else's, their own (`user=` naming another is refused). No users configured (no tokens): everyone's.
+    static func historyUsers(_ asked: String?, _ user: Credentials.User?) throws -> [String]? {
+        if asked == "*", let user, !user.admin { throw HTTPError(.forbidden, message: "only an admin may read everyone's history") }
+        let names = asked.flatMap { $0 == "*" ? nil : $0.split(separator: ",").map(String.init) }
+        for name in names ?? [] where !SafeName.isValid(name) {
+            throw HTTPError(.badRequest, message: "user must be user names (comma-separated), got \(name.debugDescription)")
+        }
+        guard let user, !user.admin else { return names }
+        if let names, names != [user.name] {
+            throw HTTPError(.forbidden, message: "only an admin may read other users' history")
+        }
+        return [user.name]
     }
 
     static func jobID(_ context: MasterContext) throws -> JobID {

@@ -63,6 +63,21 @@ public final class MemoryStore: StateStore {
         state.withLock { state in state.jobs.values.filter { $0.id.arrayParent == parent } }
     }
 
+    public func history(_ query: HistoryQuery) throws -> [Job] {
+        state.withLock { state in
+            Array(state.jobs.values.filter(query.matches)
+                .sorted { ($0.endTime ?? 0, $0.seq) > ($1.endTime ?? 0, $1.seq) }.prefix(max(0, query.limit)))
+        }
+    }
+
+    public func pruneHistory(endedBefore time: Double) throws -> Int {
+        state.withLock { state in
+            let old = state.jobs.values.filter { ($0.endTime ?? .infinity) < time }.map(\.id)
+            for id in old { state.jobs[id] = nil }
+            return old.count
+        }
+    }
+
     public func close() throws {}
 }
 

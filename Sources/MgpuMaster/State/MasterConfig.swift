@@ -25,6 +25,8 @@ public struct MasterConfig: Sendable {
     public var maxConnections = 4096
     /// Ended jobs stay in memory this long (`--keep-ended`), then only in the store.
     public var keepEndedSeconds: Double = 3600
+    /// Ended jobs stay in the store (`mgpu history`, `mgpu report`) this long (`--history-days`); nil: forever.
+    public var historySeconds: Double? = 365 * 86_400
     /// How the cluster is shared (`--policy`, `--default-time`, `--max-time`, `--fair-share-half-life`); accounts and
     /// users' settings come from the store (`mgpu admin account/user`).
     public var policy = SharingPolicy()

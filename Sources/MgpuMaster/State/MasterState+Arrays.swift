@@ -6,9 +6,14 @@ import MgpuWire
 extension MasterState {
     /// The queue one pass works on: arrays' records expanded into their next tasks (Scheduler.expandArrays).
     func expandArrays(_ queue: [PendingJob], caps: [NodeCapacity]) -> [PendingJob] {
-        guard queue.contains(where: { jobs[$0.id]?.array != nil || $0.id.arrayParent != nil }) else { return queue }
+        guard hasArrays(queue) else { return queue }
         return Scheduler.expandArrays(queue, nodes: caps, array: { self.jobs[$0]?.array },
                                       taskLimit: { self.jobs[$0]?.arrayTask?.maxRunning }, running: { self.arrayRunning[$0] ?? 0 })
+    }
+
+    /// Whether the queue holds an array's record or a task (then a pass's queue is not the pending queue itself).
+    func hasArrays(_ queue: [PendingJob]) -> Bool {
+        queue.contains { jobs[$0.id]?.array != nil || $0.id.arrayParent != nil }
     }
 
     /// Starts the assigned task `id` of an array from its record (in `records`, the records being changed in this pass):
@@ -40,6 +45,7 @@ extension MasterState {
            let record = jobs[parent], record.state == .pending, record.array?.pending.contains(index) == true {
             return .pending
         }
+        if let final = arrayOutcomes[id] { return final }
         let job = lookup(id)
         guard job?.array != nil || (job == nil && id.arrayParent == nil) else { return job?.state }
         var states: [JobState] = job.map { [$0.state] } ?? []
@@ -53,7 +59,10 @@ extension MasterState {
         guard !states.isEmpty else { return nil }
         if states.contains(.pending) { return .pending }
         if states.contains(.running) { return .running }
-        return states.first { $0 != .completed } ?? .completed
+        let final = states.first { $0 != .completed } ?? .completed
+        // Every task has ended (none can run again): the answer holds from now on.
+        if job?.array == nil || job?.state.isTerminal == true { arrayOutcomes[id] = final }
+        return final
     }
 
     /// Why an array's record waits, when its `%MAX` is the reason.

@@ -97,6 +97,7 @@ extension MasterState {
             else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
         }
         var info = JobInfo(job: job, note: note)
+        if job.state == .running { info.usage = usageNow(job, now: now) }
         if job.state == .pending {
             info.priority = lastPass.priorities[job.id]
             if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {

@@ -53,7 +53,7 @@ extension MasterState {
             var satisfied: [JobID] = []
             for id in dependent {
                 guard var job = jobs[id] else { continue }
-                switch Dependency.standing(job.dependencies ?? [], state: { self.lookup($0)?.state }) {
+                switch Dependency.standing(job.dependencies ?? [], state: { self.jobState($0) }) {
                 case .satisfied: satisfied.append(id)  // for good: the jobs it named have started or ended
                 case .waiting: blocked.insert(id)
                 case .never(let why):
@@ -133,7 +133,7 @@ extension MasterState {
                                                          slack: config.backfillSlack, preemptible: victims))
         var info = PolicyPassInfo(held: plan.held, reservation: plan.reservation)
         let policyNow = self.policy
-        let spare = victims.filter { !$0.stopping }.flatMap(\.parts)
+        let spare = victims.flatMap(\.parts)
         let limits = Dictionary(queue.map { ($0.id, $0.timeLimit) }, uniquingKeysWith: { a, _ in a })
         let startedNow = plan.assignments.map { ($0, now + policyNow.timeLimit(limits[$0.job] ?? nil)) }
         let skip = Set(plan.held.keys).union(plan.assignments.map(\.job))
@@ -155,7 +155,7 @@ extension MasterState {
     /// Why a pending job waits, in words.
     func waitingNote(_ job: Job, now: Double) -> String {
         if dependent.contains(job.id), let dependencies = job.dependencies,
-           case .waiting(let why) = Dependency.standing(dependencies, state: { self.lookup($0)?.state }) { return why }
+           case .waiting(let why) = Dependency.standing(dependencies, state: { self.jobState($0) }) { return why }
         if let note = arrayLimitNote(job) { return note }
         guard policy.order != .fifo else { return job.waitingReason }
         if let held = lastPass.held[job.id] { return "waiting: \(held)" }

@@ -40,6 +40,8 @@ public actor MasterState {
     /// Array jobs' tasks in memory, by array, and how many of each array's run now (for `%MAX`).
     var arrayTasks: [JobID: Set<JobID>] = [:]
     var arrayRunning: [JobID: Int] = [:]
+    /// Arrays whose every task has ended: how they ended as one (MasterState.jobState).
+    var arrayOutcomes: [JobID: JobState] = [:]
     var nodes: [String: Node] = [:]
     /// Nodes currently marked DOWN (for logging the change once).
     var downNodes: Set<String> = []
@@ -48,6 +50,7 @@ public actor MasterState {
     var unreported: Set<String> = []
     var nextSeq: Int64 = 1
     var lastPrune = 0.0
+    var lastHistoryPrune = 0.0
     /// Ended parts each node was told it may forget, newest last (bounded). A report built before that
     /// acknowledgement can arrive after it; such a stale "running" is not an orphan.
     var acknowledgedRecently: [String: [PartAck]] = [:]
@@ -56,6 +59,8 @@ public actor MasterState {
     /// The latest telemetry of each node, and the last hour of it.
     var telemetry: [String: NodeTelemetry] = [:]
     var history: [String: NodeHistory] = [:]
+    /// What telemetry said of each running job's GPUs since its run started (folded into the job when the run ends).
+    var jobSamples: [JobID: JobUsage] = [:]
     /// Job ids: random, or repeatable with a seed (the harness).
     var rng: SeededRandom
 
@@ -127,6 +132,16 @@ public actor MasterState {
             }
         }
         if !old.isEmpty { logger.debug("ended jobs left memory", metadata: ["count": "\(old.count)"]) }
+        // Once an hour: history past --history-days leaves the store.
+        if let keep = config.historySeconds, now - lastHistoryPrune >= 3600 {
+            lastHistoryPrune = now
+            do {
+                let count = try store.pruneHistory(endedBefore: now - max(keep, config.keepEndedSeconds))
+                if count > 0 { logger.info("history pruned", metadata: ["jobs": "\(count)", "days": "\(Int(keep / 86_400))"]) }
+            } catch {
+                logger.error("could not prune history: \(error)")
+            }
+        }
     }
 
     public var summary: (jobs: Int, pending: Int, running: Int, nodes: Int) {
@@ -153,12 +168,14 @@ public actor MasterState {
     }
 
     /// Commits jobs and nodes, then applies them in memory.
-    func commit(jobs changed: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = [],
+    func commit(jobs changes: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = [],
                 removingJobs removedJobs: [JobID] = []) throws {
+        let changed = withAccounting(changes)
         let usageChanged = usageAfter(changed)
         try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed, usage: usageChanged,
                                      removedJobs: removedJobs))
         for (user, value) in usageChanged { usage[user] = value }
+        for job in changed where job.state != .running { jobSamples[job.id] = nil }
         apply(changed)
         for id in removedJobs {
             // An array's record whose tasks have all started (or been cancelled one by one).
@@ -226,9 +243,10 @@ public actor MasterState {
         let caps = capacities(now: now)
         let plan: Plan
         if policy.order == .fifo {
-            let queue = expandArrays(blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }, caps: caps)
-            plan = Scheduler.plan(queue: queue, nodes: caps,
-                                  cpuOnlyPending: blocked.isEmpty && queue.count == pending.count ? pending.cpuOnly : .max)
+            let unblocked = blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }
+            let queue = expandArrays(unblocked, caps: caps)
+            let asQueued = blocked.isEmpty && !hasArrays(unblocked)
+            plan = Scheduler.plan(queue: queue, nodes: caps, cpuOnlyPending: asQueued ? pending.cpuOnly : .max)
         } else {
             plan = policyPass(caps, now: now, excluding: blocked)
         }

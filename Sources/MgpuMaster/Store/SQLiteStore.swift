@@ -50,6 +50,14 @@ public final class SQLiteStore: StateStore {
                 CREATE TABLE policy (id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1), data BLOB NOT NULL);
                 """)
         }
+        // History (`mgpu history`): a user's ended jobs by end time.
+        m.registerMigration("v4: history") { db in
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN user TEXT;
+                UPDATE job SET user = json_extract(CAST(data AS TEXT), '$.user');
+                CREATE INDEX job_user_ended ON job(user, ended);
+                """)
+        }
         return m
     }
 
@@ -95,13 +103,13 @@ public final class SQLiteStore: StateStore {
         guard !change.isEmpty else { return }
         let encoder = JSONEncoder()
         do {
-            let jobRows = try change.jobs.map { ($0.id.rawValue, $0.seq, $0.state.rawValue, try encoder.encode($0), $0.endTime) }
+            let jobRows = try change.jobs.map { ($0.id.rawValue, $0.seq, $0.state.rawValue, try encoder.encode($0), $0.endTime, $0.user) }
             let nodeRows = try change.nodes.map { ($0.id, try encoder.encode($0)) }
             let usageRows = try change.usage.map { ($0.key, try encoder.encode($0.value)) }
             let policyRow = try change.policy.map { try encoder.encode($0) }
             try queue.write { db in
-                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended) VALUES (?, ?, ?, ?, ?)")
-                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3, row.4]) }
+                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended, user) VALUES (?, ?, ?, ?, ?, ?)")
+                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3, row.4, row.5]) }
                 let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
                 for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
                 for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
@@ -140,6 +148,58 @@ public final class SQLiteStore: StateStore {
             }
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    public func history(_ query: HistoryQuery) throws -> [Job] {
+        var sql = "SELECT data FROM job WHERE ended IS NOT NULL"
+        var arguments: [any DatabaseValueConvertible] = []
+        if let users = query.users {
+            sql += " AND user IN (\(users.map { _ in "?" }.joined(separator: ",")))"
+            arguments += users
+        }
+        if let states = query.states {
+            sql += " AND state IN (\(states.map { _ in "?" }.joined(separator: ",")))"
+            arguments += states.map(\.rawValue)
+        }
+        if let since = query.since {
+            sql += " AND ended >= ?"
+            arguments.append(since)
+        }
+        if let until = query.until {
+            sql += " AND ended < ?"
+            arguments.append(until)
+        }
+        if let node = query.node {
+            // Parts are stored as JSON: {"nodeId":"node001",...} (node ids are plain names).
+            sql += " AND instr(CAST(data AS TEXT), ?) > 0"
+            arguments.append("\"nodeId\":\"\(node)\"")
+        }
+        if let name = query.name {
+            sql += " AND json_extract(CAST(data AS TEXT), '$.name') = ?"
+            arguments.append(name)
+        }
+        sql += " ORDER BY ended DESC, seq DESC LIMIT ?"
+        arguments.append(max(0, query.limit))
+        do {
+            return try queue.read { db in
+                try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
+                    try JSONDecoder().decode(Job.self, from: $0["data"] as Data)
+                }
+            }
+        } catch {
+            throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    public func pruneHistory(endedBefore time: Double) throws -> Int {
+        do {
+            return try queue.write { db in
+                try db.execute(sql: "DELETE FROM job WHERE ended IS NOT NULL AND ended < ?", arguments: [time])
+                return db.changesCount
+            }
+        } catch {
+            throw StoreError(message: "could not save to \(path): \(Self.describe(error))")
         }
     }
 

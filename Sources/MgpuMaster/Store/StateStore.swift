@@ -52,6 +52,10 @@ public protocol StateStore: Sendable {
     func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID>
     /// The tasks of array job `parent` that it holds.
     func tasks(of parent: JobID) throws -> [Job]
+    /// Ended jobs, newest first (`mgpu history`).
+    func history(_ query: HistoryQuery) throws -> [Job]
+    /// Forgets jobs that ended before `time` (`--history-days`); how many.
+    func pruneHistory(endedBefore time: Double) throws -> Int
     func close() throws
 }
 

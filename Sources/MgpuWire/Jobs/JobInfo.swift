@@ -33,6 +33,8 @@ public struct JobInfo: Codable, Sendable {
     public var preemptedBy: JobID?
     /// Its earlier runs, each ended by a requeue (PREEMPTED, or NODE_FAIL with `--requeue`).
     public var history: [JobRun]?
+    /// Its accounting so far: GPU-seconds, energy, utilisation.
+    public var usage: JobUsage?
     /// A pending job's priority and its parts, under the fair-share policy.
     public var priority: Priority?
     /// When the highest-priority waiting job will start at the latest, by the running jobs' time limits.
@@ -64,6 +66,7 @@ public struct JobInfo: Codable, Sendable {
         preemptible = job.preemptible
         preemptedBy = job.preemptedBy
         history = job.history
+        usage = job.usage
         self.note = note
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import MgpuCore
 import Testing
 
@@ -21,13 +22,22 @@ import Testing
     }
 
     @Test(arguments: ["", "-1", "a-b", "3-1", "0-9:0", "0-9:-1", "1:2", "0-9%", "0-9%0", "0-9%x", "1,,2", "0-10000000",
-                      "1-2-3", "0-99999999", "1,1", "0-5,3"])
+                      "1-2-3", "0-99999999", "1,1", "0-5,3", "1-1:9223372036854775807", "0-9:99999999"])
     func badIndicesAreRefusedInOneLine(_ text: String) {
         guard case .failure(let error) = TaskIndices.parse(text) else {
             Issue.record("\(text.debugDescription) was accepted")
             return
         }
         #expect(error.message.hasPrefix("--array") && !error.message.contains("\n"), "\(error.message)")
+    }
+
+    @Test func decodedIndicesAreBounded() throws {
+        for bad in [#"[{"first":1,"last":1,"step":9223372036854775807}]"#, #"[{"first":0,"last":10000000,"step":1}]"#,
+                    #"[{"first":-1,"last":3,"step":1}]"#, #"[{"first":0,"last":3,"step":0}]"#] {
+            #expect(throws: DecodingError.self, "\(bad)") { try JSONDecoder().decode(TaskIndices.self, from: Data(bad.utf8)) }
+        }
+        let ok = try JSONDecoder().decode(TaskIndices.self, from: Data(#"[{"first":0,"last":9999999,"step":9999999}]"#.utf8))
+        #expect(ok.count == 2 && ok.validationError == nil)
     }
 
     @Test func tooManyTasksAreRefused() {

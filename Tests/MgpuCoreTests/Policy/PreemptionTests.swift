@@ -90,6 +90,39 @@ func spare(_ n: UInt32, user: String = "u", gpus: Int = 1) -> PendingJob {
         #expect(plan.reservation?.job == JobID(number: 1))
     }
 
+    /// A job that its limits would hold once it could start (counting the reserved job of the same user) stops
+    /// nobody: else the victim would be stopped, the job held, the victim started again, and so on.
+    @Test func aJobItsLimitsWouldHoldStopsNobody() {
+        var policy = SharingPolicy()
+        policy.users["u"] = .init(limits: .init(maxGPUs: 2))
+        let nodes = [node("a", gpus: 3, busy: [0, 1, 2])]
+        var c = context(policy: policy, running: [RunningPart(nodeId: "a", gpus: [0, 1], end: 100), RunningPart(nodeId: "a", gpus: [2], end: 5000)])
+        c.preemptible = [victim(0x81, gpus: [2], priority: 0.1)]
+        let plan = Scheduler.plan(byPriority: [pending(1, gpus: 2), pending(2, limit: 1000)], nodes: nodes, context: c)
+        #expect(plan.reservation?.job == JobID(number: 1))
+        #expect(plan.preemptions.isEmpty)
+        #expect(plan.held[JobID(number: 2)]?.hasSuffix("counting job 00000001, which has the reservation") == true)
+    }
+
+    /// However a stopped job exits (one that checkpoints on SIGTERM exits 0), it goes back to the queue, unless it was
+    /// cancelled meanwhile or ran out of time.
+    @Test func aStoppedJobIsRequeuedHoweverItExits() {
+        func stopped(_ exit: MgpuCore.ExitStatus, cancelled: Bool = false) -> Job {
+            var job = makeJob(7)
+            try? job.transition(to: .running, at: 10)
+            job.parts = [JobPart(rank: 0, nodeId: "a", gpus: [0], exit: exit, deliveredTo: "i1")]
+            job.preemptedBy = JobID(number: 1)
+            job.cancelRequested = cancelled
+            return Reconciler.finalize([job], now: 20).changed[0]
+        }
+        for exit in [MgpuCore.ExitStatus(code: 0), MgpuCore.ExitStatus(signal: 15), MgpuCore.ExitStatus(code: 143)] {
+            let job = stopped(exit)
+            #expect(job.state == .pending && job.history?.map(\.state) == ["PREEMPTED"] && job.preemptedBy == nil, "\(exit.summary)")
+        }
+        #expect(stopped(MgpuCore.ExitStatus(signal: 15), cancelled: true).state == .cancelled)
+        #expect(stopped(MgpuCore.ExitStatus(signal: 15, timedOut: true)).state == .timeout)
+    }
+
     @Test func aMultiNodeVictimFreesAllItsNodes() {
         let big = PreemptibleJob(id: JobID(number: 0x90), parts: [.init(nodeId: "a", gpus: [0, 1]), .init(nodeId: "b", gpus: [0, 1])],
                                  priority: 0.2, start: 0)

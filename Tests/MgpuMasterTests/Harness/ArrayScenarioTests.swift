@@ -38,11 +38,13 @@ import Testing
             await h.advance(10)
             try await h.settle()
             most = max(most, h.agents["n1"]!.running.keys.filter { $0.arrayParent == id }.count)
+            #expect(await h.state(after) != .cancelled, "the array's record may be gone; its tasks still run")
         }
         #expect(most <= 2)
         #expect(await h.job(id) == nil, "every task started or was cancelled: the record is gone")
         for index in [0, 1, 2, 4] { #expect(await h.state(JobID(parent: id, index: index)) == .completed) }
-        #expect(await h.state(after) != .pending, "afterany: every task ended")
+        let afterState = await h.state(after)
+        #expect(afterState == .running || afterState == .completed, "afterany: every task ended (\(String(describing: afterState)))")
     }
 
     @Test func cancellingTheArrayCancelsTheRestAndTheRunningTasks() async throws {

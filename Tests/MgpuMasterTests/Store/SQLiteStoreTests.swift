@@ -46,5 +46,44 @@ import Testing
         #expect(try store.job(Self.job(1, ended: 200).id)?.endTime == 200, "and is still in the store")
         #expect(try store.load(endedSince: 0).jobs.count == 3)
         #expect(try store.existingJobIDs([Self.job(1, ended: 200).id, Self.job(9, ended: nil).id]) == [Self.job(1, ended: 200).id])
+        #expect(try store.history(HistoryQuery(users: ["u"])).map(\.seq) == [2, 1], "the user column is filled from each record")
+    }
+
+    /// `mgpu history`'s filters run in SQL on a real file; pruning forgets what ended before a time, nothing else.
+    @Test func historyFiltersAndPruning() throws {
+        let dir = NSTemporaryDirectory() + "mgpu-store-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: dir + "/mgpu.sqlite")
+        defer { try? store.close() }
+        var jobs: [Job] = []
+        for n in 1...6 {
+            var job = Self.job(n, ended: 1000 + Double(n) * 100)
+            job.user = n % 2 == 0 ? "alice" : "bob"
+            job.name = n <= 3 ? "train" : "eval, \"quoted\""
+            job.parts = [JobPart(rank: 0, nodeId: n == 6 ? "node_2" : "node12", gpus: [0])]
+            if n == 5 { job.state = .failed }
+            jobs.append(job)
+        }
+        jobs.append(Self.job(7, ended: nil))  // running: never history
+        try store.commit(StoreChange(jobs: jobs))
+        func seqs(_ query: HistoryQuery) throws -> [Int64] { try store.history(query).map(\.seq) }
+        #expect(try seqs(HistoryQuery()) == [6, 5, 4, 3, 2, 1], "ended jobs only, newest first")
+        #expect(try seqs(HistoryQuery(users: ["alice"])) == [6, 4, 2])
+        #expect(try seqs(HistoryQuery(users: ["alice", "bob"], limit: 2)) == [6, 5])
+        #expect(try seqs(HistoryQuery(states: [.failed])) == [5])
+        #expect(try seqs(HistoryQuery(since: 1300, until: 1500)) == [4, 3])
+        #expect(try seqs(HistoryQuery(node: "node_2")) == [6], "node names are matched whole, '_' is no wildcard")
+        #expect(try seqs(HistoryQuery(node: "node1")) == [], "nor a prefix")
+        #expect(try seqs(HistoryQuery(name: "eval, \"quoted\"")) == [6, 5, 4])
+        // The in-memory store answers the same.
+        let memory = MemoryStore()
+        try memory.commit(StoreChange(jobs: jobs))
+        for query in [HistoryQuery(), HistoryQuery(users: ["alice"]), HistoryQuery(states: [.failed]), HistoryQuery(since: 1300, until: 1500),
+                      HistoryQuery(node: "node_2"), HistoryQuery(name: "train", limit: 2)] {
+            #expect(try memory.history(query).map(\.seq) == seqs(query))
+        }
+        #expect(try store.pruneHistory(endedBefore: 1350) == 3)
+        #expect(try seqs(HistoryQuery()) == [6, 5, 4])
+        #expect(try store.load(endedSince: 0).jobs.map(\.seq) == [4, 5, 6, 7], "the running job stays")
     }
 }

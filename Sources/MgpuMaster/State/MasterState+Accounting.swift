@@ -1,0 +1,62 @@
+import MgpuCore
+import MgpuWire
+
+/// Accounting: each job's GPU-seconds, energy and utilisation, from its runs and its nodes' telemetry.
+extension MasterState {
+    /// The longest gap between two samples of a node that still counts (a node that was silent longer is not
+    /// assumed to have gone on as before).
+    static let longestSampleGap = 60.0
+
+    /// A node's new telemetry sample: the time since its previous one, for each running job's GPUs there.
+    func account(_ sample: NodeTelemetry, since previous: NodeTelemetry, node: String) {
+        let seconds = sample.time - previous.time
+        guard seconds > 0, seconds <= Self.longestSampleGap else { return }
+        let byIndex = Dictionary(sample.gpus.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+        for job in active(on: node) {
+            let gpus = job.parts.filter { $0.nodeId == node && $0.exit == nil }.flatMap(\.gpus).compactMap { byIndex[$0] }
+            guard !gpus.isEmpty else { continue }
+            jobSamples[job.id, default: JobUsage()].add(gpus, seconds: seconds)
+        }
+    }
+
+    /// Jobs about to be committed, with the accounting of each run that ends in them (to PENDING again or to the
+    /// end): the GPU-seconds it held, the GPUs' models, and what telemetry said meanwhile.
+    func withAccounting(_ changed: [Job]) -> [Job] {
+        changed.map { job in
+            guard job.state != .running, let old = jobs[job.id], old.state == .running, let start = old.startTime else { return job }
+            var job = job
+            var run = jobSamples[job.id] ?? JobUsage()
+            let end = job.endTime ?? clock()
+            let gpus = old.parts.reduce(0) { $0 + $1.gpus.count }
+            run.gpuSeconds = Double(gpus) * max(0, end - start)
+            let models = old.parts.flatMap { part in
+                part.gpus.compactMap { index in nodes[part.nodeId]?.gpus.first { $0.index == index }?.name }
+            }
+            run.gpuModels = models.isEmpty ? nil : Array(Set(models)).sorted()
+            job.usage = (job.usage ?? JobUsage()).merged(run)
+            return job
+        }
+    }
+
+    /// A running job's record so far (for listings): what its ended runs and this one's samples say.
+    func usageNow(_ job: Job, now: Double) -> JobUsage? {
+        guard job.state == .running, let start = job.startTime else { return job.usage }
+        var run = jobSamples[job.id] ?? JobUsage()
+        run.gpuSeconds = Double(job.parts.reduce(0) { $0 + $1.gpus.count }) * max(0, now - start)
+        return (job.usage ?? JobUsage()).merged(run)
+    }
+}
+
+extension MasterState {
+    /// Ended jobs, newest first (`mgpu history`), each with its account as the policy has it now.
+    public func history(_ query: HistoryQuery) throws -> HistoryResponse {
+        let jobs = try store.history(query)
+        return HistoryResponse(records: jobs.map { HistoryRecord(job: $0, account: policy.account(of: $0.user)) })
+    }
+
+    /// Ended jobs of `users` (nil: everyone's) between `since` and `until`, summed `by` user, account, node or GPU model.
+    public func report(since: Double, until: Double, by: ReportGrouping, users: [String]?) throws -> ReportResponse {
+        let history = try history(HistoryQuery(users: users, since: since, until: until, limit: 10_000_000))
+        return ReportResponse(records: history.records, since: since, until: until, by: by)
+    }
+}
