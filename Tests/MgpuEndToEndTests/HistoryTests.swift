@@ -75,3 +75,31 @@ extension EndToEndTests {
         }
     }
 }
+
+extension EndToEndTests.HistoryTests {
+    /// `mgpu wait`: one line per job, the first failing exit code, an array as one, `--timeout` exits 124.
+    @Test func waitExitsWithTheFirstFailure() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 2])
+        defer { cluster.stop() }
+        let ok = try await cluster.submit(["--gpus", "0", "sleep 0.3"])
+        let bad = try await cluster.submit(["--gpus", "0", "exit 3"])
+        let worse = try await cluster.submit(["--gpus", "0", "exit 5"])
+        let waited = try await cluster.mgpu(["wait", ok.rawValue, bad.rawValue, worse.rawValue])
+        #expect(waited.status == 3, "the first failing job's code: \(waited.stdout) \(waited.stderr)")
+        let lines = waited.stdout.split(separator: "\n")
+        #expect(lines.count == 3 && lines[0].hasPrefix("\(ok) COMPLETED (exit code 0, ran ") && lines[1].hasPrefix("\(bad) FAILED (exit code 3"), "\(waited.stdout)")
+        #expect(try await cluster.mgpu(["wait", ok.rawValue]).status == 0)
+
+        let array = try await cluster.submit(["--gpus", "0", "--array", "0-2", "exit $MGPU_ARRAY_TASK_ID"])
+        let arrayWait = try await cluster.mgpu(["wait", array.rawValue])
+        #expect(arrayWait.status == 1 && arrayWait.stdout.hasPrefix("\(array) FAILED"), "task 1 exits 1: \(arrayWait.stdout)")
+
+        let long = try await cluster.submit(["--gpus", "0", "sleep 30"])
+        let timedOut = try await cluster.mgpu(["wait", long.rawValue, "--timeout", "1"])
+        #expect(timedOut.status == 124 && timedOut.stderr.contains("timed out waiting for job \(long)"), "\(timedOut.stderr)")
+        let unknown = try await cluster.mgpu(["wait", "0000BEEF"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no job 0000BEEF"), "\(unknown.stderr)")
+        let badID = try await cluster.mgpu(["wait", "nope"])
+        #expect(badID.status != 0 && badID.stderr.contains("job id must be"), "\(badID.stderr)")
+    }
+}

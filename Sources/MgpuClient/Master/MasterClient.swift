@@ -91,6 +91,12 @@ public struct MasterClient: Sendable {
         return items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
     }
 
+    /// Waits up to `seconds` (at most 60) for a job, or all of an array's tasks, to end.
+    public func waitForEnd(_ id: String, seconds: Double) async throws -> WaitResponse {
+        try await call(.GET, "/v1/jobs/\(id)/wait?seconds=\(seconds)", body: Optional<Int>.none, timeout: seconds + 30,
+                       as: WaitResponse.self)
+    }
+
     public func job(_ id: String) async throws -> JobInfo {
         try await call(.GET, "/v1/jobs/\(id)", body: Optional<Int>.none, as: JobInfo.self)
     }

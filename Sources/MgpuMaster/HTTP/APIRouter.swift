@@ -78,6 +78,12 @@ enum APIRouter {
             guard let info = await state.jobInfo(id) else { throw HTTPError(.notFound, message: "no job \(id)") }
             return try json(info)
         }
+        router.get("/v1/jobs/{id}/wait") { request, context in
+            let id = try jobID(context)
+            let seconds = min(60, max(0, try numberParam(request.uri.queryParameters["seconds"].map(String.init), "seconds", default: 30)))
+            guard let answer = await state.waitForEnd(id, seconds: seconds) else { throw HTTPError(.notFound, message: "no job \(id)") }
+            return try json(answer)
+        }
         router.post("/v1/jobs/cancel") { request, context in
             let body = try await request.decode(as: CancelRequest.self, context: context)
             guard !body.ids.isEmpty, body.ids.count <= 100_000 else {

@@ -60,3 +60,28 @@ extension MasterState {
         return ReportResponse(records: history.records, since: since, until: until, by: by)
     }
 }
+
+extension MasterState {
+    /// Waits up to `seconds` for a job (or all of an array's tasks) to end; its state then (nil: no such job).
+    public func waitForEnd(_ id: JobID, seconds: Double) async -> WaitResponse? {
+        let deadline = clock() + max(0, seconds)
+        while true {
+            guard let state = jobState(id) else { return nil }
+            if state.isTerminal || clock() >= deadline || waiters.isClosed { return endState(id, state: state) }
+            // Any task of an array wakes its array's waiters too (MasterState.apply).
+            await waiters.wait("job:\(id)", seconds: min(deadline - clock(), 30))
+        }
+    }
+
+    func endState(_ id: JobID, state: JobState) -> WaitResponse {
+        if let job = lookup(id), job.array == nil {
+            return WaitResponse(id: id, state: state, exit: job.exit, reason: job.reason,
+                                elapsed: job.startTime.map { (job.endTime ?? clock()) - $0 })
+        }
+        // An array: its first task that did not complete, else its last.
+        let tasks = ((arrayTasks[id] ?? []).compactMap { jobs[$0] }).sorted { $0.id < $1.id }
+        let all = tasks.isEmpty ? ((try? store.tasks(of: id)) ?? []).sorted { $0.id < $1.id } : tasks
+        let telling = all.first { $0.state.isTerminal && $0.state != .completed } ?? all.last
+        return WaitResponse(id: id, state: state, exit: telling?.exit, reason: telling.map { "task \($0.id): \($0.reason ?? $0.exit?.summary ?? $0.state.rawValue)" })
+    }
+}

@@ -221,6 +221,7 @@ public actor MasterState {
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating
             || old?.preemptedBy != job.preemptedBy {
             waiters.wake("job:\(job.id)")
+            if let parent = job.id.arrayParent { waiters.wake("job:\(parent)") }
             waiters.wake("dashboard")
             for part in job.parts { waiters.wake("node:\(part.nodeId)") }
         }

@@ -127,3 +127,28 @@ public struct HistoryResponse: Codable, Sendable {
         return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
+
+/// `GET /v1/jobs/{id}/wait`: a job's (or an array's, all its tasks as one) state once it has ended, or when the wait
+/// ran out.
+public struct WaitResponse: Codable, Sendable, Equatable {
+    public var id: JobID
+    public var state: JobState
+    /// How it ended (an array: its first task that did not complete, else its last).
+    public var exit: ExitStatus?
+    public var reason: String?
+    public var elapsed: Double?
+    public init(id: JobID, state: JobState, exit: ExitStatus? = nil, reason: String? = nil, elapsed: Double? = nil) {
+        self.id = id
+        self.state = state
+        self.exit = exit
+        self.reason = reason
+        self.elapsed = elapsed
+    }
+
+    /// The status `mgpu wait` exits with for it: 0 when it completed, else its exit code (128+N for signal N), or 1.
+    public var exitCode: Int32 {
+        if state == .completed { return 0 }
+        if let exit, exit.code != nil || exit.signal != nil, exit.shellCode != 0 { return exit.shellCode }
+        return 1
+    }
+}
