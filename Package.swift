@@ -66,6 +66,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),
+            // Job notifications (--notify URL): the master posts them.
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         // The node agent: GPU discovery, job runner, supervisor adoption, sync with the master.
         .target(name: "MgpuAgent", dependencies: [

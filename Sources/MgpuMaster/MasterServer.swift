@@ -18,6 +18,8 @@ public struct MasterServer: Sendable {
     let serverBuilder: HTTPServerBuilder
     /// The connections being served, for `--max-connections`.
     let connections: ConnectionRegistry
+    /// Job notifications (`--notify`), posted by `NotifierService`.
+    let notifier: Notifier
 
     public init(config: MasterConfig, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true,
@@ -38,7 +40,9 @@ public struct MasterServer: Sendable {
         self.store = try SQLiteStore(path: config.stateDir + "/mgpu.sqlite")
         self.credentials = try Credentials(stateDir: config.stateDir, queue: store.queue, ownerName: Self.unixUser())
         metrics.bootstrapMetricsSystem()
-        self.state = try MasterState(config: config, store: store, logger: logger, metrics: metrics)
+        let notifier = Notifier()
+        self.notifier = notifier
+        self.state = try MasterState(config: config, store: store, logger: logger, metrics: metrics, notifier: notifier)
     }
 
     public var databasePath: String { store.path }
@@ -86,7 +90,7 @@ public struct MasterServer: Sendable {
         return ProcessInfo.processInfo.environment["USER"] ?? "admin"
     }
 
-    /// The services to run: the HTTP API and the liveness checker. `onListening` gets the bound port.
+    /// The services to run: the HTTP API, the liveness checker and the notifier. `onListening` gets the bound port.
     public func services(onListening: @escaping @Sendable (Int) async -> Void) -> [any Service] {
         let app = Application(
             router: APIRouter.build(state: state, credentials: credentials, logger: logger),
@@ -105,8 +109,10 @@ public struct MasterServer: Sendable {
         let liveness = LivenessService(state: state, interval: max(0.1, min(1, config.nodeTimeout / 10)))
         // A ServiceGroup shuts its services down in reverse order, each after the one before has returned: first
         // every long-poll is answered, then the liveness loop stops, then the HTTP server stops accepting and
-        // finishes the requests in flight (their writes included), and only then is the store closed.
-        return [CloseStoreAtShutdown(store: store, logger: logger), app, liveness, WakeLongPollsAtShutdown(state: state)]
+        // finishes the requests in flight (their writes included), and only then is the store closed. Notifications
+        // still being posted are given up at shutdown (with the long-polls).
+        return [CloseStoreAtShutdown(store: store, logger: logger), app, liveness, NotifierService(notifier: notifier, logger: logger),
+                WakeLongPollsAtShutdown(state: state)]
     }
 }
 

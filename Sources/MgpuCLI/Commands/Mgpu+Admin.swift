@@ -83,15 +83,21 @@ extension Mgpu {
                 @OptionGroup var client: ClientOptions
                 @Option(help: ArgumentHelp("The account the user's usage counts against (default: default).", valueName: "name")) var account: String?
                 @OptionGroup var settings: PolicySettingsOptions
+                @Option(help: ArgumentHelp("Where the user's jobs post a JSON event when they end (a job's own --notify wins); \"\" clears it.", valueName: "url"))
+                var notify: String?
                 @Argument(help: "The user's name.") var name: String
 
                 func validate() throws {
                     guard SafeName.isValid(name) else { throw ValidationError("a user name is 1-64 letters, digits, '-', '_' or '.', got \(name.debugDescription)") }
+                    if let notify, !notify.isEmpty, !JobEvent.validURL(notify) {
+                        throw ValidationError("--notify takes an http:// or https:// URL with a host, or \"\" to clear it; got \(notify.debugDescription)")
+                    }
                 }
 
                 func run() async throws {
                     var change = settings.settings
                     change.account = account
+                    change.notify = notify
                     let report = try await client.call { try await $0.setUserPolicy(name, change) }
                     print(PolicySettingsOptions.render(report, only: [name]))
                 }

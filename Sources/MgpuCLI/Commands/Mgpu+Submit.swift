@@ -109,6 +109,7 @@ extension JobRequestOptions {
         spec.requeue = requeue ? true : nil
         spec.nice = nice
         spec.preemptible = preemptible ? true : nil
+        spec.notify = notify
         spec.dependencies = dependencies
         spec.removeSecrets(client.knownTokens)
         return spec

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MgpuCore
+import MgpuWire
 
 /// What a job asks for: options shared by `mgpu submit` and `mgpu srun`.
 struct JobRequestOptions: ParsableArguments {
@@ -48,6 +49,9 @@ struct JobRequestOptions: ParsableArguments {
     @Flag(help: "Run on GPUs nobody else needs now, past your limits; when a job that is not preemptible needs them, the job gets SIGTERM (then SIGKILL after --kill-grace) and goes back to the queue, to run again later.")
     var preemptible = false
 
+    @Option(help: ArgumentHelp("When the job ends (or is marked idle), post a JSON event to this http(s) URL; it has a `text` line, so a Slack or Mattermost incoming webhook shows it.", valueName: "url"))
+    var notify: String?
+
     @Option(help: ArgumentHelp("Start only after other jobs, as Slurm writes it: afterok:ID[:ID...] (they completed), afterany (they ended), afternotok (they failed), after (they started); several joined by commas. A dependency that can no longer hold cancels the job.", valueName: "deps"))
     var dependency: String?
 
@@ -63,6 +67,9 @@ struct JobRequestOptions: ParsableArguments {
         if killGrace < 0 || killGrace > 86_400 { throw ValidationError("--kill-grace must be 0-86400 s") }
         if let nice, !(-100_000...100_000).contains(nice) { throw ValidationError("--nice must be -100000 to 100000, got \(nice)") }
         if let dependency, case .failure(let error) = Dependency.parse(dependency) { throw ValidationError(error.message) }
+        if let notify, !JobEvent.validURL(notify) {
+            throw ValidationError("--notify takes an http:// or https:// URL with a host; got \(notify.debugDescription)")
+        }
     }
 
     var request: ResourceRequest { (try? makeRequest()) ?? ResourceRequest() }

@@ -128,6 +128,8 @@ public struct Job: Codable, Sendable, Identifiable {
     public var history: [JobRun]?
     /// Its accounting record: GPU-seconds, energy, utilisation (filled in as each run ends).
     public var usage: JobUsage?
+    /// `--notify URL`: posted to when it ends (or is marked idle).
+    public var notify: String?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,

@@ -66,10 +66,13 @@ public struct SharingPolicy: Codable, Sendable, Equatable {
         public var account: String?
         public var shares: Double = 1
         public var limits = Limits()
-        public init(account: String? = nil, shares: Double = 1, limits: Limits = Limits()) {
+        /// Where the user's jobs notify by default (a job's own `--notify` wins).
+        public var notify: String?
+        public init(account: String? = nil, shares: Double = 1, limits: Limits = Limits(), notify: String? = nil) {
             self.account = account
             self.shares = shares
             self.limits = limits
+            self.notify = notify
         }
     }
 

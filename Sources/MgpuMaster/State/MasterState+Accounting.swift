@@ -85,3 +85,15 @@ extension MasterState {
         return WaitResponse(id: id, state: state, exit: telling?.exit, reason: telling.map { "task \($0.id): \($0.reason ?? $0.exit?.summary ?? $0.state.rawValue)" })
     }
 }
+
+extension MasterState {
+    /// Jobs committed just now that have ended (and were not ended before): their `--notify` URL, or their user's
+    /// default, gets an event. Call before they are applied.
+    func notifyEnded(_ changed: [Job]) {
+        guard let notifier else { return }
+        for job in changed where job.state.isTerminal && jobs[job.id]?.state.isTerminal != true {
+            guard let url = job.notify ?? policy.users[job.user]?.notify else { continue }
+            notifier.send(JobEvent(event: "job.ended", job: job, now: clock()), to: url)
+        }
+    }
+}

@@ -243,6 +243,7 @@ extension MasterState {
         if let account = settings.account { user.account = account == SharingPolicy.defaultAccount ? nil : account }
         if let shares = settings.shares { user.shares = shares }
         user.limits = settings.applied(to: user.limits)
+        if let notify = settings.notify { user.notify = notify.isEmpty ? nil : notify }
         changed.users[name] = user
         try savePolicy(changed)
         logger.info("user policy set", metadata: ["user": "\(name)", "account": "\(changed.account(of: name))"])

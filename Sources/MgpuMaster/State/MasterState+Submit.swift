@@ -119,6 +119,7 @@ extension MasterState {
         job.nice = spec.nice.flatMap { $0 == 0 ? nil : $0 }
         job.dependencies = spec.dependencies
         job.preemptible = spec.preemptible == true ? true : nil
+        job.notify = spec.notify
         job.array = spec.array.map { JobArray($0.tasks, maxRunning: $0.maxRunning) }
         return job
     }

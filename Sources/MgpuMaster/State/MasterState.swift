@@ -18,6 +18,8 @@ public actor MasterState {
     let logger: Logger
     let clock: @Sendable () -> Double
     public let metrics: MasterMetrics
+    /// Where `--notify` events go (posted by `NotifierService`); nil: nowhere (the harness).
+    let notifier: Notifier?
 
     var jobs: [JobID: Job] = [:]
     /// Pending jobs in submission order, as the scheduler reads them.
@@ -69,8 +71,10 @@ public actor MasterState {
     nonisolated let waiters = WaitList<String>()
 
     public init(config: MasterConfig, store: any StateStore, logger: Logger, metrics: MasterMetrics = MasterMetrics(),
-                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, seed: UInt64? = nil) throws {
+                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }, seed: UInt64? = nil,
+                notifier: Notifier? = nil) throws {
         self.config = config
+        self.notifier = notifier
         self.rng = seed.map(SeededRandom.init(seed:)) ?? SeededRandom()
         self.metrics = metrics
         self.store = store
@@ -176,6 +180,7 @@ public actor MasterState {
                                      removedJobs: removedJobs))
         for (user, value) in usageChanged { usage[user] = value }
         for job in changed where job.state != .running { jobSamples[job.id] = nil }
+        notifyEnded(changed)
         apply(changed)
         for id in removedJobs {
             // An array's record whose tasks have all started (or been cancelled one by one).

@@ -9,8 +9,12 @@ public struct PolicySettings: Codable, Sendable, Equatable {
     public var maxGPUs: Int?
     public var maxRunning: Int?
     public var maxPending: Int?
+    /// Users only: where their jobs notify by default ("" clears it).
+    public var notify: String?
 
-    public init(account: String? = nil, shares: Double? = nil, maxGPUs: Int? = nil, maxRunning: Int? = nil, maxPending: Int? = nil) {
+    public init(account: String? = nil, shares: Double? = nil, maxGPUs: Int? = nil, maxRunning: Int? = nil, maxPending: Int? = nil,
+                notify: String? = nil) {
+        self.notify = notify
         self.account = account
         self.shares = shares
         self.maxGPUs = maxGPUs
@@ -24,6 +28,9 @@ public struct PolicySettings: Codable, Sendable, Equatable {
             if let value, value < -1 || value > 10_000_000 { return RequestError("\(name) must be -1 (no limit) or 0-10000000") }
         }
         if let account, !SafeName.isValid(account) { return RequestError("an account name is 1-64 letters, digits, '-', '_' or '.'") }
+        if let notify, !notify.isEmpty, !JobEvent.validURL(notify) {
+            return RequestError("--notify takes an http:// or https:// URL with a host (at most 2048 characters, no spaces), or \"\" to clear it")
+        }
         return nil
     }
 

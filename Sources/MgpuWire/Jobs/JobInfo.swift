@@ -35,6 +35,7 @@ public struct JobInfo: Codable, Sendable {
     public var history: [JobRun]?
     /// Its accounting so far: GPU-seconds, energy, utilisation.
     public var usage: JobUsage?
+    public var notify: String?
     /// A pending job's priority and its parts, under the fair-share policy.
     public var priority: Priority?
     /// When the highest-priority waiting job will start at the latest, by the running jobs' time limits.
@@ -67,6 +68,7 @@ public struct JobInfo: Codable, Sendable {
         preemptedBy = job.preemptedBy
         history = job.history
         usage = job.usage
+        notify = job.notify
         self.note = note
     }
 

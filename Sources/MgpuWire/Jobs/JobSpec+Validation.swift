@@ -53,6 +53,9 @@ extension JobSpec {
             }
             if interactive == true { return RequestError("--requeue is for batch jobs, not interactive ones") }
         }
+        if let notify, !JobEvent.validURL(notify) {
+            return RequestError("--notify takes an http:// or https:// URL with a host (at most 2048 characters, no spaces)")
+        }
         if preemptible == true && interactive == true {
             return RequestError("--preemptible is for batch jobs (mgpu submit): an interactive one would be stopped under you")
         }

@@ -25,6 +25,8 @@ public struct JobSpec: Codable, Sendable {
     public var array: ArrayRequest?
     /// `--preemptible`: runs on idle GPUs past limits; stopped and requeued when another job needs them.
     public var preemptible: Bool?
+    /// `--notify URL`: where the master posts a JSON event when the job ends (or is marked idle).
+    public var notify: String?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
                 request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,
