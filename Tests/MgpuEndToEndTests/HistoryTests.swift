@@ -12,7 +12,8 @@ extension EndToEndTests {
         @Test func accountingHistoryAndReport() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 2])
             defer { cluster.stop() }
-            let train = try await cluster.submit(["--name", "train", "--gpus", "2", "sleep 3.5"])
+            // Busy for 3.5 s: its simulated GPUs are as busy as it keeps a CPU.
+            let train = try await cluster.submit(["--name", "train", "--gpus", "2", "python3 -c 'import time\nt = time.time() + 3.5\nwhile time.time() < t: pass'"])
             let bad = try await cluster.submit(["--name", "bad", "--gpus", "0", "exit 3"])
             try await cluster.waitForState(train, [.completed])
             try await cluster.waitForState(bad, [.failed])

@@ -29,7 +29,8 @@ extension EndToEndTests {
             try await cluster.startMaster()
             try cluster.startAgent("node001", gpus: 2, extra: ["--report-interval", "0.3"])
             try await cluster.waitForNodes(["node001"])
-            let id = try await cluster.submit(["sleep 30"])
+            // A simulated GPU is as busy as its job keeps a CPU.
+            let id = try await cluster.submit(["timeout 30 sh -c 'while :; do :; done'"])
             try await cluster.waitForState(id, [.running])
             try await waitUntil("a busy simulated GPU", timeout: 15) {
                 let t = try await cluster.client.queue().nodes.first?.telemetry

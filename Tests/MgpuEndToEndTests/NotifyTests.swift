@@ -68,3 +68,41 @@ extension EndToEndTests {
         }
     }
 }
+
+extension EndToEndTests.NotifyTests {
+    /// Idle GPUs on simulated GPUs (as busy as the job keeps a CPU): a job that sleeps is marked idle after
+    /// --idle-after (mgpu queue, its JSON, /metrics), its owner's URL gets a "job.idle" event, and with
+    /// --idle-action cancel it is cancelled after --idle-cancel-after, saying why; a busy job is never marked.
+    @Test func idleJobsAreMarkedNotifiedAndCancelled() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 2],
+                                                  master: ["--idle-after", "0:02", "--idle-threshold", "5", "--idle-action", "cancel",
+                                                           "--idle-cancel-after", "0:05"])
+        defer { cluster.stop() }
+        let out = cluster.dir + "/hooks"
+        let pid = try Spawn.start(["/usr/bin/env", "python3", "-c", Self.receiver, out])
+        defer { kill(pid, SIGKILL) }
+        try await waitUntil("the receiver listens", timeout: 20) { FileManager.default.fileExists(atPath: out + ".port") }
+        let port = try String(contentsOfFile: out + ".port", encoding: .utf8)
+        func lines() -> [Substring] { ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n") }
+
+        let busy = try await cluster.submit(["--gpus", "1", "timeout 12 sh -c 'while :; do :; done'; true"])
+        let idle = try await cluster.submit(["--gpus", "1", "--notify", "http://127.0.0.1:\(port)/idle", "sleep 60"])
+        try await waitUntil("the sleeping job marked idle", timeout: 20) { try await cluster.job(idle).idleSince != nil }
+        let queue = try await cluster.mgpu(["queue"])
+        let line = try #require(queue.stdout.split(separator: "\n").first { $0.hasPrefix(idle.rawValue) })
+        #expect(line.contains("idle: GPUs below 5 % for"), "\(queue.stdout)")
+        let metrics = try await cluster.client.http.request(.GET, "/metrics")
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        #expect(text.contains("mgpu_jobs_idle 1") && text.contains("mgpu_gpus_idle_held 1"), "\(text.split(separator: "\n").filter { $0.contains("idle") })")
+        #expect(text.contains("mgpu_user_gpu_seconds_total{user=") && text.contains("mgpu_user_energy_joules_total{user="))
+        // The receiver refuses its first request: the idle event arrives on the retry.
+        try await waitUntil("the idle event", timeout: 20) { !lines().isEmpty }
+        #expect(lines()[0].hasPrefix("/idle {") && lines()[0].contains("\"event\":\"job.idle\"") && lines()[0].contains("idle"), "\(lines()[0])")
+
+        let cancelled = try await cluster.waitForState(idle, [.cancelled], timeout: 30)
+        #expect(cancelled.reason?.hasPrefix("cancelled: its GPUs stayed below 5 % for ") == true && cancelled.reason?.hasSuffix("(--idle-action cancel)") == true,
+                "\(cancelled.reason ?? "")")
+        #expect(try await cluster.job(busy).idleSince == nil, "the busy job was never marked")
+        #expect(try await cluster.waitForState(busy, [.completed], timeout: 30).state == .completed)
+    }
+}

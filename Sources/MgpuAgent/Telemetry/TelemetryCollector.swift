@@ -4,12 +4,16 @@ import MgpuCore
 import MgpuSupervisor
 
 /// Samples this node for the heartbeat: CPU (from /proc/stat deltas), load, memory, and every GPU — from
-/// nvidia-smi, or made up for simulated GPUs (busy while an mgpu job holds them, clearly marked simulated).
+/// nvidia-smi, or made up for simulated GPUs (clearly marked simulated): a simulated GPU a job holds is as busy as the
+/// job's processes keep one CPU (a job that sleeps leaves its GPUs idle; a busy loop keeps them at 100 %).
 actor TelemetryCollector {
     let gpus: [GPU]
     let nvidiaSMI: String?
     let avoidForeign: Bool
     var lastCPU: SystemStats.CPUTimes?
+    /// Simulated GPUs: each job session's CPU ticks at the last sample, and when.
+    var lastSessionTicks: [Int32: Int] = [:]
+    var lastSessionTime: Double?
 
     /// What the runner knows of the parts it runs: their GPUs and their process group (= session) ids.
     struct Holder: Sendable {
@@ -41,7 +45,7 @@ actor TelemetryCollector {
             t.memoryTotalMB = mem.total
         }
         if gpus.contains(where: \.simulated) {
-            t.gpus = Self.simulated(gpus, holders: holders, now: now)
+            t.gpus = Self.simulated(gpus, holders: holders, now: now, activity: sessionActivity(holders, now: now))
         } else if !gpus.isEmpty, let program = nvidiaSMI ?? NvidiaSMI.findInPath("nvidia-smi") {
             t.gpus = await Self.fromNvidiaSMI(program, gpus: gpus, holders: holders)
         }
@@ -74,16 +78,57 @@ actor TelemetryCollector {
         }
     }
 
-    /// Believable, changing numbers: busy while an mgpu job holds the GPU, near idle otherwise.
-    static func simulated(_ gpus: [GPU], holders: [Holder], now: Double) -> [GPUTelemetry] {
+    /// How much of one CPU each holder's processes (its session) used since the last sample, 0-1; nothing for a
+    /// session first seen now.
+    func sessionActivity(_ holders: [Holder], now: Double) -> [JobID: Double] {
+        let sessions = Set(holders.compactMap(\.session))
+        guard !sessions.isEmpty else {
+            lastSessionTicks = [:]
+            return [:]
+        }
+        let ticks = Self.sessionTicks(sessions)
+        defer {
+            lastSessionTicks = ticks
+            lastSessionTime = now
+        }
+        guard let before = lastSessionTime, now > before else { return [:] }
+        let hz = Double(max(1, sysconf(Int32(_SC_CLK_TCK))))
+        var result: [JobID: Double] = [:]
+        for holder in holders {
+            guard let session = holder.session, let was = lastSessionTicks[session], let is_ = ticks[session] else { continue }
+            result[holder.job] = min(1, max(0, Double(is_ - was) / hz / (now - before)))
+        }
+        return result
+    }
+
+    /// CPU ticks (user + system) of every process in each of `sessions`, from /proc/PID/stat.
+    static func sessionTicks(_ sessions: Set<Int32>) -> [Int32: Int] {
+        var ticks: [Int32: Int] = [:]
+        for session in sessions { ticks[session] = 0 }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return ticks }
+        for entry in entries where entry.first?.isNumber == true {
+            // Fields after the command (which may hold spaces and parentheses): state is 3, session 6, utime 14, stime 15.
+            guard let stat = readSmallFile("/proc/\(entry)/stat"), let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 13, let session = Int32(fields[3]), sessions.contains(session),
+                  let user = Int(fields[11]), let system = Int(fields[12]) else { continue }
+            ticks[session, default: 0] += user + system
+        }
+        return ticks
+    }
+
+    /// Believable, changing numbers: near idle when no mgpu job holds the GPU; when one does, as busy as its processes
+    /// keep a CPU (`activity`, 0-1; busy when not measured yet).
+    static func simulated(_ gpus: [GPU], holders: [Holder], now: Double, activity: [JobID: Double] = [:]) -> [GPUTelemetry] {
         gpus.map { gpu in
             let holder = holders.first { $0.gpus.contains(gpu.index) }
             let wave = sin(now / 7 + Double(gpu.index))
             let jitter = Double(abs((Int(now * 10) &* 2_654_435_761 &+ gpu.index * 97) % 100)) / 100
             if let holder {
-                return GPUTelemetry(index: gpu.index, utilization: min(100, 88 + 8 * wave + 4 * jitter),
+                let busy = activity[holder.job] ?? 1
+                return GPUTelemetry(index: gpu.index, utilization: min(100, busy * (88 + 8 * wave + 4 * jitter)),
                                     memoryUsedMB: Int(Double(gpu.memoryMB) * (0.72 + 0.05 * wave)), memoryTotalMB: gpu.memoryMB,
-                                    temperatureC: 68 + 5 * wave, powerW: 245 + 35 * wave,
+                                    temperatureC: 40 + busy * (28 + 5 * wave), powerW: 55 + busy * (190 + 35 * wave),
                                     processes: [GPUProcess(pid: Int(holder.session ?? 0), user: processUser(holder.session ?? 0),
                                                            memoryMB: Int(Double(gpu.memoryMB) * 0.7), jobId: holder.job)])
             }

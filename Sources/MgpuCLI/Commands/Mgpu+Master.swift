@@ -5,6 +5,8 @@ import MgpuCore
 import MgpuMaster
 import MgpuWire
 
+extension IdleRule.Action: ExpressibleByArgument {}
+
 extension SharingPolicy.Order: ExpressibleByArgument {
     /// "default" names the default policy, fair-share.
     public init?(argument: String) { self.init(name: argument) }
@@ -57,6 +59,21 @@ struct MasterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds an ended job stays in memory (listings, the dashboard); after that it is in the store only.", valueName: "s"))
     var keepEnded: Double = 3600
 
+    @Option(help: ArgumentHelp("Idle GPUs: a running job whose GPUs all stay below this utilisation (percent)...", valueName: "percent"))
+    var idleThreshold = 1.0
+
+    @Option(help: ArgumentHelp("...for this long is marked idle (mgpu queue, the dashboard, /metrics) and its owner notified; as Slurm writes times.", valueName: "time"))
+    var idleAfter = "30:00"
+
+    @Option(help: ArgumentHelp("warn: only mark and notify; cancel: also cancel a job idle for --idle-cancel-after.", valueName: "warn|cancel"))
+    var idleAction: IdleRule.Action = .warn
+
+    @Option(help: ArgumentHelp("With --idle-action cancel: how long a job may stay idle before it is cancelled.", valueName: "time"))
+    var idleCancelAfter = "1:00:00"
+
+    @Flag(help: "Idle rules apply to interactive jobs too (they are exempt by default).")
+    var idleInteractive = false
+
     @Option(help: ArgumentHelp("Days an ended job stays in the store with its accounting (mgpu history, mgpu report); 0: forever.", valueName: "days"))
     var historyDays = 365
 
@@ -88,6 +105,10 @@ struct MasterOptions: ParsableArguments {
         guard maxStdinBytes >= 0 else { throw ValidationError("--max-stdin-bytes must be 0 or more") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         guard keepEnded >= 0 else { throw ValidationError("--keep-ended must be 0 or more") }
+        for (flag, value) in [("--idle-after", idleAfter), ("--idle-cancel-after", idleCancelAfter)] where (TimeLimit.parse(value) ?? nil) == nil {
+            throw ValidationError("\(flag) takes MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; got \(value.debugDescription)")
+        }
+        guard idleThreshold > 0 && idleThreshold <= 100 else { throw ValidationError("--idle-threshold must be more than 0 and at most 100 (percent), got \(idleThreshold)") }
         guard (0...36_500).contains(historyDays) else { throw ValidationError("--history-days must be 0 (forever) to 36500, got \(historyDays)") }
         for (flag, value) in [("--default-time", defaultTime), ("--max-time", maxTime ?? "1"), ("--fair-share-half-life", fairShareHalfLife),
                               ("--age-scale", ageScale)]
@@ -116,6 +137,11 @@ struct MasterOptions: ParsableArguments {
         config.maxConnections = maxConnections
         config.keepEndedSeconds = keepEnded
         config.historySeconds = historyDays == 0 ? nil : Double(historyDays) * 86_400
+        config.idle.threshold = idleThreshold
+        config.idle.after = (TimeLimit.parse(idleAfter) ?? nil) ?? config.idle.after
+        config.idle.action = idleAction
+        config.idle.cancelAfter = (TimeLimit.parse(idleCancelAfter) ?? nil) ?? config.idle.cancelAfter
+        config.idle.interactive = idleInteractive
         config.policy.order = policy
         config.policy.defaultTime = TimeLimit.parse(defaultTime) ?? config.policy.defaultTime
         config.policy.ageScale = (TimeLimit.parse(ageScale) ?? nil) ?? config.policy.ageScale

@@ -57,7 +57,9 @@ extension Mgpu {
                     let r = t.gpus.first { $0.index == gpu.index }
                     let util = r?.utilization ?? 0
                     var who = "free"
-                    if let job = held["\(node.id):\(gpu.index)"] { who = "\(job.id) \(job.user) \(Terminal.safe(job.name))" }
+                    if let job = held["\(node.id):\(gpu.index)"] {
+                        who = "\(job.id) \(job.user) \(Terminal.safe(job.name))" + (job.idleSince != nil ? " (idle)" : "")
+                    }
                     else if node.outsideGPUs.contains(gpu.index) { who = "in use outside mgpu" }
                     let mem = r.map { "\(Nodes.gb($0.memoryUsedMB ?? 0))/\(Nodes.gb($0.memoryTotalMB ?? gpu.memoryMB)) GB" } ?? "-"
                     let temp = r?.temperatureC.map { String(format: "%2.0f°C", $0) } ?? "  - "
@@ -66,7 +68,10 @@ extension Mgpu {
             }
             lines.append("")
             lines.append("RUNNING")
-            for job in running { lines.append("  \(job.id)  \(job.user)  \(Terminal.safe(job.name))  \(job.placementText)  \(formatElapsed(q.now - (job.startTime ?? q.now)))") }
+            for job in running {
+                let idle = job.idleSince.map { "  IDLE \(formatElapsed(q.now - $0))" } ?? ""
+                lines.append("  \(job.id)  \(job.user)  \(Terminal.safe(job.name))  \(job.placementText)  \(formatElapsed(q.now - (job.startTime ?? q.now)))\(idle)")
+            }
             if !pending.isEmpty { lines.append("PENDING \(pending.count): " + pending.prefix(5).map { "\($0.id) (\($0.note ?? ""))" }.joined(separator: ", ")) }
             return lines.prefix(max(1, height - 1)).map { String($0.prefix(width)) }.joined(separator: "\n")
         }

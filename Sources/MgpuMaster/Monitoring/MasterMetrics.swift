@@ -3,6 +3,7 @@ import Foundation
 import MgpuCore
 import MgpuWire
 import Prometheus
+import Synchronization
 
 /// The master's Prometheus metrics. Gauges describing the cluster are set from the master's state at each
 /// scrape; the scheduling-latency histogram is observed as jobs start; API request counts and durations come
@@ -12,6 +13,8 @@ public final class MasterMetrics: Sendable {
     let schedulingLatency: ValueHistogram
     /// Connections the HTTP server accepted (agents that keep theirs open add few).
     let connectionsOpened: Prometheus.Counter
+    /// What each per-user counter was last brought to (a counter only goes up: each scrape adds the difference).
+    private let exported = Mutex<[String: Double]>([:])
 
     public init() {
         schedulingLatency = registry.makeValueHistogram(
@@ -28,13 +31,36 @@ public final class MasterMetrics: Sendable {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     }
 
+    /// Brings the counter `mgpu_NAME_total{user}` up to `value` (never down: a smaller value, after a master restart
+    /// elsewhere, adds nothing).
+    func counterTo(_ name: String, _ help: String, user: String, _ value: Double) {
+        let key = name + "\u{0}" + user
+        let add = exported.withLock { exported -> Double in
+            let before = exported[key] ?? 0
+            guard value > before else { return 0 }
+            exported[key] = value
+            return value - before
+        }
+        let counter = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "mgpu", metricName: name, unitName: "total",
+                                                                           helpText: help), labels: [("user", user)])
+        if add > 0 { counter.increment(by: add) }
+    }
+
     func gauge(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)] = []) -> Prometheus.Gauge {
         registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "mgpu", metricName: name, unitName: unit, helpText: help),
                            labels: labels)
     }
 
     /// Sets every cluster gauge from a queue snapshot and returns the exposition text.
-    public func render(jobs: [JobState: Int], nodes: [NodeInfo]) -> [UInt8] {
+    public func render(jobs: [JobState: Int], nodes: [NodeInfo], idleJobs: Int = 0, idleGPUs: Int = 0,
+                       users: [String: JobUsage] = [:]) -> [UInt8] {
+        gauge("jobs_idle", "", "Running jobs marked idle (GPUs below the idle threshold for --idle-after)").set(Double(idleJobs))
+        gauge("gpus_idle_held", "", "GPUs held by jobs marked idle").set(Double(idleGPUs))
+        for (user, total) in users {
+            // Counters since the master started: increased by what was added since the last scrape.
+            counterTo("user_gpu_seconds", "GPU-seconds held by the user's jobs", user: user, total.gpuSeconds)
+            counterTo("user_energy_joules", "Energy of the GPUs the user's jobs held", user: user, total.energyWh * 3600)
+        }
         for state in JobState.allCases {
             gauge("jobs", "", "Jobs by state", [("state", state.rawValue)]).set(Double(jobs[state] ?? 0))
         }

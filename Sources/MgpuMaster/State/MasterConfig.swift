@@ -27,6 +27,8 @@ public struct MasterConfig: Sendable {
     public var keepEndedSeconds: Double = 3600
     /// Ended jobs stay in the store (`mgpu history`, `mgpu report`) this long (`--history-days`); nil: forever.
     public var historySeconds: Double? = 365 * 86_400
+    /// Idle GPUs: when a running job is marked idle, and what then (`--idle-*`).
+    public var idle = IdleRule()
     /// How the cluster is shared (`--policy`, `--default-time`, `--max-time`, `--fair-share-half-life`); accounts and
     /// users' settings come from the store (`mgpu admin account/user`).
     public var policy = SharingPolicy()

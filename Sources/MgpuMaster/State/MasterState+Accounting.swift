@@ -16,6 +16,8 @@ extension MasterState {
             let gpus = job.parts.filter { $0.nodeId == node && $0.exit == nil }.flatMap(\.gpus).compactMap { byIndex[$0] }
             guard !gpus.isEmpty else { continue }
             jobSamples[job.id, default: JobUsage()].add(gpus, seconds: seconds)
+            idleSince[job.id] = config.idle.since(idleSince[job.id], utilizations: gpus.map(\.utilization), now: clock())
+            if idleSince[job.id] == nil { markedIdle.remove(job.id) }
         }
     }
 
@@ -34,6 +36,10 @@ extension MasterState {
             }
             run.gpuModels = models.isEmpty ? nil : Array(Set(models)).sorted()
             job.usage = (job.usage ?? JobUsage()).merged(run)
+            var total = JobUsage()
+            total.gpuSeconds = run.gpuSeconds
+            total.energyWh = run.energyWh
+            endedTotals[job.user] = (endedTotals[job.user] ?? JobUsage()).merged(total)
             return job
         }
     }
@@ -95,5 +101,62 @@ extension MasterState {
             guard let url = job.notify ?? policy.users[job.user]?.notify else { continue }
             notifier.send(JobEvent(event: "job.ended", job: job, now: clock()), to: url)
         }
+    }
+}
+
+extension MasterState {
+    /// Idle GPUs, once a liveness tick: jobs idle long enough are marked (logged, their owner notified); with
+    /// `--idle-action cancel`, those idle for `--idle-cancel-after` are cancelled, saying why.
+    func checkIdle(now: Double) {
+        let rule = config.idle
+        var cancels: [Job] = []
+        for (id, since) in idleSince.sorted(by: { $0.key < $1.key }) {
+            guard let job = jobs[id], job.state == .running, !job.cancelRequested else { continue }
+            let verdict = rule.verdict(since: since, now: now, interactive: job.interactive == true)
+            if verdict.idle && markedIdle.insert(id).inserted {
+                logger.warning("job idle", metadata: ["job": "\(id)", "user": "\(job.user)", "node": "\(job.placementText)",
+                                                      "since": "\(Int(now - since))s"])
+                waiters.wake("dashboard")
+                if let url = job.notify ?? policy.users[job.user]?.notify {
+                    notifier?.send(JobEvent(event: "job.idle", job: job, now: now), to: url)
+                }
+            }
+            if verdict.cancel {
+                var cancelled = job
+                cancelled.cancelRequested = true
+                cancelled.reason = "cancelled: its GPUs stayed below \(Self.percentText(rule.threshold)) for \(formatElapsed(now - since)) (--idle-action cancel)"
+                cancels.append(cancelled)
+            }
+        }
+        guard !cancels.isEmpty else { return }
+        do {
+            try commit(jobs: cancels)
+            for job in cancels { logger.warning("job cancelled as idle", metadata: ["job": "\(job.id)", "user": "\(job.user)"]) }
+        } catch {
+            logger.error("could not cancel idle jobs: \(error)")
+        }
+    }
+
+    static func percentText(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) %" : String(format: "%.1f %%", value)
+    }
+
+    /// "idle: GPUs below 1 % for 42m", for a running job marked idle.
+    func idleNote(_ job: Job, now: Double) -> String? {
+        guard markedIdle.contains(job.id), let since = idleSince[job.id] else { return nil }
+        return "idle: GPUs below \(Self.percentText(config.idle.threshold)) for \(formatElapsed(now - since))"
+    }
+
+    /// Per user: GPU-seconds and energy (Wh) since the master started, running jobs included (Prometheus counters).
+    func userTotals(now: Double) -> [String: JobUsage] {
+        var totals = endedTotals
+        for id in running {
+            guard let job = jobs[id], let usage = usageNow(job, now: now) else { continue }
+            var run = JobUsage()
+            run.gpuSeconds = usage.gpuSeconds - (job.usage?.gpuSeconds ?? 0)
+            run.energyWh = usage.energyWh - (job.usage?.energyWh ?? 0)
+            totals[job.user] = (totals[job.user] ?? JobUsage()).merged(run)
+        }
+        return totals
     }
 }

@@ -94,10 +94,14 @@ extension MasterState {
             if !silent.isEmpty { note = "node not responding: " + silent.map(\.nodeId).joined(separator: ", ") }
             else if job.cancelRequested { note = "cancelling" }
             else if let by = job.preemptedBy { note = "being preempted for job \(by)" }
+            else if let idle = idleNote(job, now: now) { note = idle }
             else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
         }
         var info = JobInfo(job: job, note: note)
-        if job.state == .running { info.usage = usageNow(job, now: now) }
+        if job.state == .running {
+            info.usage = usageNow(job, now: now)
+            if markedIdle.contains(job.id) { info.idleSince = idleSince[job.id] }
+        }
         if job.state == .pending {
             info.priority = lastPass.priorities[job.id]
             if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {

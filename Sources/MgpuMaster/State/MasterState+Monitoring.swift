@@ -26,7 +26,10 @@ extension MasterState {
     public func metricsText() -> [UInt8] {
         var counts: [JobState: Int] = [:]
         for job in jobs.values { counts[job.state, default: 0] += 1 }
-        return metrics.render(jobs: counts, nodes: nodeInfos(now: clock()))
+        let now = clock()
+        let idle = markedIdle.compactMap { jobs[$0] }
+        return metrics.render(jobs: counts, nodes: nodeInfos(now: now), idleJobs: idle.count,
+                              idleGPUs: idle.reduce(0) { $0 + $1.request.totalGPUs }, users: userTotals(now: now))
     }
 
     /// The last `minutes` of a node's readings, averaged into at most `points` points.

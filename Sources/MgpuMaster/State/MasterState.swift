@@ -63,6 +63,11 @@ public actor MasterState {
     var history: [String: NodeHistory] = [:]
     /// What telemetry said of each running job's GPUs since its run started (folded into the job when the run ends).
     var jobSamples: [JobID: JobUsage] = [:]
+    /// Running jobs whose GPUs have all been below the idle threshold since then; those already marked idle.
+    var idleSince: [JobID: Double] = [:]
+    var markedIdle: Set<JobID> = []
+    /// Per user: GPU-seconds and energy of the runs that ended since the master started (Prometheus counters).
+    var endedTotals: [String: JobUsage] = [:]
     /// Job ids: random, or repeatable with a seed (the harness).
     var rng: SeededRandom
 
@@ -179,7 +184,11 @@ public actor MasterState {
         try store.commit(StoreChange(jobs: changed, nodes: changedNodes, removedNodes: removed, usage: usageChanged,
                                      removedJobs: removedJobs))
         for (user, value) in usageChanged { usage[user] = value }
-        for job in changed where job.state != .running { jobSamples[job.id] = nil }
+        for job in changed where job.state != .running {
+            jobSamples[job.id] = nil
+            idleSince[job.id] = nil
+            markedIdle.remove(job.id)
+        }
         notifyEnded(changed)
         apply(changed)
         for id in removedJobs {

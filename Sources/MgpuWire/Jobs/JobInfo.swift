@@ -36,6 +36,8 @@ public struct JobInfo: Codable, Sendable {
     /// Its accounting so far: GPU-seconds, energy, utilisation.
     public var usage: JobUsage?
     public var notify: String?
+    /// A running job marked idle (its GPUs below the idle threshold since then).
+    public var idleSince: Double?
     /// A pending job's priority and its parts, under the fair-share policy.
     public var priority: Priority?
     /// When the highest-priority waiting job will start at the latest, by the running jobs' time limits.

@@ -49,6 +49,11 @@ import Testing
             #expect(t[1].utilization! > 70 && t[1].memoryUsedMB! > 10_000 && t[1].processes.first?.jobId == id)
             #expect(!t[0].inUseOutside && !t[1].inUseOutside)
         }
+        // As busy as the job's processes keep a CPU: a job that sleeps leaves them idle.
+        let sleeping = TelemetryCollector.simulated(gpus, holders: [.init(job: id, gpus: [1], session: 1)], now: 1_800_000_000, activity: [id: 0])
+        #expect(sleeping[1].utilization! < 1 && sleeping[1].powerW! < 70 && sleeping[1].processes.first?.jobId == id)
+        let half = TelemetryCollector.simulated(gpus, holders: [.init(job: id, gpus: [1], session: 1)], now: 1_800_000_000, activity: [id: 0.5])
+        #expect(half[1].utilization! > 35 && half[1].utilization! < 55)
         let a = TelemetryCollector.simulated(gpus, holders: [], now: 1_800_000_000)
         let b = TelemetryCollector.simulated(gpus, holders: [], now: 1_800_000_003)
         #expect(a != b, "the numbers change")
