@@ -173,6 +173,31 @@ extension EndToEndTests {
             #expect(jobPage.contains("job <b>\(id)</b>") && jobPage.contains("RUNNING"))
         }
 
+        /// The dashboard's history view and a job page's GPU graphs, in a real browser: ended jobs with their
+        /// accounting, and the utilisation of the job's GPUs while it ran.
+        @Test(.enabled(if: requireTools || which("chromium") != nil, "needs Debian's chromium (installed by .ci/run)"))
+        func theDashboardShowsHistoryAndAJobsGraphs() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 2])
+            defer { cluster.stop() }
+            let busy = try await cluster.submit(["--name", "busy-one", "timeout 3 sh -c 'while :; do :; done'; true"])
+            let failed = try await cluster.submit(["--gpus", "0", "--name", "<b>bad</b>", "exit 4"])
+            try await cluster.waitForState(busy, [.completed], timeout: 30)
+            try await cluster.waitForState(failed, [.failed])
+            let chromium = try #require(which("chromium"), "chromium is not installed")
+            func dump(_ path: String) throws -> String {
+                try Spawn.capture([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom",
+                                   "http://127.0.0.1:\(cluster.port)\(path)\(path.contains("?") ? "&" : "?")token=\(cluster.token ?? "")"], timeout: 60).output
+            }
+            let dom = try dump("/?events=1")
+            #expect(dom.contains("data-history=\"\(busy)\"") && dom.contains("data-history=\"\(failed)\""), "both ended jobs are listed")
+            #expect(dom.contains("busy-one") && dom.contains("&lt;b&gt;bad&lt;/b&gt;") && !dom.contains("<b>bad</b>"), "names are escaped")
+            #expect(dom.contains("exit code 4") && dom.contains(" Wh<"), "exit and energy")
+            #expect(dom.contains("2 jobs"))
+            let page = try dump("/jobs/\(busy)?once=1")
+            #expect(page.contains("data-graph=\"node001:0\"") && page.contains("<polyline"), "its GPU's utilisation over time: \(page.suffix(1500))")
+            #expect(page.contains("GPU-h") && page.contains("% util"))
+        }
+
         @Test(.enabled(if: requireTools || which("tmux") != nil, "needs tmux (installed by .ci/run)"))
         func topShowsTheClusterLiveAndQuitsOnQ() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 2])

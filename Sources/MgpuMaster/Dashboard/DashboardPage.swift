@@ -47,6 +47,9 @@ a { color:var(--acc); text-decoration:none; }
 .st-RUNNING { color:var(--acc); } .st-PENDING { color:var(--warn); } .st-COMPLETED { color:var(--ok); }
 .st-FAILED, .st-NODE_FAIL, .st-TIMEOUT { color:var(--bad); } .st-CANCELLED { color:var(--dim); }
 .empty { color:var(--dim); padding:8px; }
+.filters { display:flex; flex-wrap:wrap; gap:8px 14px; align-items:center; margin:0 0 8px; color:var(--dim); font-size:12px; }
+.filters input, .filters select, .filters button { background:var(--card); color:var(--text); border:1px solid var(--line); border-radius:4px; padding:3px 6px; font:inherit; }
+.dim { color:var(--dim); }
 </style>
 </head>
 <body data-live="0">
@@ -61,6 +64,15 @@ a { color:var(--acc); text-decoration:none; }
   <section><h2>Nodes</h2><div id="nodes"><div class="empty">waiting for data…</div></div></section>
   <section><h2>Queue</h2><div class="wrap"><table id="queue"><thead><tr><th>Job</th><th>Name</th><th>User</th><th>State</th><th>GPUs</th><th>Elapsed</th><th>Reason</th></tr></thead><tbody></tbody></table></div></section>
   <section><h2>Recently finished</h2><div class="wrap"><table id="finished"><thead><tr><th>Job</th><th>Name</th><th>User</th><th>State</th><th>Exit</th><th>GPUs</th><th>Ran</th></tr></thead><tbody></tbody></table></div></section>
+  <section><h2>History</h2>
+    <form id="hist-form" class="filters">
+      <label>user <input name="user" size="10" placeholder="you (an admin: anyone, * for all)"></label>
+      <label>state <select name="state"><option value="">any</option><option>COMPLETED</option><option>FAILED</option><option>CANCELLED</option><option>TIMEOUT</option><option>NODE_FAIL</option></select></label>
+      <label>ended in the last <select name="since"><option value="3600">hour</option><option value="86400" selected>day</option><option value="604800">week</option><option value="2592000">30 days</option><option value="">any time</option></select></label>
+      <label>node <input name="node" size="8"></label> <label>name <input name="name" size="10"></label>
+      <button>show</button> <span id="hist-note" class="dim"></span>
+    </form>
+    <div class="wrap"><table id="history"><thead><tr><th>Job</th><th>Name</th><th>User</th><th>State</th><th>Exit</th><th>Ended</th><th>Ran</th><th>Waited</th><th>GPU-h</th><th>Energy</th><th>Util</th><th>Nodes</th></tr></thead><tbody></tbody></table></div></section>
 </main>
 <script>
 "use strict";
@@ -137,6 +149,26 @@ function render() {
   $("jobs-pending").textContent = snap.jobs.filter(j => j.state === "PENDING").length;
   renderNodes(); renderQueue();
 }
+// History (GET /v1/history): on load, on "show", and every 30 s.
+async function loadHistory(ev) {
+  if (ev) ev.preventDefault();
+  const f = new FormData($("hist-form")), q = new URLSearchParams({limit: "100"});
+  for (const k of ["user", "state", "node", "name"]) if (f.get(k)) q.set(k, f.get(k));
+  if (f.get("since")) q.set("since", String(Date.now() / 1000 - Number(f.get("since"))));
+  const res = await fetch("/v1/history?" + q, token ? { headers: { Authorization: "Bearer " + token } } : {});
+  const body = await res.json();
+  if (!res.ok) { $("hist-note").textContent = body.error ? body.error.message : "HTTP " + res.status; return; }
+  $("hist-note").textContent = `${body.records.length} job${body.records.length === 1 ? "" : "s"}`;
+  const when = t => { const d = new Date(t * 1000); return d.toLocaleDateString() === new Date().toLocaleDateString() ? d.toLocaleTimeString() : d.toLocaleString(); };
+  $("history").tBodies[0].innerHTML = body.records.length ? body.records.map(r => `<tr data-history="${r.id}"><td><a href="/jobs/${r.id}">${r.id}</a></td>
+    <td>${esc(r.name)}</td><td>${esc(r.user)}</td><td class="st-${r.state}">${r.state}</td><td>${esc(r.exit || "–")}</td><td>${esc(when(r.endTime))}</td>
+    <td>${dur(r.elapsed)}</td><td>${r.wait == null ? "–" : dur(r.wait)}</td><td>${r.gpuHours.toFixed(2)}</td>
+    <td>${r.energyWh == null ? "–" : r.energyWh.toFixed(1) + " Wh"}</td><td>${r.meanUtilization == null ? "–" : Math.round(r.meanUtilization) + " %"}</td><td>${esc(r.nodes)}</td></tr>`).join("")
+    : `<tr><td colspan="12" class="empty">no ended job matches</td></tr>`;
+}
+$("hist-form").addEventListener("submit", e => loadHistory(e).catch(x => $("hist-note").textContent = String(x)));
+loadHistory().catch(x => $("hist-note").textContent = String(x));
+setInterval(() => loadHistory().catch(() => {}), 30000);
 function connect() {
   const limit = new URLSearchParams(location.search).get("events");
   const es = new EventSource("/v1/events?" + (limit ? "limit=" + encodeURIComponent(limit) : "") + auth("&"));
@@ -161,8 +193,10 @@ connect();
 <title>mgpu job JOBID</title>
 <style>body{margin:0;font:13px/1.4 ui-monospace,Menlo,Consolas,monospace;background:#0f1115;color:#e6e8ee}
 header{padding:10px 14px;border-bottom:1px solid #2a2f3a;font-family:system-ui,sans-serif}a{color:#58a6ff}
-pre{margin:0;padding:10px 14px;white-space:pre-wrap;word-break:break-all}.err{color:#f85149}</style></head>
-<body><header><a href="/">mgpu</a> / job <b>JOBID</b> <span id="state"></span></header><pre id="out"></pre>
+pre{margin:0;padding:10px 14px;white-space:pre-wrap;word-break:break-all}.err{color:#f85149}
+#gpus{padding:8px 14px;display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:8px;font-family:system-ui,sans-serif;font-size:12px;color:#8b93a5}
+#gpus svg{width:100%;height:48px;display:block;background:#181b22;border:1px solid #2a2f3a;border-radius:4px}</style></head>
+<body><header><a href="/">mgpu</a> / job <b>JOBID</b> <span id="state"></span> <span id="usage"></span></header><div id="gpus"></div><pre id="out"></pre>
 <script>
 "use strict";
 const id = "JOBID", out = document.getElementById("out"), offsets = {}, decoders = {};
@@ -171,6 +205,30 @@ if (token) sessionStorage.setItem("mgpu-token", token);
 { const u = new URL(location.href); if (u.searchParams.has("token")) { u.searchParams.delete("token"); history.replaceState(null, "", u.pathname + u.search); } }
 const headers = token ? { headers: { Authorization: "Bearer " + token } } : {};
 const once = new URLSearchParams(location.search).get("once") === "1";  // show what is there, do not follow
+let graphed = false;
+// Its GPUs' utilisation (blue) and memory (orange) while it ran, from its nodes' last hour of samples.
+function line(values, max, color) {
+  const pts = values.map((v, i, a) => v == null ? null : [a.length < 2 ? 0 : i / (a.length - 1) * 100, 47 - Math.min(1, v / max) * 45]).filter(Boolean);
+  return pts.length < 2 ? "" : `<polyline fill="none" stroke="${color}" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${pts.map(p => p.join(",")).join(" ")}"/>`;
+}
+async function graphs(job) {
+  if (!job.startTime) return;
+  const end = job.endTime || Date.now() / 1000, html = [];
+  for (const part of job.parts) {
+    if (!part.gpus.length) continue;
+    const res = await fetch(`/v1/nodes/${encodeURIComponent(part.nodeId)}/history?minutes=60&points=120`, headers);
+    if (!res.ok) continue;
+    const h = await res.json(), keep = h.times.map(t => t >= job.startTime - 1 && t <= end + 1);
+    for (const g of h.gpus.filter(g => part.gpus.includes(g.index))) {
+      const util = g.utilization.filter((_, i) => keep[i]), mem = g.memoryUsedMB.filter((_, i) => keep[i]);
+      const peak = Math.max(1, ...mem.filter(v => v != null));
+      html.push(`<div data-graph="${part.nodeId}:${g.index}">${part.nodeId} gpu${g.index}: ${util.filter(v => v != null).length} samples
+        <svg viewBox="0 0 100 48" preserveAspectRatio="none">${line(util, 100, "#58a6ff")}${line(mem, peak, "#d29922")}</svg></div>`);
+    }
+  }
+  document.getElementById("gpus").innerHTML = html.length ? html.join("")
+    : job.parts.some(p => p.gpus.length) ? `<div>no samples: the master keeps an hour of each node's readings</div>` : "";
+}
 function add(text, cls, prefix) { const s = document.createElement("span"); if (cls) s.className = cls;
   s.textContent = prefix ? text.replace(/^(?=.)/gm, prefix) : text; out.appendChild(s); window.scrollTo(0, document.body.scrollHeight); }
 async function run() {
@@ -179,6 +237,10 @@ async function run() {
     if (!response.ok) { add((await response.json()).error.message + "\n", "err"); return; }
     const job = await response.json();
     document.getElementById("state").textContent = job.state + (job.note ? ` · ${job.note}` : "") + (job.reason ? ` · ${job.reason}` : "");
+    const u = job.usage;
+    if (u) document.getElementById("usage").textContent = ` · ${(u.gpuSeconds / 3600).toFixed(2)} GPU-h` + (u.energyWh ? ` · ${u.energyWh.toFixed(1)} Wh` : "")
+      + (u.sampledGPUSeconds ? ` · ${Math.round(100 * u.busyGPUSeconds / u.sampledGPUSeconds)} % util` : "");
+    if (!graphed) { graphed = true; graphs(job).catch(() => {}); }
     const ranks = Math.max(1, job.parts.length); let got = false, complete = 0;
     for (let r = 0; r < ranks; r++) for (const s of ["stdout", "stderr"]) {
       const k = r + s, res = await fetch(`/v1/jobs/${id}/output?rank=${r}&stream=${s}&offset=${offsets[k] || 0}&wait=0`, headers);
