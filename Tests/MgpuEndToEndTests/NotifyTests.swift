@@ -58,6 +58,18 @@ extension EndToEndTests {
 
             let bad = try await cluster.mgpu(["submit", "--notify", "ftp://example.org/x", "true"])
             #expect(bad.status != 0 && bad.stderr.contains("--notify takes an http:// or https:// URL"), "\(bad.stderr)")
+            let badPort = try await cluster.mgpu(["submit", "--notify", "http://127.0.0.1:70000/x", "true"])
+            #expect(badPort.status != 0 && badPort.stderr.contains("--notify takes"), "a port past 65535: \(badPort.stderr)")
+            // Others see that a job notifies, never where (a webhook's address is a secret).
+            let listing = try await cluster.mgpu(["queue", "--json"])
+            #expect(!listing.stdout.contains("/hook") && !listing.stdout.contains("/default") && listing.stdout.contains("\"notifies\" : true"))
+
+            // An array notifies once, when its last task ends.
+            let array = try await cluster.submit(["--gpus", "0", "--array", "0-2", "exit $MGPU_ARRAY_TASK_ID"])
+            try await waitUntil("the array's one event", timeout: 20) { lines().count == 3 }
+            #expect(lines()[2].hasPrefix("/default {") && lines()[2].contains("\"id\":\"\(array)\"") && lines()[2].contains("FAILED"), "\(lines()[2])")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(lines().count == 3, "no event per task")
 
             // The receiver goes away: jobs still run and end as before.
             kill(pid, SIGKILL)

@@ -148,13 +148,16 @@ enum BatchScript {
         return words
     }
 
-    /// The job's command: the script is written to a private temporary file on the node and run with its own #!
-    /// interpreter (sh without one) and `arguments`; the file goes when it ends.
+    /// The job's command: the script is written to a private temporary file on the node and given to its own #!
+    /// interpreter (sh without one) with `arguments` (the file is read, never executed: /tmp may be noexec); the
+    /// file goes when it ends.
     static func command(_ script: String, arguments: [String]) throws -> String {
         var marker = "MGPU_SCRIPT_END"
         var random = SystemRandomNumberGenerator()
         while script.contains(marker) { marker = "MGPU_SCRIPT_END_\(UInt64.random(in: 0...UInt64.max, using: &random))" }
-        let run = script.hasPrefix("#!") ? "\"$f\"" : "/bin/sh \"$f\""
+        let shebang = script.hasPrefix("#!") ? script.dropFirst(2).prefix { $0 != "\n" } : ""
+        let interpreter = shebang.split(whereSeparator: { $0 == " " || $0 == "\t" }).map { quoted(String($0)) }
+        let run = (interpreter.isEmpty ? "/bin/sh" : interpreter.joined(separator: " ")) + " \"$f\""
         let args = arguments.map(quoted).joined(separator: " ")
         return """
             f=$(mktemp "${TMPDIR:-/tmp}/mgpu-sbatch.XXXXXX") || exit 1

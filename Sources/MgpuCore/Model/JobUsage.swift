@@ -23,14 +23,15 @@ public struct JobUsage: Codable, Sendable, Hashable {
     public mutating func add(_ gpus: [GPUTelemetry], seconds: Double) {
         guard seconds > 0, seconds.isFinite else { return }
         for gpu in gpus {
-            if let watts = gpu.powerW, watts.isFinite, watts >= 0 { energyWh += watts * seconds / 3600 }
+            // Readings no GPU could give (a faulty agent) count for nothing.
+            if let watts = gpu.powerW, watts.isFinite, watts >= 0, watts <= 10_000 { energyWh += watts * seconds / 3600 }
             if let utilization = gpu.utilization, utilization.isFinite {
                 let percent = min(100, max(0, utilization))
                 busyGPUSeconds += percent / 100 * seconds
                 sampledGPUSeconds += seconds
                 peakUtilization = max(peakUtilization ?? 0, percent)
             }
-            if let memory = gpu.memoryUsedMB, memory >= 0 { peakMemoryMB = max(peakMemoryMB ?? 0, memory) }
+            if let memory = gpu.memoryUsedMB, memory >= 0, memory <= 100_000_000 { peakMemoryMB = max(peakMemoryMB ?? 0, memory) }
         }
     }
 

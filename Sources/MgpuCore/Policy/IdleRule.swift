@@ -14,12 +14,11 @@ public struct IdleRule: Sendable, Equatable {
 
     public init() {}
 
-    /// When the job has been idle since, given a new sample of its GPUs' utilisation (percent) on one of its nodes:
-    /// nil as soon as one is at or over the threshold; unchanged when the sample has no reading.
+    /// Since when a job's GPUs on one node have been idle, given a new sample of their utilisation (percent): nil as
+    /// soon as one is at or over the threshold, or has no reading (what is not measured is not called idle).
     public func since(_ previous: Double?, utilizations: [Double?], now: Double) -> Double? {
-        let readings = utilizations.compactMap { $0 }
-        guard !readings.isEmpty else { return previous }
-        return readings.allSatisfy { $0 < threshold } ? (previous ?? now) : nil
+        guard !utilizations.isEmpty, utilizations.allSatisfy({ $0.map { $0 < threshold } ?? false }) else { return nil }
+        return previous ?? now
     }
 
     /// What an idle job's time calls for: to be marked idle, and to be cancelled.

@@ -174,7 +174,7 @@ enum APIRouter {
                 query.node = node
             }
             if let name = q["name"].map(String.init) { query.name = String(name.prefix(1024)) }
-            return try json(try await state.history(query))
+            return try json(try state.history(query, policy: await state.policyNow))
         }
         router.get("/v1/report") { request, context in
             let q = request.uri.queryParameters
@@ -185,7 +185,7 @@ enum APIRouter {
                 throw HTTPError(.badRequest, message: "by must be user, account, node or gpu-type, got \(byText.debugDescription)")
             }
             let users = try historyUsers(q["user"].map(String.init), context.user)
-            return try json(try await state.report(since: since, until: until, by: by, users: users))
+            return try json(try state.report(since: since, until: until, by: by, users: users, policy: await state.policyNow))
         }
         router.get("/v1/nodes") { _, _ in
             try json(await state.queue(finishedWithin: 0).nodes)

@@ -65,7 +65,7 @@ public struct NotifierService: Service {
 
     func deliver(_ message: Notifier.Message, client: HTTPClient, encoder: JSONEncoder) async {
         let metadata: Logger.Metadata = ["job": "\(message.event.id)", "event": "\(message.event.event)"]
-        guard let body = try? encoder.encode(message.event) else { return }
+        guard JobEvent.validURL(message.url), let body = try? encoder.encode(message.event) else { return }
         for attempt in 0...retryDelays.count {
             if attempt > 0 {
                 try? await Task.sleep(for: .milliseconds(Int64(retryDelays[attempt - 1] * 1000)))

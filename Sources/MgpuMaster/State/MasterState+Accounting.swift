@@ -7,16 +7,23 @@ extension MasterState {
     /// assumed to have gone on as before).
     static let longestSampleGap = 60.0
 
-    /// A node's new telemetry sample: the time since its previous one, for each running job's GPUs there.
-    func account(_ sample: NodeTelemetry, since previous: NodeTelemetry, node: String) {
-        let seconds = sample.time - previous.time
-        guard seconds > 0, seconds <= Self.longestSampleGap else { return }
+    /// A node's new telemetry sample: the time since its previous one, for each running job's GPUs there (energy and
+    /// utilisation), and whether they are idle (a job is idle since the latest of its GPU nodes became idle).
+    func account(_ sample: NodeTelemetry, since previous: NodeTelemetry?, node: String) {
+        let seconds = previous.map { sample.time - $0.time } ?? 0
+        let integrate = seconds > 0 && seconds <= Self.longestSampleGap
         let byIndex = Dictionary(sample.gpus.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
         for job in active(on: node) {
-            let gpus = job.parts.filter { $0.nodeId == node && $0.exit == nil }.flatMap(\.gpus).compactMap { byIndex[$0] }
-            guard !gpus.isEmpty else { continue }
-            jobSamples[job.id, default: JobUsage()].add(gpus, seconds: seconds)
-            idleSince[job.id] = config.idle.since(idleSince[job.id], utilizations: gpus.map(\.utilization), now: clock())
+            let held = job.parts.filter { $0.nodeId == node && $0.exit == nil }.flatMap(\.gpus)
+            guard !held.isEmpty else { continue }
+            let readings = held.map { byIndex[$0] }
+            if integrate { jobSamples[job.id, default: JobUsage()].add(readings.compactMap { $0 }, seconds: seconds) }
+            var nodes = idleByNode[job.id] ?? [:]
+            nodes[node] = config.idle.since(nodes[node], utilizations: readings.map { $0?.utilization }, now: clock())
+            idleByNode[job.id] = nodes
+            let gpuNodes = Set(job.parts.filter { !$0.gpus.isEmpty && $0.exit == nil }.map(\.nodeId))
+            let since = gpuNodes.compactMap { nodes[$0] }
+            idleSince[job.id] = since.count == gpuNodes.count ? since.max() : nil
             if idleSince[job.id] == nil { markedIdle.remove(job.id) }
         }
     }
@@ -36,11 +43,18 @@ extension MasterState {
             }
             run.gpuModels = models.isEmpty ? nil : Array(Set(models)).sorted()
             job.usage = (job.usage ?? JobUsage()).merged(run)
-            var total = JobUsage()
-            total.gpuSeconds = run.gpuSeconds
-            total.energyWh = run.energyWh
-            endedTotals[job.user] = (endedTotals[job.user] ?? JobUsage()).merged(total)
             return job
+        }
+    }
+
+    /// Once the runs that end in `changed` are committed: their GPU-seconds and energy join their users' totals.
+    func countEndedRuns(_ changed: [Job]) {
+        for job in changed {
+            guard job.state != .running, let old = jobs[job.id], old.state == .running else { continue }
+            var run = JobUsage()
+            run.gpuSeconds = (job.usage?.gpuSeconds ?? 0) - (old.usage?.gpuSeconds ?? 0)
+            run.energyWh = (job.usage?.energyWh ?? 0) - (old.usage?.energyWh ?? 0)
+            endedTotals[job.user] = (endedTotals[job.user] ?? JobUsage()).merged(run)
         }
     }
 
@@ -54,17 +68,23 @@ extension MasterState {
 }
 
 extension MasterState {
-    /// Ended jobs, newest first (`mgpu history`), each with its account as the policy has it now.
-    public func history(_ query: HistoryQuery) throws -> HistoryResponse {
+    /// Ended jobs, newest first (`mgpu history`), each with its account in `policy`. Off the actor: a long history
+    /// read holds up nothing else.
+    public nonisolated func history(_ query: HistoryQuery, policy: SharingPolicy) throws -> HistoryResponse {
         let jobs = try store.history(query)
         return HistoryResponse(records: jobs.map { HistoryRecord(job: $0, account: policy.account(of: $0.user)) })
     }
 
-    /// Ended jobs of `users` (nil: everyone's) between `since` and `until`, summed `by` user, account, node or GPU model.
-    public func report(since: Double, until: Double, by: ReportGrouping, users: [String]?) throws -> ReportResponse {
-        let history = try history(HistoryQuery(users: users, since: since, until: until, limit: 10_000_000))
+    /// Ended jobs of `users` (nil: everyone's) between `since` and `until`, summed `by` user, account, node or GPU
+    /// model. Off the actor.
+    public nonisolated func report(since: Double, until: Double, by: ReportGrouping, users: [String]?,
+                                   policy: SharingPolicy) throws -> ReportResponse {
+        let history = try history(HistoryQuery(users: users, since: since, until: until, limit: 10_000_000), policy: policy)
         return ReportResponse(records: history.records, since: since, until: until, by: by)
     }
+
+    /// The sharing policy now (accounts, for history and reports).
+    public var policyNow: SharingPolicy { policy }
 }
 
 extension MasterState {
@@ -93,14 +113,33 @@ extension MasterState {
 }
 
 extension MasterState {
-    /// Jobs committed just now that have ended (and were not ended before): their `--notify` URL, or their user's
-    /// default, gets an event. Call before they are applied.
+    /// Jobs committed and applied just now that have ended: their `--notify` URL, or their user's default, gets an
+    /// event. An array's tasks make one event, when the last of them ends (as Slurm's mail for an array).
     func notifyEnded(_ changed: [Job]) {
         guard let notifier else { return }
-        for job in changed where job.state.isTerminal && jobs[job.id]?.state.isTerminal != true {
+        for job in changed where job.state.isTerminal && !notified.contains(job.id) {
             guard let url = job.notify ?? policy.users[job.user]?.notify else { continue }
-            notifier.send(JobEvent(event: "job.ended", job: job, now: clock()), to: url)
+            let id = job.id.arrayParent ?? job.id
+            if job.id.arrayParent != nil || job.array != nil {
+                guard let state = jobState(id), state.isTerminal, notified.insert(id).inserted else { continue }
+                var whole = job
+                whole.id = id
+                whole.state = state
+                let end = endState(id, state: state)
+                whole.exit = end.exit
+                whole.reason = end.reason
+                whole.usage = arrayUsage(id)
+                notifier.send(JobEvent(event: "job.ended", job: whole, now: clock()), to: url)
+            } else {
+                notifier.send(JobEvent(event: "job.ended", job: job, now: clock()), to: url)
+            }
         }
+        if notified.count > 100_000 { notified.removeAll() }
+    }
+
+    /// An array's tasks' records together (those still in memory).
+    func arrayUsage(_ id: JobID) -> JobUsage {
+        (arrayTasks[id] ?? []).compactMap { jobs[$0]?.usage }.reduce(JobUsage()) { $0.merged($1) }
     }
 }
 
@@ -111,14 +150,16 @@ extension MasterState {
         let rule = config.idle
         var cancels: [Job] = []
         for (id, since) in idleSince.sorted(by: { $0.key < $1.key }) {
-            guard let job = jobs[id], job.state == .running, !job.cancelRequested else { continue }
+            // Not on a node that has gone silent: its last samples say nothing of now.
+            guard let job = jobs[id], job.state == .running, !job.cancelRequested,
+                  !job.parts.contains(where: { downNodes.contains($0.nodeId) }) else { continue }
             let verdict = rule.verdict(since: since, now: now, interactive: job.interactive == true)
             if verdict.idle && markedIdle.insert(id).inserted {
                 logger.warning("job idle", metadata: ["job": "\(id)", "user": "\(job.user)", "node": "\(job.placementText)",
                                                       "since": "\(Int(now - since))s"])
                 waiters.wake("dashboard")
                 if let url = job.notify ?? policy.users[job.user]?.notify {
-                    notifier?.send(JobEvent(event: "job.idle", job: job, now: now), to: url)
+                    notifier?.send(JobEvent(event: "job.idle", job: job, now: now, idleThreshold: rule.threshold), to: url)
                 }
             }
             if verdict.cancel {

@@ -77,7 +77,7 @@ extension MasterState {
         if let port = request.freePort, (1024...65535).contains(port) { freePorts[id] = port }
         if let sample = request.telemetry, sample.time > (telemetry[id]?.time ?? 0), sample.gpus.count <= 1024 {
             let outsideChanged = sample.unavailableGPUs != (telemetry[id]?.unavailableGPUs ?? [])
-            if let previous = telemetry[id] { account(sample, since: previous, node: id) }
+            account(sample, since: telemetry[id], node: id)
             telemetry[id] = sample
             history[id, default: NodeHistory()].append(sample)
             waiters.wake("dashboard")

@@ -65,9 +65,12 @@ public actor MasterState {
     var jobSamples: [JobID: JobUsage] = [:]
     /// Running jobs whose GPUs have all been below the idle threshold since then; those already marked idle.
     var idleSince: [JobID: Double] = [:]
+    var idleByNode: [JobID: [String: Double]] = [:]
     var markedIdle: Set<JobID> = []
     /// Per user: GPU-seconds and energy of the runs that ended since the master started (Prometheus counters).
     var endedTotals: [String: JobUsage] = [:]
+    /// Arrays whose end has been notified (one event for all their tasks).
+    var notified: Set<JobID> = []
     /// Job ids: random, or repeatable with a seed (the harness).
     var rng: SeededRandom
 
@@ -187,10 +190,13 @@ public actor MasterState {
         for job in changed where job.state != .running {
             jobSamples[job.id] = nil
             idleSince[job.id] = nil
+            idleByNode[job.id] = nil
             markedIdle.remove(job.id)
         }
-        notifyEnded(changed)
+        countEndedRuns(changed)
+        let ended = changed.filter { $0.state.isTerminal && jobs[$0.id]?.state.isTerminal != true }
         apply(changed)
+        notifyEnded(ended)
         for id in removedJobs {
             // An array's record whose tasks have all started (or been cancelled one by one).
             guard let old = jobs.removeValue(forKey: id) else { continue }

@@ -186,7 +186,7 @@ public final class SQLiteStore: StateStore {
                 try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
                     try JSONDecoder().decode(Job.self, from: $0["data"] as Data)
                 }
-            }
+            }.filter(query.matches)  // the node test above is textual: a pinned request names nodes too
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
         }

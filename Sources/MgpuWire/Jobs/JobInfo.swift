@@ -35,7 +35,8 @@ public struct JobInfo: Codable, Sendable {
     public var history: [JobRun]?
     /// Its accounting so far: GPU-seconds, energy, utilisation.
     public var usage: JobUsage?
-    public var notify: String?
+    /// Whether it notifies a URL when it ends (the URL is a secret of its owner's: a webhook's address).
+    public var notifies: Bool?
     /// A running job marked idle (its GPUs below the idle threshold since then).
     public var idleSince: Double?
     /// A pending job's priority and its parts, under the fair-share policy.
@@ -70,7 +71,7 @@ public struct JobInfo: Codable, Sendable {
         preemptedBy = job.preemptedBy
         history = job.history
         usage = job.usage
-        notify = job.notify
+        notifies = job.notify != nil ? true : nil
         self.note = note
     }
 

@@ -11,7 +11,7 @@ import Testing
         #expect(since == 100)
         since = rule.since(since, utilizations: [1, 2], now: 160)
         #expect(since == 100, "still quiet: since the first quiet sample")
-        #expect(rule.since(since, utilizations: [nil], now: 170) == 100, "a sample without readings changes nothing")
+        #expect(rule.since(since, utilizations: [1, nil], now: 170) == nil, "a GPU without a reading is not called idle")
         #expect(rule.since(since, utilizations: [0, 5], now: 200) == nil, "one GPU at the threshold is busy")
         #expect(rule.since(nil, utilizations: [], now: 200) == nil)
     }

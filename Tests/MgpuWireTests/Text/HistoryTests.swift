@@ -65,3 +65,14 @@ import Testing
         #expect(row.hasPrefix("00000001,alice,0,1,3600,0,"), "the columns mgpu sim reads come first: \(row)")
     }
 }
+
+@Suite struct NotifyURLTests {
+    @Test(arguments: ["http://127.0.0.1:8080/hook", "https://hooks.slack.com/services/T0/B0/xyz", "HTTP://host", "http://[::1]:9/x?y=1#z",
+                      "http://host:65535", "https://a.b-c_d~e/%41"])
+    func accepted(_ url: String) { #expect(JobEvent.validURL(url), "\(url)") }
+
+    @Test(arguments: ["ftp://host/x", "http://", "http://:80", "http://127.0.0.1:70000/", "http://host:0", "http://host:99999999999",
+                      "http://user@host/", "http://ho st/", "http://host/\u{7f}", "http://hö.st/", "javascript:alert(1)", "http://host:80x/",
+                      "http://" + String(repeating: "a", count: 2100)])
+    func refused(_ url: String) { #expect(!JobEvent.validURL(url), "\(url)") }
+}
