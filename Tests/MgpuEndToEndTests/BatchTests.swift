@@ -45,3 +45,34 @@ extension EndToEndTests {
         }
     }
 }
+
+extension EndToEndTests.BatchTests {
+    /// `--output` / `--error` with Slurm's patterns: the files are written on the node by the job itself; `mgpu logs`
+    /// has nothing unless `--keep-logs`, which keeps both and the job's exit status.
+    @Test func outputFilesWithSlurmsPatterns() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 2])
+        defer { cluster.stop() }
+        let work = cluster.dir + "/out"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let job = "echo hello; echo oops >&2; exit 3"
+        let split = try await cluster.submit(["--gpus", "0", "--name", "a/b", "-o", "o-%j-%x-%N-%t.log", "-e", "e-%j.log", job], cwd: work)
+        let merged = try await cluster.submit(["--gpus", "0", "--output", "m-%j.log", job], cwd: work)
+        let kept = try await cluster.submit(["--gpus", "0", "--output", "k-%j.log", "--error", "ke-%j.log", "--keep-logs", job], cwd: work)
+        let array = try await cluster.submit(["--gpus", "0", "--array", "1-2", "--output", "\(work)/arr-%A_%a.log", "echo task $MGPU_ARRAY_TASK_ID"])
+        for id in [split, merged, kept] { #expect(try await cluster.waitForState(id, [.failed]).exit?.code == 3, "the command's status") }
+        for i in 1...2 { try await cluster.waitForState(JobID(parent: array, index: i), [.completed]) }
+        func read(_ name: String) -> String? { try? String(contentsOfFile: "\(work)/\(name)", encoding: .utf8) }
+        #expect(read("o-\(split)-a_b-node001-0.log") == "hello\n" && read("e-\(split).log") == "oops\n")
+        #expect(read("m-\(merged).log") == "hello\noops\n", "without --error, stderr goes with stdout")
+        #expect(read("k-\(kept).log") == "hello\n" && read("ke-\(kept).log") == "oops\n")
+        #expect(read("arr-\(array)_1.log") == "task 1\n" && read("arr-\(array)_2.log") == "task 2\n")
+        let none = try await cluster.mgpu(["logs", split.rawValue])
+        #expect(none.stdout.isEmpty && !none.stderr.contains("oops"), "the master has nothing without --keep-logs")
+        let logs = try await cluster.mgpu(["logs", kept.rawValue])
+        #expect(logs.stdout == "hello\n" && logs.stderr.contains("oops"), "\(logs.stdout) | \(logs.stderr)")
+        let interactive = try await cluster.mgpu(["srun", "--output", "x.log", "true"])
+        #expect(interactive.status != 0 && interactive.stderr.contains("--output and --error are for batch jobs"), "\(interactive.stderr)")
+        let stray = try await cluster.mgpu(["submit", "--keep-logs", "true"])
+        #expect(stray.status != 0 && stray.stderr.contains("--keep-logs goes with --output or --error"))
+    }
+}

@@ -12,8 +12,8 @@ extension Mgpu {
                   options before the script are mgpu's; words after it, the script's.
                 From the script's first comment block: #SBATCH --gpus/-G,
                 --gres=gpu:[TYPE:]N, --gpus-per-node, --nodes/-N, --time/-t,
-                --job-name/-J, --dependency/-d, --array/-a, --nodelist/-w, --nice,
-                --requeue; other #SBATCH options are named in a warning and ignored.
+                --job-name/-J, --dependency/-d, --array/-a, --nodelist/-w, --output/-o,
+                --error/-e, --nice, --requeue; others are named in a warning and ignored.
                 #MGPU lines take any `mgpu submit` option. The script runs under its
                 own #! interpreter (sh without one), in this directory, with this
                 environment.
@@ -118,6 +118,8 @@ enum BatchScript {
             case ("--nodelist", let v?), ("-w", let v?): result += ["--nodelist", v]
             case ("--nice", let v): result += ["--nice", v ?? "100"]
             case ("--requeue", nil): result += ["--requeue"]
+            case ("--output", let v?), ("-o", let v?): result += ["--output", v]
+            case ("--error", let v?), ("-e", let v?): result += ["--error", v]
             default: unsupported.append(shown)
             }
         }

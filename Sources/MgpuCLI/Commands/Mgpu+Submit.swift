@@ -110,6 +110,7 @@ extension JobRequestOptions {
         spec.nice = nice
         spec.preemptible = preemptible ? true : nil
         spec.notify = notify
+        spec.outputFiles = outputFiles
         spec.dependencies = dependencies
         spec.removeSecrets(client.knownTokens)
         return spec

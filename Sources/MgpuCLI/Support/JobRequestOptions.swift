@@ -49,6 +49,19 @@ struct JobRequestOptions: ParsableArguments {
     @Flag(help: "Run on GPUs nobody else needs now, past your limits; when a job that is not preemptible needs them, the job gets SIGTERM (then SIGKILL after --kill-grace) and goes back to the queue, to run again later.")
     var preemptible = false
 
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write the job's stdout (and stderr, without --error) to FILE on its node, as its owner; Slurm's patterns: %j job id, %A array id, %a task, %u user, %x name, %N node, %t rank. `mgpu logs` then has nothing unless --keep-logs.", valueName: "file"))
+    var output: String?
+
+    @Option(name: [.customShort("e"), .long], help: ArgumentHelp("Write the job's stderr to FILE on its node (the same patterns).", valueName: "file"))
+    var error: String?
+
+    @Flag(help: "With --output/--error: the master keeps the output too (mgpu logs).")
+    var keepLogs = false
+
+    var outputFiles: OutputFiles? {
+        output == nil && error == nil ? nil : OutputFiles(output: output, error: error, keepLogs: keepLogs ? true : nil)
+    }
+
     @Option(help: ArgumentHelp("When the job ends (or is marked idle), post a JSON event to this http(s) URL; it has a `text` line, so a Slack or Mattermost incoming webhook shows it.", valueName: "url"))
     var notify: String?
 
@@ -67,6 +80,8 @@ struct JobRequestOptions: ParsableArguments {
         if killGrace < 0 || killGrace > 86_400 { throw ValidationError("--kill-grace must be 0-86400 s") }
         if let nice, !(-100_000...100_000).contains(nice) { throw ValidationError("--nice must be -100000 to 100000, got \(nice)") }
         if let dependency, case .failure(let error) = Dependency.parse(dependency) { throw ValidationError(error.message) }
+        if let error = outputFiles?.validationError { throw ValidationError(error.message) }
+        if keepLogs && outputFiles == nil { throw ValidationError("--keep-logs goes with --output or --error") }
         if let notify, !JobEvent.validURL(notify) {
             throw ValidationError("--notify takes an http:// or https:// URL with a host; got \(notify.debugDescription)")
         }

@@ -130,6 +130,8 @@ public struct Job: Codable, Sendable, Identifiable {
     public var usage: JobUsage?
     /// `--notify URL`: posted to when it ends (or is marked idle).
     public var notify: String?
+    /// `--output` / `--error` / `--keep-logs`: its streams in files on the node.
+    public var outputFiles: OutputFiles?
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,

@@ -40,6 +40,7 @@ extension Job {
             env["NPROC_PER_NODE"] = String(max(1, part.gpus.count))
             env["WORLD_SIZE"] = String(parts.reduce(0) { $0 + max(1, $1.gpus.count) })
         }
+        let command = outputFiles?.wrap(self.command, job: id, user: user, name: name, node: part.nodeId, rank: rank) ?? self.command
         var item = WorkItem(jobId: id, rank: rank, nodeCount: parts.count, gpus: part.gpus, command: command, workdir: workdir,
                             environment: env, killGraceSeconds: killGraceSeconds, user: user, name: name, timeLimit: timeLimit,
                             stdin: interactiveRank0 ? true : nil, tty: rank == 0 ? tty : nil)

@@ -120,6 +120,7 @@ extension MasterState {
         job.dependencies = spec.dependencies
         job.preemptible = spec.preemptible == true ? true : nil
         job.notify = spec.notify
+        job.outputFiles = spec.outputFiles.flatMap { $0.output == nil && $0.error == nil ? nil : $0 }
         job.array = spec.array.map { JobArray($0.tasks, maxRunning: $0.maxRunning) }
         return job
     }

@@ -37,6 +37,8 @@ public struct JobInfo: Codable, Sendable {
     public var usage: JobUsage?
     /// Whether it notifies a URL when it ends (the URL is a secret of its owner's: a webhook's address).
     public var notifies: Bool?
+    /// `--output` / `--error` patterns, and whether the master keeps the output too.
+    public var outputFiles: OutputFiles?
     /// A running job marked idle (its GPUs below the idle threshold since then).
     public var idleSince: Double?
     /// A pending job's priority and its parts, under the fair-share policy.
@@ -72,6 +74,7 @@ public struct JobInfo: Codable, Sendable {
         history = job.history
         usage = job.usage
         notifies = job.notify != nil ? true : nil
+        outputFiles = job.outputFiles
         self.note = note
     }
 

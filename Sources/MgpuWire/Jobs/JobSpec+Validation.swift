@@ -53,6 +53,10 @@ extension JobSpec {
             }
             if interactive == true { return RequestError("--requeue is for batch jobs, not interactive ones") }
         }
+        if let files = outputFiles {
+            if let error = files.validationError { return error }
+            if interactive == true { return RequestError("--output and --error are for batch jobs: an interactive job's output comes to you") }
+        }
         if let notify, !JobEvent.validURL(notify) {
             return RequestError("--notify takes an http:// or https:// URL with a host (at most 2048 characters, no spaces)")
         }

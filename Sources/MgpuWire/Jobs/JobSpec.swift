@@ -27,6 +27,8 @@ public struct JobSpec: Codable, Sendable {
     public var preemptible: Bool?
     /// `--notify URL`: where the master posts a JSON event when the job ends (or is marked idle).
     public var notify: String?
+    /// `--output` / `--error` / `--keep-logs`: the job's streams in files on the node (Slurm's patterns).
+    public var outputFiles: OutputFiles?
 
     public init(name: String?, user: String, command: String, workdir: String, environment: [String: String],
                 request: ResourceRequest, killGraceSeconds: Double? = nil, timeLimit: Double? = nil,

@@ -99,3 +99,17 @@ import Testing
         #expect(array.pendingText == "[10-99%8]" && array.count == 100 && array.min == 0 && array.max == 99)
     }
 }
+
+/// `--output`/`--error` patterns, as Slurm fills them in.
+@Suite struct OutputPatternTests {
+    @Test func slurmsFields() {
+        let task = JobID(parent: JobID(number: 0x3F2A9C01), index: 7)
+        #expect(OutputFiles.expand("slurm-%j.out", job: task, user: "alice", name: "x", node: "n1", rank: 0) == "slurm-3F2A9C01_7.out")
+        #expect(OutputFiles.expand("%A_%a-%u-%x-%N-%t-100%%-%q", job: task, user: "alice", name: "a/b c", node: "n1", rank: 2)
+                == "3F2A9C01_7-alice-a_b c-n1-2-100%-%q")
+        #expect(OutputFiles.expand("%A.%a.out%", job: JobID(number: 1), user: "u", name: "n", node: "n", rank: 0) == "00000001.4294967294.out%")
+        let wrapped = OutputFiles(output: "it's %j.log").wrap("echo hi", job: JobID(number: 1), user: "u", name: "n", node: "n", rank: 0)
+        #expect(wrapped == "exec >'it'\\''s 00000001.log' 2>&1\necho hi", "quoted for sh: \(wrapped)")
+        #expect(OutputFiles(output: "a\nb").validationError != nil && OutputFiles(error: "").validationError != nil)
+    }
+}
