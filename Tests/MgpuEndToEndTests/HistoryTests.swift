@@ -31,6 +31,10 @@ extension EndToEndTests {
             #expect((record.energyWh ?? 0) > 0.05, "about 245 W × 2 GPUs sampled each second: \(record.energyWh ?? -1) Wh")
             #expect((record.meanUtilization ?? 0) > 50 && (record.peakMemoryMB ?? 0) > 0)
             #expect(record.gpuModels == ["Simulated GPU"] && record.nodes == "node001:gpu0,1")
+            // Its GPUs over time: in the job's own record, not in listings.
+            let one = try await cluster.job(train)
+            #expect((one.usage?.series?.times.count ?? 0) >= 2 && (one.usage?.series?.utilization.max() ?? 0) > 50)
+            #expect(!(try await cluster.mgpu(["queue", "--json"])).stdout.contains("\"series\""))
             let failed = try #require(all.first { $0.id == bad })
             #expect(failed.state == .failed && failed.exit == "exit code 3" && failed.gpuHours == 0 && failed.energyWh == nil)
 

@@ -194,7 +194,7 @@ extension EndToEndTests {
             #expect(dom.contains("exit code 4") && dom.contains(" Wh<"), "exit and energy")
             #expect(dom.contains("2 jobs"))
             let page = try dump("/jobs/\(busy)?once=1")
-            #expect(page.contains("data-graph=\"node001:0\"") && page.contains("<polyline"), "its GPU's utilisation over time: \(page.suffix(1500))")
+            #expect(page.contains("data-graph=\"job\"") && page.contains("<polyline"), "its GPUs' utilisation over time: \(page.suffix(1500))")
             #expect(page.contains("GPU-h") && page.contains("% util"))
         }
 

@@ -213,6 +213,13 @@ function line(values, max, color) {
 }
 async function graphs(job) {
   if (!job.startTime) return;
+  const s = job.usage && job.usage.series;
+  if (s && s.times.length > 1) {  // its own record: its GPUs' mean utilisation and peak memory, every run
+    const peak = Math.max(1, ...s.memoryMB);
+    document.getElementById("gpus").innerHTML = `<div data-graph="job">its GPUs: ${s.times.length} points, mean utilisation and peak memory
+      <svg viewBox="0 0 100 48" preserveAspectRatio="none">${line(s.utilization, 100, "#58a6ff")}${line(s.memoryMB, peak, "#d29922")}</svg></div>`;
+    return;
+  }
   const end = job.endTime || Date.now() / 1000, html = [];
   for (const part of job.parts) {
     if (!part.gpus.length) continue;

@@ -18,6 +18,7 @@ extension MasterState {
             guard !held.isEmpty else { continue }
             let readings = held.map { byIndex[$0] }
             if integrate { jobSamples[job.id, default: JobUsage()].add(readings.compactMap { $0 }, seconds: seconds) }
+            jobSamples[job.id, default: JobUsage()].record(readings.compactMap { $0 }, at: clock())
             var nodes = idleByNode[job.id] ?? [:]
             nodes[node] = config.idle.since(nodes[node], utilizations: readings.map { $0?.utilization }, now: clock())
             idleByNode[job.id] = nodes

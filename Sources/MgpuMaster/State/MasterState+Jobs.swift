@@ -75,7 +75,12 @@ extension MasterState {
 
     public func jobInfo(_ id: JobID) -> JobInfo? {
         computeExpectedStarts()
-        if let job = lookup(id) { return info(job, now: clock()) }
+        if let job = lookup(id) {
+            // One job: its usage series too (listings leave it out).
+            var one = info(job, now: clock())
+            one.usage?.series = (job.state == .running ? usageNow(job, now: clock()) : job.usage)?.series
+            return one
+        }
         // A task that has not started: its array's record holds it.
         guard let parent = id.arrayParent, let index = id.arrayIndex, let record = jobs[parent], record.state == .pending,
               record.array?.pending.contains(index) == true else { return nil }
@@ -98,8 +103,10 @@ extension MasterState {
             else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
         }
         var info = JobInfo(job: job, note: note)
+        info.usage?.series = nil
         if job.state == .running {
             info.usage = usageNow(job, now: now)
+            info.usage?.series = nil
             if markedIdle.contains(job.id) { info.idleSince = idleSince[job.id] }
         }
         if job.state == .pending {

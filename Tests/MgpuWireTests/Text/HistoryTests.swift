@@ -76,3 +76,22 @@ import Testing
                       "http://" + String(repeating: "a", count: 2100)])
     func refused(_ url: String) { #expect(!JobEvent.validURL(url), "\(url)") }
 }
+
+@Suite struct UsageSeriesTests {
+    @Test func pointsStayInOrderAndAtMostTheLimit() {
+        var usage = JobUsage()
+        for t in (0..<1000).reversed() where t % 3 != 0 {
+            usage.record([GPUTelemetry(index: 0, utilization: Double(t % 100) + 0.123, memoryUsedMB: t)], at: Double(t))
+        }
+        let s = usage.series!
+        #expect(s.times.count <= UsageSeries.maxPoints && s.times.count > UsageSeries.maxPoints / 2)
+        #expect(s.times == s.times.sorted() && s.utilization.count == s.times.count && s.memoryMB.count == s.times.count)
+        #expect(s.memoryMB.max() == 998 && s.utilization.allSatisfy { ($0 * 10).rounded() == $0 * 10 }, "peaks kept, rounded to 0.1")
+        var two = JobUsage()
+        two.record([GPUTelemetry(index: 0, utilization: 50, memoryUsedMB: 1)], at: 5000)
+        #expect(usage.merged(two).series!.times.last == 5000, "a later run's points follow")
+        var none = JobUsage()
+        none.record([GPUTelemetry(index: 0)], at: 1)
+        #expect(none.series == nil, "no reading, no point")
+    }
+}
