@@ -27,18 +27,31 @@ extension EndToEndTests {
             server.serve_forever()
             """
 
+        /// The receiver, started, with its port and the lines it kept so far.
+        struct Receiver {
+            let pid: pid_t
+            let port: String
+            let out: String
+            init(dir: String) async throws {
+                out = dir + "/hooks"
+                pid = try Spawn.start(["/usr/bin/env", "python3", "-c", NotifyTests.receiver, dir + "/hooks"])
+                let file = out + ".port"
+                try await waitUntil("the receiver listens", timeout: 20) { FileManager.default.fileExists(atPath: file) }
+                port = try String(contentsOfFile: file, encoding: .utf8)
+            }
+            func lines() -> [Substring] { ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n") }
+            func stop() { kill(pid, SIGKILL) }
+        }
+
         /// `--notify URL` and a user's default: the master posts the job's end (state, exit code, a readable `text`)
         /// to a live receiver, retrying after a 500; a bad URL is refused at submit; a receiver that is gone holds
         /// nothing up.
         @Test func endedJobsArePostedToTheirURL() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 1])
             defer { cluster.stop() }
-            let out = cluster.dir + "/hooks"
-            let pid = try Spawn.start(["/usr/bin/env", "python3", "-c", Self.receiver, out])
-            defer { kill(pid, SIGKILL) }
-            try await waitUntil("the receiver listens", timeout: 20) { FileManager.default.fileExists(atPath: out + ".port") }
-            let port = try String(contentsOfFile: out + ".port", encoding: .utf8)
-            func lines() -> [Substring] { ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n") }
+            let hook = try await Receiver(dir: cluster.dir)
+            defer { hook.stop() }
+            let (port, lines, pid) = (hook.port, hook.lines, hook.pid)
 
             let failing = try await cluster.submit(["--gpus", "0", "--name", "step", "--notify", "http://127.0.0.1:\(port)/hook?from=mgpu", "exit 3"])
             try await waitUntil("the failed job's event, after a retry", timeout: 20) { lines().count == 1 }
@@ -90,12 +103,9 @@ extension EndToEndTests.NotifyTests {
                                                   master: ["--idle-after", "0:02", "--idle-threshold", "5", "--idle-action", "cancel",
                                                            "--idle-cancel-after", "0:05"])
         defer { cluster.stop() }
-        let out = cluster.dir + "/hooks"
-        let pid = try Spawn.start(["/usr/bin/env", "python3", "-c", Self.receiver, out])
-        defer { kill(pid, SIGKILL) }
-        try await waitUntil("the receiver listens", timeout: 20) { FileManager.default.fileExists(atPath: out + ".port") }
-        let port = try String(contentsOfFile: out + ".port", encoding: .utf8)
-        func lines() -> [Substring] { ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n") }
+        let hook = try await Receiver(dir: cluster.dir)
+        defer { hook.stop() }
+        let (port, lines) = (hook.port, hook.lines)
 
         let busy = try await cluster.submit(["--gpus", "1", "timeout 12 sh -c 'while :; do :; done'; true"])
         let idle = try await cluster.submit(["--gpus", "1", "--notify", "http://127.0.0.1:\(port)/idle", "sleep 60"])
