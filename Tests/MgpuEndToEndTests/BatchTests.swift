@@ -76,3 +76,26 @@ extension EndToEndTests.BatchTests {
         #expect(stray.status != 0 && stray.stderr.contains("--keep-logs goes with --output or --error"))
     }
 }
+
+extension EndToEndTests.BatchTests {
+    /// An admin drains a node with a reason; `mgpu nodes` says DRAINED with the reason, who and when; a user may not
+    /// drain; resume brings the waiting job to it.
+    @Test func drainAndResumeANode() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1])
+        defer { cluster.stop() }
+        let drain = try await cluster.mgpu(["admin", "node", "drain", "node001", "--reason", "swap GPU 0"])
+        #expect(drain.status == 0 && drain.stdout.contains("Node node001 DRAINED: no new jobs go there"), "\(drain.stdout) \(drain.stderr)")
+        let job = try await cluster.submit(["true"])
+        let nodes = try await cluster.mgpu(["nodes"])
+        #expect(nodes.stdout.contains("DRAINED") && nodes.stdout.contains("node001 DRAINED: swap GPU 0 (by "), "\(nodes.stdout)")
+        #expect(try await cluster.job(job).state == .pending)
+        let nobody = try await cluster.mgpu(["admin", "user", "add", "nobody"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let denied = try await cluster.mgpu(["admin", "node", "resume", "node001"], env: ["MGPU_TOKEN": nobody])
+        #expect(denied.status != 0 && denied.stderr.contains("only an admin can resume nodes"), "\(denied.stderr)")
+        let unknown = try await cluster.mgpu(["admin", "node", "drain", "node009"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no node node009"))
+        let resume = try await cluster.mgpu(["admin", "node", "resume", "node001"])
+        #expect(resume.status == 0 && resume.stdout.contains("Node node001 takes jobs again"))
+        #expect(try await cluster.waitForState(job, [.completed]).state == .completed)
+    }
+}

@@ -152,7 +152,44 @@ extension Mgpu {
         }
 
         struct Node: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "node", abstract: "Manage nodes.", subcommands: [Remove.self])
+            static let configuration = CommandConfiguration(commandName: "node", abstract: "Manage nodes.", subcommands: [Drain.self, Resume.self, Remove.self])
+
+            struct Drain: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(commandName: "drain",
+                    abstract: "Take a node out for maintenance: no new jobs go there; running ones finish.",
+                    discussion: """
+                        mgpu admin node drain node003 --reason "swap GPU 2"
+                        mgpu nodes then shows DRAINING (jobs still run there) or DRAINED, with the reason, who and when.
+                        It stays drained across master and agent restarts until `mgpu admin node resume node003`.
+                        """)
+                @OptionGroup var client: ClientOptions
+                @Option(help: ArgumentHelp("Why (shown by mgpu nodes and the dashboard).", valueName: "text")) var reason: String?
+                @Argument(help: "The node's id.") var id: String
+
+                func validate() throws {
+                    guard SafeName.isValid(id) else { throw ValidationError("a node id is 1-64 letters, digits, '.', '-' or '_', got \(id.debugDescription)") }
+                }
+
+                func run() async throws {
+                    let info = try await client.call { try await $0.drainNode(id, reason: reason) }
+                    say("Node \(id) \(info.drainState ?? "DRAINED"): no new jobs go there\(info.drainState == "DRAINING" ? "; the jobs running there finish" : "")")
+                }
+            }
+
+            struct Resume: AsyncParsableCommand {
+                static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a drained node take jobs again.")
+                @OptionGroup var client: ClientOptions
+                @Argument(help: "The node's id.") var id: String
+
+                func validate() throws {
+                    guard SafeName.isValid(id) else { throw ValidationError("a node id is 1-64 letters, digits, '.', '-' or '_', got \(id.debugDescription)") }
+                }
+
+                func run() async throws {
+                    _ = try await client.call { try await $0.resumeNode(id) }
+                    say("Node \(id) takes jobs again")
+                }
+            }
 
             struct Remove: AsyncParsableCommand {
                 static let configuration = CommandConfiguration(commandName: "remove",

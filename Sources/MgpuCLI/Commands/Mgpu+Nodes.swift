@@ -25,6 +25,13 @@ extension Mgpu {
             print(Self.render(queue, verbose: verbose))
         }
 
+        /// "since 14:20" today, "since Nov 23 14:20" before.
+        static func since(_ time: Double, now: Double) -> String {
+            let formatter = DateFormatter()
+            formatter.dateFormat = now - time < 20 * 3600 ? "HH:mm" : "MMM d HH:mm"
+            return "since " + formatter.string(from: Date(timeIntervalSince1970: time))
+        }
+
         static func render(_ queue: QueueResponse, verbose: Bool) -> String {
             guard !queue.nodes.isEmpty else { return "No nodes registered." }
             var held: [String: JobInfo] = [:]
@@ -36,13 +43,19 @@ extension Mgpu {
             for node in queue.nodes {
                 let t = node.telemetry
                 let ram = t.flatMap { t in t.memoryUsedMB.map { used in "\(gb(used))/\(gb(t.memoryTotalMB ?? 0)) GB" } } ?? "-"
-                let state = node.state == .up ? "UP" : (node.left == true ? "DOWN (left)" : "DOWN")
+                var state = node.state == .up ? "UP" : (node.left == true ? "DOWN (left)" : "DOWN")
+                if let drained = node.drainState { state = node.state == .up ? drained : state + ", " + drained }
                 table.rows.append([node.id, state, "\(node.gpus.count)\(node.simulated ? " (sim)" : "")",
                                    node.state == .up ? "\(node.freeGPUCount)" : "-", "\(node.allocatedGPUs.count)",
                                    "\(node.outsideGPUs.count)", t?.cpuPercent.map { String(format: "%.0f", $0) } ?? "-", ram,
                                    "\(Int(node.secondsSinceHeartbeat))s ago"])
             }
-            guard verbose else { return table.render() }
+            // Why each drained node is out, by whom and since when.
+            let drained = queue.nodes.compactMap { node in
+                node.drain.map { "\(node.id) \(node.drainState ?? "DRAINED"): \(Terminal.safe($0.reason)) (by \($0.by), \(Self.since($0.at, now: queue.now)))" }
+            }
+            let notes = drained.isEmpty ? "" : "\n\n" + drained.joined(separator: "\n")
+            guard verbose else { return table.render() + notes }
             var gpus = Table(header: ["NODE", "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "HELD BY"])
             for node in queue.nodes {
                 for gpu in node.gpus {
@@ -62,7 +75,7 @@ extension Mgpu {
                                       r?.powerW.map { String(format: "%.0f W", $0) } ?? "-", who])
                 }
             }
-            lines.append(table.render())
+            lines.append(table.render() + notes)
             lines.append("")
             lines.append(gpus.render())
             return lines.joined(separator: "\n")

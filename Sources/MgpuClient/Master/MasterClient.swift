@@ -162,6 +162,16 @@ public struct MasterClient: Sendable {
         try await call(.GET, "/v1/admin/policy", body: Optional<Int>.none, as: PolicyReport.self)
     }
 
+    /// Drains a node: no new jobs; running ones finish (admins only).
+    public func drainNode(_ id: String, reason: String?) async throws -> NodeInfo {
+        try await call(.POST, "/v1/admin/nodes/\(id)/drain", body: DrainRequest(reason: reason), as: NodeInfo.self)
+    }
+
+    /// Lets a drained node take jobs again (admins only).
+    public func resumeNode(_ id: String) async throws -> NodeInfo {
+        try await call(.POST, "/v1/admin/nodes/\(id)/resume", body: Optional<Int>.none, as: NodeInfo.self)
+    }
+
     /// Forgets a node and its credential (admins only).
     public func removeNode(_ id: String) async throws {
         _ = try await call(.DELETE, "/v1/admin/nodes/\(id)", body: Optional<Int>.none, as: [String: String].self)

@@ -23,6 +23,18 @@ public struct GPU: Codable, Sendable, Hashable {
     }
 }
 
+/// Why, by whom and since when a node takes no new jobs.
+public struct NodeDrain: Codable, Sendable, Hashable {
+    public var reason: String
+    public var by: String
+    public var at: Double
+    public init(reason: String, by: String, at: Double) {
+        self.reason = reason
+        self.by = by
+        self.at = at
+    }
+}
+
 /// A node as the master knows it. Whether it is UP or DOWN is derived from `lastSeen`.
 public struct Node: Codable, Sendable, Identifiable {
     public var id: String
@@ -41,6 +53,8 @@ public struct Node: Codable, Sendable, Identifiable {
     public var orphanCPUSlots: Int
     /// The agent deregistered (it was stopped, e.g. at the end of its Slurm allocation); cleared when it registers.
     public var left: Bool?
+    /// `mgpu admin node drain`: it takes no new job (running ones finish) until resumed; kept across restarts.
+    public var drain: NodeDrain?
 
     public init(id: String, address: String, gpus: [GPU], cpuSlots: Int, now: Double, incarnation: String) {
         self.id = id

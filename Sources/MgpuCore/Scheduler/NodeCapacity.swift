@@ -41,7 +41,7 @@ extension NodeCapacity {
             var busy = Set(node.orphanGPUs)
             busy.formUnion(unavailableGPUs[node.id] ?? [])
             byId[node.id] = NodeCapacity(id: node.id, gpus: node.gpus.map(\.index),
-                                         schedulable: node.isResponding(now: now, timeout: nodeTimeout),
+                                         schedulable: node.isResponding(now: now, timeout: nodeTimeout) && node.drain == nil,
                                          busyGPUs: busy, cpuSlots: node.cpuSlots, cpuSlotsUsed: node.orphanCPUSlots,
                                          models: Dictionary(node.gpus.map { ($0.index, GPUModel(name: $0.name, memoryMB: $0.memoryMB)) },
                                                             uniquingKeysWith: { a, _ in a }))

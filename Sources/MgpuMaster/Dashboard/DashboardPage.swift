@@ -120,7 +120,7 @@ function renderNodes() {
     const ram = t && t.memoryTotalMB ? bar("RAM", t.memoryUsedMB / t.memoryTotalMB, `${(t.memoryUsedMB/1024).toFixed(1)}/${(t.memoryTotalMB/1024).toFixed(0)} GB`) : "";
     return `<div class="node ${up ? "" : "down"}" data-node="${esc(n.id)}">
       <div class="top"><b>${esc(n.id)}</b><span class="badge ${up ? "up" : "down"}">${up ? "UP" : "DOWN"}</span>
-      ${n.simulated ? `<span class="badge sim">simulated</span>` : ""}<span class="age">${esc(n.address)} · heartbeat ${Math.round(age)}s ago</span></div>
+      ${n.simulated ? `<span class="badge sim">simulated</span>` : ""}${n.drain ? `<span class="badge down" title="${esc(n.drain.reason)} (by ${esc(n.drain.by)})" data-drain="${esc(n.drainState)}">${esc(n.drainState)}: ${esc(n.drain.reason)}</span>` : ""}<span class="age">${esc(n.address)} · heartbeat ${Math.round(age)}s ago</span></div>
       ${up ? `<div class="bars">${cpu}${ram}</div>` : `<div class="empty">not responding: numbers hidden until it reports again</div>`}
       <div class="gpus">${gpus || `<div class="empty">no GPU</div>`}</div></div>`;
   }).join("");

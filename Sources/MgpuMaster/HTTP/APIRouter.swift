@@ -219,6 +219,21 @@ enum APIRouter {
             guard context.user?.admin == true else { throw HTTPError(.forbidden, message: "only an admin can read the policy") }
             return try json(await state.policyReport())
         }
+        router.post("/v1/admin/nodes/{id}/drain") { request, context in
+            guard let admin = context.user, admin.admin else { throw HTTPError(.forbidden, message: "only an admin can drain nodes") }
+            let body = try await request.decode(as: DrainRequest.self, context: context)
+            let id = context.parameters.get("id") ?? ""
+            guard let info = try await state.drainNode(id, reason: body.reason ?? "", by: admin.name) else {
+                throw HTTPError(.notFound, message: "no node \(id)")
+            }
+            return try json(info)
+        }
+        router.post("/v1/admin/nodes/{id}/resume") { _, context in
+            guard let admin = context.user, admin.admin else { throw HTTPError(.forbidden, message: "only an admin can resume nodes") }
+            let id = context.parameters.get("id") ?? ""
+            guard let info = try await state.resumeNode(id, by: admin.name) else { throw HTTPError(.notFound, message: "no node \(id)") }
+            return try json(info)
+        }
         router.delete("/v1/admin/nodes/{id}") { _, context in
             guard let admin = context.user, admin.admin else { throw HTTPError(.forbidden, message: "only an admin can remove nodes") }
             let id = context.parameters.get("id") ?? ""

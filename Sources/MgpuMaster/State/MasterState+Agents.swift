@@ -143,6 +143,33 @@ extension MasterState {
 
     /// An admin forgets a node (`mgpu admin node remove`): the parts it ran end NODE_FAIL (or requeue), and it leaves
     /// the cluster until an agent enrols that id again. False when the master does not know it.
+    /// `mgpu admin node drain`: the node takes no new job; what runs there finishes. Nil: no such node.
+    public func drainNode(_ id: String, reason: String, by admin: String) throws -> NodeInfo? {
+        guard var node = nodes[id] else { return nil }
+        guard reason.unicodeScalars.count <= 200, !reason.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw RequestError("a drain reason is one line of at most 200 characters")
+        }
+        let text = reason.trimmingCharacters(in: .whitespaces)
+        node.drain = NodeDrain(reason: text.isEmpty ? "drained" : text, by: admin, at: clock())
+        try commit(jobs: [], nodes: [node])
+        logger.info("node drained", metadata: ["node": "\(id)", "by": "\(admin)", "reason": "\(node.drain!.reason)"])
+        waiters.wake("dashboard")
+        return nodeInfos(now: clock()).first { $0.id == id }
+    }
+
+    /// `mgpu admin node resume`: the node takes jobs again. Nil: no such node.
+    public func resumeNode(_ id: String, by admin: String) throws -> NodeInfo? {
+        guard var node = nodes[id] else { return nil }
+        guard node.drain != nil else { return nodeInfos(now: clock()).first { $0.id == id } }
+        node.drain = nil
+        try commit(jobs: [], nodes: [node])
+        logger.info("node resumed", metadata: ["node": "\(id)", "by": "\(admin)"])
+        waiters.wake("dashboard")
+        scheduleNeeded = true
+        schedule()
+        return nodeInfos(now: clock()).first { $0.id == id }
+    }
+
     public func removeNode(_ id: String, by admin: String) throws -> Bool {
         guard nodes[id] != nil else { return false }
         let lost = ExitStatus(error: "node \(id) was removed by \(admin)", nodeFailed: true)

@@ -143,6 +143,10 @@ extension MasterState {
             if up { info.telemetry = telemetry[node.id] }
             info.outsideGPUs = (telemetry[node.id]?.gpus.filter(\.inUseOutside).map(\.index) ?? []).sorted()
             info.left = node.left
+            if let drain = node.drain {
+                info.drain = drain
+                info.drainState = (cap?.busyGPUs.isEmpty ?? true) && (cap?.cpuSlotsUsed ?? 0) == 0 ? "DRAINED" : "DRAINING"
+            }
             return info
         }
     }

@@ -36,7 +36,7 @@ extension QueueResponse {
         var nodes = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
         for node in queue.nodes {
             let sim = node.simulated ? " (simulated)" : ""
-            nodes.rows.append([node.id, node.address, node.state.rawValue, "\(node.gpus.count)\(sim)",
+            nodes.rows.append([node.id, node.address, node.state.rawValue + (node.drainState.map { ", " + $0 } ?? ""), "\(node.gpus.count)\(sim)",
                                node.state == .up ? "\(node.freeGPUCount)" : "-", "\(node.busyGPUs.count)",
                                "\(node.cpuSlotsUsed)/\(node.cpuSlots)", "\(Int(node.secondsSinceHeartbeat))s ago"])
         }

@@ -23,6 +23,9 @@ public struct NodeInfo: Codable, Sendable {
     public var outsideGPUs: [Int]
     /// The node's agent deregistered.
     public var left: Bool?
+    /// Drained by an admin: why, by whom, since when; `drainState` is DRAINING while jobs still run there, then DRAINED.
+    public var drain: NodeDrain?
+    public var drainState: String?
 
     public init(id: String, address: String, state: NodeState, gpus: [GPU], busyGPUs: [Int], cpuSlots: Int,
                 cpuSlotsUsed: Int, lastSeen: Double, secondsSinceHeartbeat: Double) {
@@ -42,4 +45,10 @@ public struct NodeInfo: Codable, Sendable {
     /// GPUs held by mgpu jobs.
     public var allocatedGPUs: [Int] { busyGPUs.filter { !outsideGPUs.contains($0) } }
     public var freeGPUCount: Int { state == .up ? gpus.count - busyGPUs.count : 0 }
+}
+
+/// `POST /v1/admin/nodes/{id}/drain`.
+public struct DrainRequest: Codable, Sendable {
+    public var reason: String?
+    public init(reason: String?) { self.reason = reason }
 }
