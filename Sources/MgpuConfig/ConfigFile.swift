@@ -152,7 +152,20 @@ public struct ConfigSection: Sendable {
 
     var where_: String { "[" + path.joined(separator: ".") + "]" }
 
-    func fail(_ key: String, _ what: String) -> ConfigError {
+    /// The keys `keys` of `section` only (the rest are read elsewhere).
+    public init(subset section: ConfigSection, keys: [String]) {
+        file = section.file
+        path = section.path
+        values = section.values.filter { keys.contains($0.key) }
+    }
+
+    init(file: ConfigFile, path: [String], values: [String: ConfigValue]) {
+        self.file = file
+        self.path = path
+        self.values = values
+    }
+
+    public func fail(_ key: String, _ what: String) -> ConfigError {
         ConfigError("\(ConfigFile.name(file.path)):\(ConfigFile.line(of: key, section: path, in: file.lines)): \(what)")
     }
 

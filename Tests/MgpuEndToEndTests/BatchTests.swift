@@ -99,3 +99,32 @@ extension EndToEndTests.BatchTests {
         #expect(try await cluster.waitForState(job, [.completed]).state == .completed)
     }
 }
+
+extension EndToEndTests.BatchTests {
+    /// `mgpu master --config FILE`: [master] keys and [policy]'s times are the master's flags, a flag on the command
+    /// line wins over the file; a key it does not know is one line with the file, line and a did-you-mean.
+    @Test func aConfigFileSetsTheMastersFlags() async throws {
+        let scratch = try TestCluster(name: "config")
+        defer { scratch.stop() }
+        let config = scratch.dir + "/mgpu.toml"
+        try "# the lab's master\n[master]\nkeep_ended = 120\n\n[policy]\ndefault_time = \"0:30\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let fromFile = try await TestCluster.start(agents: ["node001": 1], master: ["--config", config], name: "fromFile")
+        let id = try await fromFile.submit(["true"])
+        #expect(try await fromFile.job(id).timeLimit == 30, "the file's default_time")
+        fromFile.stop()
+        let flagWins = try await TestCluster.start(agents: ["node001": 1], master: ["--config", config, "--default-time", "0:40"], name: "flagWins")
+        let other = try await flagWins.submit(["true"])
+        #expect(try await flagWins.job(other).timeLimit == 40, "the command line's")
+        flagWins.stop()
+
+        try "[master]\nnode_timout = 5\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let bad = try await scratch.mgpu(["master", "--config", config])
+        #expect(bad.status == 2 && bad.stderr == "mgpu: mgpu.toml:2: unknown key \"node_timout\" in [master] (did you mean node_timeout?)\n", "\(bad.stderr)")
+        try "[node]\nreport_interval = \"soon\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let badValue = try await scratch.mgpu(["node", "--config", config])
+        #expect(badValue.status != 0 && badValue.stderr.contains("report-interval") && !badValue.stderr.contains("Stack"), "\(badValue.stderr)")
+        try "[nodes]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let badSection = try await scratch.mgpu(["up", "--config", config])
+        #expect(badSection.status == 2 && badSection.stderr.contains("unknown section \"nodes\" (did you mean [node]?)"), "\(badSection.stderr)")
+    }
+}

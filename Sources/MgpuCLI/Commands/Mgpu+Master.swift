@@ -166,6 +166,7 @@ extension Mgpu {
 
         @OptionGroup var options: MasterOptions
         @OptionGroup var verbose: VerboseOption
+        @OptionGroup var configFile: ConfigOption
 
         func run() async throws {
             OneLineLogHandler.bootstrap(verbose: verbose.verbose)

@@ -105,6 +105,7 @@ extension Mgpu {
         var stateDir: String?
 
         @OptionGroup var verbose: VerboseOption
+        @OptionGroup var configFile: ConfigOption
 
         func run() async throws {
             OneLineLogHandler.bootstrap(verbose: verbose.verbose)

@@ -14,6 +14,7 @@ extension Mgpu {
         @OptionGroup var master: MasterOptions
         @OptionGroup var agent: AgentOptions
         @OptionGroup var verbose: VerboseOption
+        @OptionGroup var configFile: ConfigOption
 
         func run() async throws {
             OneLineLogHandler.bootstrap(verbose: verbose.verbose)

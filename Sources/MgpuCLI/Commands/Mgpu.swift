@@ -22,7 +22,7 @@ public struct Mgpu: AsyncParsableCommand {
     /// Parses and runs, printing errors as one line: exit 2 for bad arguments or an unreachable master.
     public static func runMain() async -> Never {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(try ConfigArguments.apply(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -187,9 +187,10 @@ final class TestCluster {
 
     /// Kills everything this cluster started, the jobs' process groups included.
     func stop() {
-        Glibc.kill(masterPid, SIGKILL)
-        for pid in Array(agentPids.values) + extraPids { Glibc.kill(pid, SIGKILL) }
-        for pid in [masterPid] + Array(agentPids.values) + extraPids { var s: Int32 = 0; waitpid(pid, &s, 0) }
+        // Only processes it started: a pid of 0 (no master started) would be this whole process group.
+        let started = ([masterPid] + Array(agentPids.values) + extraPids).filter { $0 > 0 }
+        for pid in started { Glibc.kill(pid, SIGKILL) }
+        for pid in started { var s: Int32 = 0; waitpid(pid, &s, 0) }
         let enumerator = FileManager.default.enumerator(atPath: dir)
         while let path = enumerator?.nextObject() as? String {
             guard path.hasSuffix("/pid"), let text = try? String(contentsOfFile: "\(dir)/\(path)", encoding: .utf8) else { continue }

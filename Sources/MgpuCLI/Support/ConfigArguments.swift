@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import MgpuConfig
+
+/// `--config FILE` (on `master`, `node`, `up`; else /etc/mgpu/mgpu.toml when it exists): the file's keys become the
+/// command's options, placed before the command line's own, so that a flag wins over the file and the file over the
+/// defaults. A key is its flag in snake_case (`--node-timeout` is `node_timeout`); `true` gives a flag, `false` leaves
+/// it out; an array repeats the option. [master] (and [policy]'s times) are `mgpu master`'s, [node] `mgpu node`'s,
+/// both for `mgpu up`.
+struct ConfigOption: ParsableArguments {
+    @Option(help: ArgumentHelp("A TOML config file ([master], [node], [policy]); flags given here win over it. Default: /etc/mgpu/mgpu.toml when it exists.", valueName: "file"))
+    var config: String?
+}
+
+enum ConfigArguments {
+    /// `arguments` (without the program's name) with the config file's options put in, or as they are.
+    static func apply(_ arguments: [String], defaultPath: String = ConfigFile.defaultPath) throws -> [String] {
+        guard let command = arguments.first, ["master", "node", "up"].contains(command) else { return arguments }
+        if arguments.contains("--help") || arguments.contains("-h") { return arguments }
+        var path: String?
+        for (i, word) in arguments.enumerated() {
+            if word == "--config", i + 1 < arguments.count { path = arguments[i + 1] }
+            if word.hasPrefix("--config=") { path = String(word.dropFirst("--config=".count)) }
+        }
+        if path == nil, FileManager.default.fileExists(atPath: defaultPath) { path = defaultPath }
+        guard let path else { return arguments }
+        let file: ConfigFile
+        do { file = try ConfigFile(path: path) } catch { throw CLIError(error.message, exitCode: 2) }
+        var added: [String] = []
+        do {
+            if command == "master" || command == "up" {
+                added += try options(file.section("master"), known: flags(of: Mgpu.Master.self))
+                let policy = file.section("policy")
+                try policy.check(known: ConfigFile.policyKeys, tables: ["accounts", "users"])
+                let accounts = try policy.tables("accounts"), users = try policy.tables("users")
+                if !accounts.isEmpty || !users.isEmpty {
+                    FileHandle.standardError.write(Data("mgpu: \(path): [policy.accounts.*] and [policy.users.*] are read by `mgpu sim --config`; on a master, set them with `mgpu admin account add` and `mgpu admin user set`\n".utf8))
+                }
+                added += try options(ConfigSection(subset: policy, keys: ConfigFile.policyKeys), known: flags(of: Mgpu.Master.self))
+            }
+            if command == "node" || command == "up" {
+                added += try options(file.section("node"), known: flags(of: Mgpu.Node.self))
+            }
+        } catch let error as ConfigError {
+            throw CLIError(error.message, exitCode: 2)
+        }
+        return [command] + added + arguments.dropFirst()
+    }
+
+    /// The long options a command takes, in snake_case ("node_timeout").
+    static func flags(of command: any ParsableCommand.Type) -> [String] {
+        let help = command.helpMessage(includeHidden: false, columns: 1000)
+        var names = Set<String>()
+        let regex = try! Regex(#"--([a-z][a-z0-9-]*)"#)
+        for match in help.matches(of: regex) {
+            if let name = match.output[1].substring { names.insert(name.replacingOccurrences(of: "-", with: "_")) }
+        }
+        names.subtract(["help", "config", "version"])
+        return names.sorted()
+    }
+
+    /// A section's keys as options.
+    static func options(_ section: ConfigSection, known: [String]) throws -> [String] {
+        try section.check(known: known)
+        var result: [String] = []
+        for key in section.values.keys.sorted() {
+            let flag = "--" + key.replacingOccurrences(of: "_", with: "-")
+            func word(_ value: ConfigValue) throws -> [String] {
+                switch value {
+                case .string(let s): return [flag, s]
+                case .int(let n): return [flag, String(n)]
+                case .double(let d): return [flag, String(d)]
+                case .bool(let b): return b ? [flag] : []
+                case .array(let items): return try items.flatMap(word)
+                case .table, .other: throw section.fail(key, "\(key) in [\(section.path.joined(separator: "."))] must be a string, a number, true or false")
+                }
+            }
+            result += try word(section.values[key]!)
+        }
+        return result
+    }
+}
