@@ -117,6 +117,13 @@ extension EndToEndTests.BatchTests {
         #expect(try await flagWins.job(other).timeLimit == 40, "the command line's")
         flagWins.stop()
 
+        // Where each value comes from.
+        try "[master]\nnode_timeout = 45\nkeep_ended = 60\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let show = try await scratch.mgpu(["config", "show", "master", "--config", config, "--", "--keep-ended", "90"])
+        let rows = show.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.contains(["keep_ended", "90", "flag"]) && rows.contains(["node_timeout", "45", "file", config])
+                && rows.contains(["port", "8080", "default"]), "\(show.stdout) \(show.stderr)")
+
         try "[master]\nnode_timout = 5\n".write(toFile: config, atomically: true, encoding: .utf8)
         let bad = try await scratch.mgpu(["master", "--config", config])
         #expect(bad.status == 2 && bad.stderr == "mgpu: mgpu.toml:2: unknown key \"node_timout\" in [master] (did you mean node_timeout?)\n", "\(bad.stderr)")

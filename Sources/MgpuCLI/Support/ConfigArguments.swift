@@ -51,7 +51,9 @@ enum ConfigArguments {
     static func flags(of command: any ParsableCommand.Type) -> [String] {
         let help = command.helpMessage(includeHidden: false, columns: 1000)
         var names = Set<String>()
-        let regex = try! Regex(#"--([a-z][a-z0-9-]*)"#)
+        // Only where an option is declared: at the start of a help line ("  -t, --time <limit>  ..."), not where a
+        // help text names another option.
+        let regex = try! Regex(#"(?m)^ {2}(?:-[A-Za-z], )?--([a-z][a-z0-9-]*)"#)
         for match in help.matches(of: regex) {
             if let name = match.output[1].substring { names.insert(name.replacingOccurrences(of: "-", with: "_")) }
         }
