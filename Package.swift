@@ -94,6 +94,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            // SIGHUP: the master reloads its config file's [policy].
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "mgpu", dependencies: ["MgpuCLI", "MgpuSupervisor"], swiftSettings: swiftSettings),
 

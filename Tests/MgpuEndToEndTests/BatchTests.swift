@@ -135,3 +135,28 @@ extension EndToEndTests.BatchTests {
         #expect(badSection.status == 2 && badSection.stderr.contains("unknown section \"nodes\" (did you mean [node]?)"), "\(badSection.stderr)")
     }
 }
+
+extension EndToEndTests.BatchTests {
+    /// SIGHUP: the master reads its config file's [policy] again, without a restart; a flag keeps its value; a file
+    /// that no longer reads changes nothing and the master goes on.
+    @Test func sighupReloadsThePolicy() async throws {
+        let scratch = try TestCluster(name: "hup")
+        defer { scratch.stop() }
+        let config = scratch.dir + "/mgpu.toml"
+        try "[policy]\ndefault_time = \"0:30\"\nage_scale = \"2-00:00:00\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let cluster = try await TestCluster.start(agents: ["node001": 1], master: ["--config", config, "--age-scale", "1-00:00:00"], name: "hupMaster")
+        defer { cluster.stop() }
+        #expect(try await cluster.job(try await cluster.submit(["true"])).timeLimit == 30)
+        try "[policy]\ndefault_time = \"0:50\"\nage_scale = \"3-00:00:00\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        kill(cluster.masterPid, SIGHUP)
+        try await waitUntil("the reloaded default time", timeout: 20) {
+            try await cluster.job(try await cluster.submit(["true"])).timeLimit == 50
+        }
+        #expect(try await cluster.client.policyReport().policy.ageScale == 86_400, "--age-scale was a flag: it keeps its value")
+        try "[policy]\ndefault_tme = \"0:10\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        kill(cluster.masterPid, SIGHUP)
+        try await Task.sleep(for: .milliseconds(300))  // nothing to wait for: a bad file changes nothing
+        #expect(try await cluster.job(try await cluster.submit(["true"])).timeLimit == 50, "a file that does not read changes nothing")
+        #expect(kill(cluster.masterPid, 0) == 0, "the master goes on")
+    }
+}

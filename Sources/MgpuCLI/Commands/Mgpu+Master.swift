@@ -172,10 +172,14 @@ extension Mgpu {
             OneLineLogHandler.bootstrap(verbose: verbose.verbose)
             let logger = Logger(label: "mgpu.master")
             let server = try options.makeServer(logger: logger)
-            let services = server.services { port in
+            var services = server.services { port in
                 say("mgpu master listening on \(server.scheme)://\(options.host):\(port)")
                 say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
                 say("agents need \(server.config.stateDir)/cluster.secret; your token: \(server.config.stateDir)/tokens/\(MasterServer.unixUser())")
+            }
+            if let path = configFile.path {
+                services.append(PolicyReloadService(path: path, state: server.state, logger: logger, started: server.config.policy,
+                                                    flagged: PolicyReloadService.flaggedKeys(Array(CommandLine.arguments.dropFirst()))))
             }
             try await runServices(services, logger: logger)
         }

@@ -35,8 +35,13 @@ extension Mgpu {
 
         func run() async throws {
             let spec = job.spec(command: CommandText.join(command), interactive: true, client: client)
+            // Ctrl-C is ours from now on: one that comes while the job is being submitted cancels it once it is.
+            let master = try client.client
+            let interrupts = Interrupts.install(job: nil, master: master)
             let id = try await client.call { try await $0.submit([spec]) }[0].rawValue
-            try await ForegroundSession(client: client, options: session, id: id).run(announce: true, forwardStdin: true)
+            interrupts.attach(job: id, master: master)
+            try await ForegroundSession(client: client, options: session, id: id).run(announce: true, forwardStdin: true,
+                                                                                      interrupts: interrupts)
         }
     }
 
@@ -70,30 +75,52 @@ extension Mgpu {
     }
 }
 
-/// Ctrl-C while a foreground job runs: the first cancels the job, the second exits at once.
+/// Ctrl-C while a foreground job runs: the first cancels the job, the second exits at once. Installed before the job is
+/// submitted (`job` nil): a Ctrl-C before the master has answered cancels the job as soon as its id is known.
 struct Interrupts {
     let source: any DispatchSourceSignal
+    let state: State
 
-    final class Count: Sendable {
-        let value = Mutex(0)
-        func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+    final class State: Sendable {
+        /// The job once known, and how many Ctrl-Cs came.
+        let value = Mutex<(job: String?, count: Int)>((nil, 0))
     }
 
-    static func install(job: String, master: MasterClient) -> Interrupts {
+    static func install(job: String?, master: MasterClient) -> Interrupts {
         signal(SIGINT, SIG_IGN)
-        let count = Count()
+        let state = State()
+        state.value.withLock { $0.job = job }
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
-            if count.increment() == 1 {
+            let (job, count) = state.value.withLock { value -> (String?, Int) in
+                value.count += 1
+                return (value.job, value.count)
+            }
+            if count == 1 {
+                guard let job else {
+                    FileHandle.standardError.write(Data("mgpu: cancelling the job as soon as the master has it (Ctrl-C again to exit now)\n".utf8))
+                    return
+                }
                 FileHandle.standardError.write(Data("mgpu: cancelling job \(job) (Ctrl-C again to exit now; the cancel goes on)\n".utf8))
                 Task { _ = try? await master.cancel([job]) }
             } else {
-                FileHandle.standardError.write(Data("mgpu: left job \(job) being cancelled\n".utf8))
+                FileHandle.standardError.write(Data("mgpu: left job \(job ?? "") being cancelled\n".utf8))
                 exit(130)
             }
         }
         source.resume()
-        return Interrupts(source: source)
+        return Interrupts(source: source, state: state)
+    }
+
+    /// The job is known now; a Ctrl-C that came before cancels it.
+    func attach(job: String, master: MasterClient) {
+        let interrupted = state.value.withLock { value -> Bool in
+            value.job = job
+            return value.count > 0
+        }
+        guard interrupted else { return }
+        FileHandle.standardError.write(Data("mgpu: cancelling job \(job) (Ctrl-C again to exit now; the cancel goes on)\n".utf8))
+        Task { _ = try? await master.cancel([job]) }
     }
 
     func cancel() {

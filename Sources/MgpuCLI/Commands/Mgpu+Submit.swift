@@ -89,12 +89,16 @@ extension Mgpu {
             }
             var spec = job.spec(command: CommandText.join(command), interactive: interactive, client: client)
             spec.array = arrayRequest
+            let master = try client.client
+            let interrupts = interactive ? Interrupts.install(job: nil, master: master) : nil
             let ids = try await client.call { try await $0.submit([spec]) }
-            guard interactive else {
+            guard interactive, let interrupts else {
                 for id in ids { say(submitted(id)) }
                 return
             }
-            try await ForegroundSession(client: client, options: session, id: ids[0].rawValue).run(announce: true, forwardStdin: true)
+            interrupts.attach(job: ids[0].rawValue, master: master)
+            try await ForegroundSession(client: client, options: session, id: ids[0].rawValue).run(announce: true, forwardStdin: true,
+                                                                                                  interrupts: interrupts)
         }
     }
 }

@@ -10,6 +10,9 @@ import MgpuConfig
 struct ConfigOption: ParsableArguments {
     @Option(help: ArgumentHelp("A TOML config file ([master], [node], [policy]); flags given here win over it. Default: /etc/mgpu/mgpu.toml when it exists.", valueName: "file"))
     var config: String?
+
+    /// The file the daemon reads: --config, else the default one when it exists.
+    var path: String? { config ?? (FileManager.default.fileExists(atPath: ConfigFile.defaultPath) ? ConfigFile.defaultPath : nil) }
 }
 
 enum ConfigArguments {

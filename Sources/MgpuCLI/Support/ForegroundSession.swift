@@ -28,9 +28,9 @@ struct ForegroundSession {
         return TerminalSize(rows: Int(rows), columns: Int(columns))
     }
 
-    func run(announce: Bool, forwardStdin: Bool, tailLines: Int? = nil) async throws -> Never {
+    func run(announce: Bool, forwardStdin: Bool, tailLines: Int? = nil, interrupts given: Interrupts? = nil) async throws -> Never {
         let master = try self.master
-        let interrupts = Interrupts.install(job: id, master: master)
+        let interrupts = given ?? Interrupts.install(job: id, master: master)
         defer { interrupts.cancel() }
         let expired = SharedFlag()
         let id = self.id

@@ -279,3 +279,18 @@ extension MasterState {
         return PolicyReport(policy: policy, users: standings)
     }
 }
+
+extension MasterState {
+    /// The policy's order and times from a reloaded config file (SIGHUP); accounts and users stay as admins set them.
+    public func setPolicyTimes(_ reloaded: SharingPolicy) {
+        policy.order = reloaded.order
+        policy.defaultTime = reloaded.defaultTime
+        policy.maxTime = reloaded.maxTime
+        policy.halfLife = reloaded.halfLife
+        policy.ageScale = reloaded.ageScale
+        scheduleNeeded = true
+        logger.info("policy reloaded", metadata: ["policy": "\(policy.order.rawValue)",
+                                                  "default_time": "\(policy.defaultTime.map { "\(Int($0))s" } ?? "none")"])
+        schedule()
+    }
+}
