@@ -40,6 +40,10 @@ extension Mgpu {
                 }
             }
             services.append(LocalAgent(config: agentConfig, ports: ports.stream, logger: logger))
+            if let path = configFile.path {
+                services.append(PolicyReloadService(path: path, state: server.state, logger: logger, started: server.config.policy,
+                                                    flagged: PolicyReloadService.flaggedKeys(Array(CommandLine.arguments.dropFirst()))))
+            }
             try await runServices(services, logger: logger)
         }
     }
