@@ -25,12 +25,6 @@ extension Mgpu {
             print(Self.render(queue, verbose: verbose))
         }
 
-        /// "since 14:20" today, "since Nov 23 14:20" before.
-        static func since(_ time: Double, now: Double) -> String {
-            let formatter = DateFormatter()
-            formatter.dateFormat = now - time < 20 * 3600 ? "HH:mm" : "MMM d HH:mm"
-            return "since " + formatter.string(from: Date(timeIntervalSince1970: time))
-        }
 
         static func render(_ queue: QueueResponse, verbose: Bool) -> String {
             guard !queue.nodes.isEmpty else { return "No nodes registered." }
@@ -52,7 +46,7 @@ extension Mgpu {
             }
             // Why each drained node is out, by whom and since when.
             let drained = queue.nodes.compactMap { node in
-                node.drain.map { "\(node.id) \(node.drainState ?? "DRAINED"): \(Terminal.safe($0.reason)) (by \($0.by), \(Self.since($0.at, now: queue.now)))" }
+                node.drain.map { "\(node.id) \(node.drainState ?? "DRAINED"): \(Terminal.safe($0.reason)) (by \($0.by), since \(formatClock($0.at, now: queue.now)))" }
             }
             let notes = drained.isEmpty ? "" : "\n\n" + drained.joined(separator: "\n")
             guard verbose else { return table.render() + notes }

@@ -158,9 +158,9 @@ enum BatchScript {
         var random = SystemRandomNumberGenerator()
         while script.contains(marker) { marker = "MGPU_SCRIPT_END_\(UInt64.random(in: 0...UInt64.max, using: &random))" }
         let shebang = script.hasPrefix("#!") ? script.dropFirst(2).prefix { $0 != "\n" } : ""
-        let interpreter = shebang.split(whereSeparator: { $0 == " " || $0 == "\t" }).map { quoted(String($0)) }
+        let interpreter = shebang.split(whereSeparator: { $0 == " " || $0 == "\t" }).map { CommandText.shellQuote(String($0)) }
         let run = (interpreter.isEmpty ? "/bin/sh" : interpreter.joined(separator: " ")) + " \"$f\""
-        let args = arguments.map(quoted).joined(separator: " ")
+        let args = arguments.map(CommandText.shellQuote).joined(separator: " ")
         return """
             f=$(mktemp "${TMPDIR:-/tmp}/mgpu-sbatch.XXXXXX") || exit 1
             trap 'rm -f "$f"' EXIT
@@ -172,7 +172,4 @@ enum BatchScript {
             \(run)\(args.isEmpty ? "" : " " + args)
             """
     }
-
-    /// One shell word: '...' with each ' written as '\''.
-    static func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 }

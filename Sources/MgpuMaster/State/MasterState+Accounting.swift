@@ -166,7 +166,7 @@ extension MasterState {
             if verdict.cancel {
                 var cancelled = job
                 cancelled.cancelRequested = true
-                cancelled.reason = "cancelled: its GPUs stayed below \(Self.percentText(rule.threshold)) for \(formatElapsed(now - since)) (--idle-action cancel)"
+                cancelled.reason = "cancelled: its GPUs stayed below \(formatPercent(rule.threshold)) for \(formatElapsed(now - since)) (--idle-action cancel)"
                 cancels.append(cancelled)
             }
         }
@@ -179,14 +179,11 @@ extension MasterState {
         }
     }
 
-    static func percentText(_ value: Double) -> String {
-        value == value.rounded() ? "\(Int(value)) %" : String(format: "%.1f %%", value)
-    }
 
     /// "idle: GPUs below 1 % for 42m", for a running job marked idle.
     func idleNote(_ job: Job, now: Double) -> String? {
         guard markedIdle.contains(job.id), let since = idleSince[job.id] else { return nil }
-        return "idle: GPUs below \(Self.percentText(config.idle.threshold)) for \(formatElapsed(now - since))"
+        return "idle: GPUs below \(formatPercent(config.idle.threshold)) for \(formatElapsed(now - since))"
     }
 
     /// Per user: GPU-seconds and energy (Wh) since the master started, running jobs included (Prometheus counters).

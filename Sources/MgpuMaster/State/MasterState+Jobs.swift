@@ -75,12 +75,8 @@ extension MasterState {
 
     public func jobInfo(_ id: JobID) -> JobInfo? {
         computeExpectedStarts()
-        if let job = lookup(id) {
-            // One job: its usage series too (listings leave it out).
-            var one = info(job, now: clock())
-            one.usage?.series = (job.state == .running ? usageNow(job, now: clock()) : job.usage)?.series
-            return one
-        }
+        // One job: its usage series too (listings leave it out).
+        if let job = lookup(id) { return info(job, now: clock(), series: true) }
         // A task that has not started: its array's record holds it.
         guard let parent = id.arrayParent, let index = id.arrayIndex, let record = jobs[parent], record.state == .pending,
               record.array?.pending.contains(index) == true else { return nil }
@@ -89,7 +85,7 @@ extension MasterState {
         return task
     }
 
-    func info(_ job: Job, now: Double) -> JobInfo {
+    func info(_ job: Job, now: Double, series: Bool = false) -> JobInfo {
         var note: String?
         if job.state == .pending { note = waitingNote(job, now: now) }
         if job.state == .running {
@@ -103,12 +99,11 @@ extension MasterState {
             else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
         }
         var info = JobInfo(job: job, note: note)
-        info.usage?.series = nil
         if job.state == .running {
             info.usage = usageNow(job, now: now)
-            info.usage?.series = nil
             if markedIdle.contains(job.id) { info.idleSince = idleSince[job.id] }
         }
+        if !series { info.usage?.series = nil }
         if job.state == .pending {
             info.priority = lastPass.priorities[job.id]
             if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {

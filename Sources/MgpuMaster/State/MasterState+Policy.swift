@@ -160,9 +160,9 @@ extension MasterState {
         guard policy.order != .fifo else { return job.waitingReason }
         if let held = lastPass.held[job.id] { return "waiting: \(held)" }
         if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
-            return "\(job.waitingReason); expected start \(Self.clockText(reservation.start, now: now))"
+            return "\(job.waitingReason); expected start \(formatClock(reservation.start, now: now))"
         }
-        let start = lastPass.expected?[job.id].map { "; expected start \(Self.clockText($0, now: now))" } ?? ""
+        let start = lastPass.expected?[job.id].map { "; expected start \(formatClock($0, now: now))" } ?? ""
         if let ahead = lastPass.ahead[job.id], ahead > 0 {
             return "waiting: \(ahead) job\(ahead == 1 ? "" : "s") of higher priority" + start
         }
@@ -181,12 +181,6 @@ extension MasterState {
         lastPass.estimateInputs = nil
     }
 
-    /// "14:20" today, "Nov 25 14:20" later (the master's time zone).
-    static func clockText(_ time: Double, now: Double) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = time - now < 20 * 3600 ? "HH:mm" : "MMM d HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: time))
-    }
 
     /// Refusals a policy makes at submit: a time limit over --max-time, a job larger than a limit allows, more
     /// pending jobs than a user or account may have.

@@ -73,7 +73,7 @@ public struct HistoryResponse: Codable, Sendable {
                                    "ENERGY", "UTIL", "NODES"])
         for r in records {
             table.rows.append([r.id.rawValue, String(r.name.prefix(24)), r.user, r.state.rawValue, Self.exitText(r),
-                               Self.when(r.endTime, now: now), formatElapsed(r.elapsed), r.wait.map(formatElapsed) ?? "-",
+                               formatClock(r.endTime, now: now), formatElapsed(r.elapsed), r.wait.map(formatElapsed) ?? "-",
                                "\(r.gpus)", String(format: "%.2f", r.gpuHours),
                                r.energyWh.map { String(format: "%.1f Wh", $0) } ?? "-",
                                r.meanUtilization.map { String(format: "%.0f %%", $0) } ?? "-", r.nodes])
@@ -88,12 +88,6 @@ public struct HistoryResponse: Codable, Sendable {
         return "error"
     }
 
-    /// "14:20" today, "Nov 23 14:20" before.
-    static func when(_ time: Double, now: Double) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = now - time < 20 * 3600 ? "HH:mm" : "MMM d HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: time))
-    }
 
     /// The CSV columns: the first six are those `mgpu sim --trace` reads (a lab can replay its own history under
     /// another policy).

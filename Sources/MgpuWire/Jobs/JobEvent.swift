@@ -30,7 +30,7 @@ public struct JobEvent: Codable, Sendable, Equatable {
         gpuHours = usage.gpuSeconds / 3600
         let ran = elapsed.map { " after \(formatElapsed($0))" } ?? ""
         let how = event == "job.idle"
-            ? "has kept its GPUs below \(idleThreshold == idleThreshold.rounded() ? "\(Int(idleThreshold))" : "\(idleThreshold)") % for a while (idle)"
+            ? "has kept its GPUs below \(formatPercent(idleThreshold)) for a while (idle)"
             : job.state.rawValue + ran + (job.exit.map { " (\($0.summary))" } ?? "")
         text = "mgpu: job \(job.id) (\(job.name), \(job.user)) \(how)" + (gpuHours > 0 ? String(format: ", %.2f GPU-hours", gpuHours) : "")
     }

@@ -1,3 +1,4 @@
+import Foundation
 /// A plain text table with left-aligned columns. Cells are printed through `Terminal.safe`: a job name or a GPU name
 /// cannot move the reader's cursor or change its terminal.
 public struct Table: Sendable {
@@ -40,4 +41,16 @@ public func formatElapsed(_ seconds: Double) -> String {
     if d > 0 { return "\(d)-\(two(h)):\(two(m)):\(two(sec))" }
     if h > 0 { return "\(h):\(two(m)):\(two(sec))" }
     return "\(m):\(two(sec))"
+}
+
+/// "14:20" within 20 hours of now, else "Nov 25 14:20" (this machine's time zone).
+public func formatClock(_ time: Double, now: Double) -> String {
+    let formatter = DateFormatter()
+    formatter.dateFormat = abs(time - now) < 20 * 3600 ? "HH:mm" : "MMM d HH:mm"
+    return formatter.string(from: Date(timeIntervalSince1970: time))
+}
+
+/// "1 %", "2.5 %".
+public func formatPercent(_ value: Double) -> String {
+    value == value.rounded() ? "\(Int(value)) %" : String(format: "%.1f %%", value)
 }
