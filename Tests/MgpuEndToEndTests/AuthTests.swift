@@ -171,8 +171,11 @@ extension EndToEndTests {
             defer { cluster.stop() }
             let token = try #require(cluster.token)
             let anonymous = HTTPClient(host: "127.0.0.1", port: cluster.port)
-            #expect(try await anonymous.request(.GET, "/v1/queue?token=\(token)").status == 401, "?token= only for the event stream")
-            #expect(try await anonymous.request(.GET, "/v1/events?limit=1&token=\(token)").status == 200)
+            #expect(try await anonymous.request(.GET, "/v1/queue?token=\(token)").status == 401, "no token in an address")
+            #expect(try await anonymous.request(.GET, "/v1/events?limit=1&token=\(token)").status == 401, "not even for the event stream")
+            var bearer = HTTPClient(host: "127.0.0.1", port: cluster.port)
+            bearer.token = token
+            #expect(try await bearer.request(.GET, "/v1/events?limit=1").status == 200)
             var empty = HTTPClient(host: "127.0.0.1", port: cluster.port)
             empty.token = ""
             #expect(try await empty.request(.GET, "/v1/queue").status == 401, "an empty bearer matches nothing")

@@ -131,8 +131,35 @@ extension EndToEndTests {
             #expect(samples.keys.contains { $0.hasPrefix("mgpu_node_cpu_utilization_percent{node=\"node001\"}") })
             #expect(samples["mgpu_scheduling_latency_seconds_count"] == 1)
             #expect(samples.keys.contains { $0.hasPrefix("mgpu_scheduling_latency_seconds_bucket{le=") })
-            #expect(samples.keys.contains { $0.hasPrefix("hb_requests_total{") || $0.hasPrefix("hb_requests{") }, "API request counts")
-            #expect(samples.keys.contains { $0.hasPrefix("http_server_request_duration") }, "API request durations")
+            #expect(samples.keys.contains { $0.hasPrefix("mgpu_http_requests_total{") }, "API request counts")
+            #expect(samples.keys.contains { $0.hasPrefix("mgpu_http_request_duration_seconds_bucket{") }, "API request durations")
+            // Who holds which GPU, for a Grafana join on node and gpu; and GPUs held per user.
+            let user = unixUser
+            let held = try #require(samples.first { $0.key.hasPrefix("mgpu_gpu_allocation{node=\"node001\"") }, "an allocation series")
+            #expect(held.key.contains("job=\"\(id)\"") && held.key.contains("user=\"\(user)\"") && held.value == 1, "\(held)")
+            #expect(samples["mgpu_user_gpus{user=\"\(user)\"}"] == 1)
+            // Once the job ends its allocation series goes, and the user holds none.
+            _ = try await cluster.mgpu(["cancel", id.rawValue])
+            try await cluster.waitForState(id, [.cancelled])
+            let after = String(decoding: try await cluster.client.http.request(.GET, "/metrics").body, as: UTF8.self)
+            #expect(!after.contains("mgpu_gpu_allocation{") && after.contains("mgpu_user_gpus{user=\"\(user)\"} 0.0"), "\(after)")
+        }
+
+        /// Prometheus' own linter accepts the whole exposition: counters end in _total, every family has HELP.
+        @Test(.enabled(if: requireTools || which("promtool") != nil, "needs promtool (Debian's prometheus, installed by .ci/run)"))
+        func promtoolAcceptsTheMetrics() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 2])
+            defer { cluster.stop() }
+            let id = try await cluster.submit(["sleep 30"])
+            try await cluster.waitForState(id, [.running])
+            _ = try await cluster.client.http.request(.GET, "/v1/jobs/FFFFFFFF")  // an error answer, so the error counter exists
+            try await waitUntil("GPU readings", timeout: 15) { try await cluster.client.queue().nodes.first?.telemetry?.gpus.isEmpty == false }
+            let body = try await cluster.client.http.request(.GET, "/metrics").body
+            #expect(String(decoding: body, as: UTF8.self).contains("mgpu_http_request_errors_total{"))
+            try Data(body).write(to: URL(fileURLWithPath: cluster.dir + "/metrics.txt"))
+            let promtool = try #require(which("promtool"), "promtool is not installed")
+            let (status, output) = try Spawn.capture(["/bin/sh", "-c", "\"$0\" check metrics < \"$1\" 2>&1", promtool, cluster.dir + "/metrics.txt"])
+            #expect(status == 0 && output.isEmpty, "promtool check metrics: \(output)")
         }
 
         @Test(.enabled(if: requireTools || which("chromium") != nil, "needs Debian's chromium (installed by .ci/run)"))
@@ -144,21 +171,21 @@ extension EndToEndTests {
             try await cluster.waitForState(id, [.running])
             try await waitUntil("telemetry", timeout: 15) { try await cluster.client.queue().nodes.allSatisfy { $0.telemetry != nil } }
             let chromium = try #require(which("chromium"), "chromium is not installed")
-            func browse(_ args: [String]) throws -> String {
+            func browse(_ args: [String]) async throws -> String {
                 let (status, out) = try Spawn.capture([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"]
-                                                      + args + ["http://127.0.0.1:\(cluster.port)/?events=1&token=\(cluster.token ?? "")"], timeout: 60)
+                                                      + args + [try await signInLink(cluster) + "&events=1"], timeout: 60)
                 #expect(status == 0, "chromium exit \(status)")
                 return out
             }
-            let dom = try browse(["--dump-dom"])
+            let dom = try await browse(["--dump-dom"])
             #expect(dom.range(of: #"data-live="[1-9]"#, options: .regularExpression) != nil, "live data arrived over Server-Sent Events")
             #expect(dom.contains("data-node=\"node001\"") && dom.contains("data-node=\"node002\""))
             #expect(dom.contains("id=\"gpu-count\">4<"), "GPU count")
             #expect(dom.contains("data-job=\"\(id)\"") && dom.contains("train-llm"))
             #expect(dom.contains("data-gpu=\"node001:0\"") || dom.contains("data-gpu=\"node002:0\""))
             #expect(dom.contains("simulated"))
-            _ = try browse(["--window-size=1280,900", "--screenshot=\(testArtifacts)/dashboard.png"])
-            _ = try browse(["--window-size=390,844", "--screenshot=\(testArtifacts)/dashboard-phone.png"])
+            _ = try await browse(["--window-size=1280,900", "--screenshot=\(testArtifacts)/dashboard.png"])
+            _ = try await browse(["--window-size=390,844", "--screenshot=\(testArtifacts)/dashboard-phone.png"])
             #expect(FileManager.default.fileExists(atPath: "\(testArtifacts)/dashboard.png"))
             print("dashboard screenshots: \(testArtifacts)/dashboard.png, dashboard-phone.png")
             // A node past its timeout shows DOWN at once, without stale numbers.
@@ -166,10 +193,10 @@ extension EndToEndTests {
             try await cluster.kill(agent: idle)
             try await cluster.waitForNodes([idle], up: false)
             #expect(try await cluster.client.queue().nodes.first { $0.id == idle }?.telemetry == nil)
-            let down = try browse(["--dump-dom"])
+            let down = try await browse(["--dump-dom"])
             #expect(down.contains("not responding: numbers hidden"))
             let jobPage = try Spawn.capture([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=2000",
-                                             "--dump-dom", "http://127.0.0.1:\(cluster.port)/jobs/\(id)?once=1&token=\(cluster.token ?? "")"], timeout: 60).output
+                                             "--dump-dom", try await signInLink(cluster) + "&next=/jobs/\(id)?once=1"], timeout: 60).output
             #expect(jobPage.contains("job <b>\(id)</b>") && jobPage.contains("RUNNING"))
         }
 
@@ -184,16 +211,16 @@ extension EndToEndTests {
             try await cluster.waitForState(busy, [.completed], timeout: 30)
             try await cluster.waitForState(failed, [.failed])
             let chromium = try #require(which("chromium"), "chromium is not installed")
-            func dump(_ path: String) throws -> String {
+            func dump(_ next: String) async throws -> String {
                 try Spawn.capture([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom",
-                                   "http://127.0.0.1:\(cluster.port)\(path)\(path.contains("?") ? "&" : "?")token=\(cluster.token ?? "")"], timeout: 60).output
+                                   try await signInLink(cluster) + next], timeout: 60).output
             }
-            let dom = try dump("/?events=1")
+            let dom = try await dump("&events=1")
             #expect(dom.contains("data-history=\"\(busy)\"") && dom.contains("data-history=\"\(failed)\""), "both ended jobs are listed")
             #expect(dom.contains("busy-one") && dom.contains("&lt;b&gt;bad&lt;/b&gt;") && !dom.contains("<b>bad</b>"), "names are escaped")
             #expect(dom.contains("exit code 4") && dom.contains(" Wh<"), "exit and energy")
             #expect(dom.contains("2 jobs"))
-            let page = try dump("/jobs/\(busy)?once=1")
+            let page = try await dump("&next=/jobs/\(busy)?once=1")
             #expect(page.contains("data-graph=\"job\"") && page.contains("<polyline"), "its GPUs' utilisation over time: \(page.suffix(1500))")
             #expect(page.contains("GPU-h") && page.contains("% util"))
         }

@@ -14,7 +14,7 @@ public struct Mgpu: AsyncParsableCommand {
             Clients find the master via --host/--port, then MGPU_MASTER_HOST/MGPU_MASTER_PORT, then localhost:8080.
             """,
         version: "0.1.0",
-        subcommands: [Up.self, Master.self, Node.self, Submit.self, Sbatch.self, Srun.self, Attach.self, Queue.self, History.self, Report.self, Nodes.self, Top.self, Admin.self, Cancel.self, Wait.self, Logs.self, Relay.self, Sim.self, Config.self]
+        subcommands: [Up.self, Master.self, Node.self, Submit.self, Sbatch.self, Srun.self, Attach.self, Queue.self, History.self, Report.self, Nodes.self, Top.self, Dashboard.self, Admin.self, Cancel.self, Wait.self, Logs.self, Relay.self, Sim.self, Config.self]
     )
 
     public init() {}

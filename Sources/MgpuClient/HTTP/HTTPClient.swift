@@ -55,7 +55,7 @@ public struct HTTPClient: Sendable {
         self.tls = tls
     }
 
-    var baseURL: String {
+    public var baseURL: String {
         let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         return "\(tls == nil ? "http" : "https")://\(name):\(port)"
     }

@@ -144,6 +144,16 @@ public struct MasterClient: Sendable {
         try await call(.POST, "/v1/admin/users", body: AddUserRequest(name: name, admin: admin), as: AddUserResponse.self)
     }
 
+    /// Who this client's token belongs to.
+    public func whoami() async throws -> WhoAmIResponse {
+        try await call(.GET, "/v1/whoami", body: Optional<Int>.none, as: WhoAmIResponse.self)
+    }
+
+    /// A one-time code that signs this client's user in to the dashboard (`/?code=CODE`).
+    public func signInCode() async throws -> SignInCodeResponse {
+        try await call(.POST, "/v1/signin/codes", body: Optional<Int>.none, as: SignInCodeResponse.self)
+    }
+
     public func users() async throws -> [AddUserResponse] {
         try await call(.GET, "/v1/admin/users", body: Optional<Int>.none, as: [AddUserResponse].self)
     }

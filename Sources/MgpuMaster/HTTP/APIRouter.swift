@@ -16,8 +16,30 @@ enum APIRouter {
 
         router.get("/v1/health") { _, _ in try json(["status": "ok"]) }
 
+        // Signing in (the dashboard): who a token is, and one-time codes that `mgpu dashboard` puts in a link.
+        router.get("/v1/whoami") { _, context in
+            guard let user = context.user else { throw HTTPError(.unauthorized) }
+            return try json(WhoAmIResponse(name: user.name, admin: user.admin))
+        }
+        router.post("/v1/signin/codes") { _, context in
+            guard let user = context.user else { throw HTTPError(.unauthorized) }
+            logger.info("sign-in code issued", metadata: ["user": "\(user.name)"])
+            return try json(SignInCodeResponse(code: credentials.issueSignInCode(for: user), expiresIn: Credentials.signInCodeLifetime),
+                            status: .created)
+        }
+        router.post("/v1/signin") { request, context in
+            let body = try await request.decode(as: SignInRequest.self, context: context)
+            guard let (user, token) = credentials.redeemSignInCode(body.code) else {
+                logger.warning("refused a sign-in code that is unknown, used or expired", metadata: ["peer": "\(context.peerAddress ?? "?")"])
+                throw HTTPError(.unauthorized, message: "this sign-in link is unknown, used or expired (each works once, for \(Int(Credentials.signInCodeLifetime)) s): run `mgpu dashboard` again")
+            }
+            logger.info("signed in with a one-time code", metadata: ["user": "\(user.name)", "peer": "\(context.peerAddress ?? "?")"])
+            return try json(SignInResponse(name: user.name, admin: user.admin, token: token))
+        }
+
         // Dashboard, live events, metrics
         router.get("/") { _, _ in page(DashboardPage.html) }
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         router.get("/jobs/{id}") { _, context in page(DashboardPage.jobPage(try jobID(context).rawValue)) }
         router.get("/v1/events") { request, _ in
             // `limit=N` ends the stream after N events; the browser's EventSource then reconnects by itself.

@@ -15,6 +15,20 @@ public final class MasterMetrics: Sendable {
     let connectionsOpened: Prometheus.Counter
     /// What each per-user counter was last brought to (a counter only goes up: each scrape adds the difference).
     private let exported = Mutex<[String: Double]>([:])
+    /// The allocation series (and users holding GPUs) of the last scrape: those that ended are removed, not left at 0.
+    private let allocations = Mutex<[Allocation: Prometheus.Gauge]>([:])
+    private let holders = Mutex<Set<String>>([])
+
+    /// One GPU held by one job: the labels of `mgpu_gpu_allocation`.
+    public struct Allocation: Hashable, Sendable {
+        public let node: String
+        public let gpu: Int
+        public let job: String
+        public let user: String
+        public init(node: String, gpu: Int, job: String, user: String) {
+            self.node = node; self.gpu = gpu; self.job = job; self.user = user
+        }
+    }
 
     public init() {
         schedulingLatency = registry.makeValueHistogram(
@@ -28,7 +42,7 @@ public final class MasterMetrics: Sendable {
 
     /// Routes swift-metrics (used by Hummingbird's MetricsMiddleware) into this registry. Once per process.
     public func bootstrapMetricsSystem() {
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(MgpuMetricsFactory(registry: registry))
     }
 
     /// Brings the counter `mgpu_NAME_total{user}` up to `value` (never down: a smaller value, after a master restart
@@ -53,7 +67,8 @@ public final class MasterMetrics: Sendable {
 
     /// Sets every cluster gauge from a queue snapshot and returns the exposition text.
     public func render(jobs: [JobState: Int], nodes: [NodeInfo], idleJobs: Int = 0, idleGPUs: Int = 0,
-                       users: [String: JobUsage] = [:]) -> [UInt8] {
+                       users: [String: JobUsage] = [:], allocated: [Allocation] = []) -> [UInt8] {
+        setAllocations(allocated)
         gauge("jobs_idle", "", "Running jobs marked idle (GPUs below the idle threshold for --idle-after)").set(Double(idleJobs))
         gauge("gpus_idle_held", "", "GPUs held by jobs marked idle").set(Double(idleGPUs))
         for (user, total) in users {
@@ -93,5 +108,32 @@ public final class MasterMetrics: Sendable {
             gauge("gpus", "", "GPUs by state", [("state", state)]).set(Double(count))
         }
         return registry.emitToBuffer()
+    }
+
+    /// `mgpu_gpu_allocation{node,gpu,job,user} 1` for each GPU a running job holds (an info series: join it to the
+    /// per-GPU series on node and gpu to see who holds what), and `mgpu_user_gpus{user}`, the GPUs each user holds
+    /// (0 once a user that held some holds none).
+    func setAllocations(_ now: [Allocation]) {
+        let help = "1 for each GPU a running job holds, labelled with the job and its user"
+        allocations.withLock { current in
+            for (allocation, gauge) in current where !now.contains(allocation) {
+                registry.unregisterGauge(gauge)
+                current[allocation] = nil
+            }
+            for allocation in now where current[allocation] == nil {
+                let series = gauge("gpu_allocation", "", help, [("node", allocation.node), ("gpu", String(allocation.gpu)),
+                                                             ("job", allocation.job), ("user", allocation.user)])
+                series.set(1.0)
+                current[allocation] = series
+            }
+        }
+        var held: [String: Int] = [:]
+        for allocation in now { held[allocation.user, default: 0] += 1 }
+        holders.withLock { known in
+            known.formUnion(held.keys)
+            for user in known {
+                gauge("user_gpus", "", "GPUs held by the user's running jobs", [("user", user)]).set(Double(held[user] ?? 0))
+            }
+        }
     }
 }

@@ -2,10 +2,10 @@ import Hummingbird
 import Logging
 
 /// Agents present the cluster secret (to enrol a new node) or their node credential on `/v1/agent/*`; everything
-/// else needs a user token in the `Authorization: Bearer` header. Only the dashboard's event stream (`/v1/events`,
-/// which a browser's EventSource opens without headers) also takes `?token=`. The dashboard's pages carry no data
-/// and are open; their requests carry the token. A refused request gets 401 and one log line. An empty or
-/// malformed token matches nothing.
+/// else needs a user token in the `Authorization: Bearer` header, never in a URL (addresses end up in browser
+/// history and proxy logs). The dashboard's pages carry no data and are open; their requests carry the token.
+/// `/v1/signin` is open too: it exchanges a one-time code for a token. A refused request gets 401 and one log
+/// line. An empty or malformed token matches nothing.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = MasterContext
     let credentials: Credentials
@@ -13,9 +13,8 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: MasterContext, next: (Request, MasterContext) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        if path == "/v1/health" || path == "/" || path.hasPrefix("/jobs/") { return try await next(request, context) }
-        var token: String?
-        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") { token = String(header.dropFirst(7)) }
+        if path == "/v1/health" || path == "/" || path.hasPrefix("/jobs/") || path == "/v1/signin" || path == "/favicon.ico" { return try await next(request, context) }
+        let token = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
         if path.hasPrefix("/v1/agent/") {
             guard let token, let agent = credentials.agent(token: token) else {
                 logger.warning("refused an agent without the cluster secret or a node credential",
@@ -26,7 +25,6 @@ struct AuthMiddleware: RouterMiddleware {
             context.agent = agent
             return try await next(request, context)
         }
-        if token == nil && path == "/v1/events" { token = request.uri.queryParameters["token"].map(String.init) }
         guard let token, let user = credentials.user(token: token) else {
             logger.warning("refused a request without a valid user token", metadata: ["path": "\(path)", "peer": "\(context.peerAddress ?? "?")"])
             throw HTTPError(.unauthorized, message: token == nil

@@ -24,6 +24,10 @@ public final class Credentials: Sendable {
     let tokensDir: String
     /// Token -> who, for users and nodes; the database holds the same.
     let cache: Mutex<Cache>
+    /// One-time sign-in codes (`mgpu dashboard`): code -> (user, expiry). In memory only: a restart forgets them.
+    let signInCodes = Mutex<[String: (user: String, expires: Double)]>([:])
+    /// How long a sign-in code works.
+    public static let signInCodeLifetime = 60.0
 
     struct Cache {
         var users: [String: User] = [:]
@@ -127,6 +131,26 @@ public final class Credentials: Sendable {
     public func user(token: String) -> User? {
         guard token.utf8.count == 64 else { return nil }
         return cache.withLock { $0.users[token] }
+    }
+
+    /// A code that signs `user` in once, within `signInCodeLifetime` seconds (the dashboard exchanges it for the token,
+    /// so that a link carries no token). At most 1,000 codes are outstanding: the oldest go first.
+    public func issueSignInCode(for user: User, now: Double = Date().timeIntervalSince1970) -> String {
+        let code = String(Self.randomToken().prefix(32))
+        signInCodes.withLock { codes in
+            codes = codes.filter { $0.value.expires > now }
+            if codes.count >= 1_000, let oldest = codes.min(by: { $0.value.expires < $1.value.expires }) { codes[oldest.key] = nil }
+            codes[code] = (user.name, now + Self.signInCodeLifetime)
+        }
+        return code
+    }
+
+    /// The user and token a sign-in code stands for, once: the code is gone after this, whatever the answer.
+    public func redeemSignInCode(_ code: String, now: Double = Date().timeIntervalSince1970) -> (user: User, token: String)? {
+        guard let entry = signInCodes.withLock({ $0.removeValue(forKey: code) }), entry.expires > now else { return nil }
+        return cache.withLock { cache in
+            cache.users.first { $0.value.name == entry.user }.map { ($0.value, $0.key) }
+        }
     }
 
     public func users() -> [User] {

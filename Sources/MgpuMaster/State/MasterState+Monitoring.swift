@@ -29,7 +29,12 @@ extension MasterState {
         let now = clock()
         let idle = markedIdle.compactMap { jobs[$0] }
         return metrics.render(jobs: counts, nodes: nodeInfos(now: now), idleJobs: idle.count,
-                              idleGPUs: idle.reduce(0) { $0 + $1.request.totalGPUs }, users: userTotals(now: now))
+                              idleGPUs: idle.reduce(0) { $0 + $1.request.totalGPUs }, users: userTotals(now: now),
+                              allocated: running.compactMap { jobs[$0] }.flatMap { job in
+                                  job.parts.flatMap { part in
+                                      part.gpus.map { MasterMetrics.Allocation(node: part.nodeId, gpu: $0, job: job.id.rawValue, user: job.user) }
+                                  }
+                              })
     }
 
     /// The last `minutes` of a node's readings, averaged into at most `points` points.

@@ -1,0 +1,119 @@
+"""Drives the dashboard in a real browser (Chromium through chromedriver, Debian's chromium-driver and
+python3-selenium) as a person would, and prints what it saw as one JSON object; the Swift test judges it.
+
+usage: dashboard_browser.py BASE_URL TOKEN OWN_JOB OTHERS_JOB LINK ARTIFACTS_DIR
+  TOKEN belongs to a user who is not an admin; OWN_JOB is theirs and running, OTHERS_JOB someone else's and running;
+  LINK is a one-time sign-in link from `mgpu dashboard` for the same user.
+"""
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, token, own, others, link, artifacts = sys.argv[1:7]
+seen = {}
+
+
+def browser(profile):
+    options = webdriver.ChromeOptions()
+    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                "--user-data-dir=" + profile]:
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+
+
+def visible(d, element_id):
+    return d.find_element(By.ID, element_id).is_displayed()
+
+
+def live(d):
+    return int(d.find_element(By.TAG_NAME, "body").get_attribute("data-live") or 0) > 0
+
+
+def history_urls(profile):
+    """Every address the profile's history holds (Chromium writes it to its History database)."""
+    path = os.path.join(profile, "Default", "History")
+    if not os.path.exists(path):
+        return []
+    copy = path + ".copy"
+    shutil.copy(path, copy)
+    with sqlite3.connect(copy) as db:
+        return [row[0] for row in db.execute("SELECT url FROM urls")]
+
+
+profile = tempfile.mkdtemp(prefix="mgpu-browser-")
+d = browser(profile)
+wait = WebDriverWait(d, 20)
+try:
+    # A page opened without a token shows the sign-in form, not "waiting for data" forever.
+    d.get(base + "/")
+    wait.until(lambda d: visible(d, "signin"))
+    seen["formShown"] = True
+    seen["formHelp"] = d.find_element(By.ID, "signin").text
+    field = d.find_element(By.NAME, "token")
+    field.send_keys("0" * 64)
+    d.find_element(By.CSS_SELECTOR, "#signin button").click()
+    wait.until(lambda d: d.find_element(By.ID, "signin-error").text)
+    seen["refusedMessage"] = d.find_element(By.ID, "signin-error").text
+    field.clear()
+    field.send_keys(token)
+    d.find_element(By.CSS_SELECTOR, "#signin button").click()
+    wait.until(live)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-mine="{own}"]'))
+    seen["who"] = d.find_element(By.ID, "who").text
+    seen["mineRows"] = [e.get_attribute("data-mine") for e in d.find_elements(By.CSS_SELECTOR, "#mine tr[data-mine]")]
+    seen["cancelButtons"] = sorted({e.get_attribute("data-cancel") for e in d.find_elements(By.CSS_SELECTOR, "button[data-cancel]")})
+    seen["drainButtons"] = len(d.find_elements(By.CSS_SELECTOR, "button[data-drain-node]"))
+    d.save_screenshot(os.path.join(artifacts, "dashboard-signed-in.png"))
+    # Cancel one's own job from the page: a confirmation, then the API.
+    d.find_element(By.CSS_SELECTOR, f'#mine button[data-cancel="{own}"]').click()
+    alert = wait.until(lambda d: d.switch_to.alert)
+    seen["confirmText"] = alert.text
+    alert.accept()
+    wait.until(lambda d: d.find_element(By.ID, "notice").text)
+    seen["cancelNotice"] = d.find_element(By.ID, "notice").text
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-mine="{own}"] td.st-CANCELLED'))
+    seen["ownEnded"] = True
+    # Someone else's job: no button, and the same request made by hand is refused by the master.
+    seen["othersOutcome"] = d.execute_async_script("cancelJob(arguments[0]).then(arguments[1], e => arguments[1](String(e)))", others)
+    seen["othersNotice"] = d.find_element(By.ID, "notice").text
+    # A job page follows the job (here: ended) and offers no cancel button for an ended job.
+    d.get(base + "/jobs/" + own)
+    wait.until(lambda d: "CANCELLED" in d.find_element(By.ID, "state").text)
+    seen["jobPageState"] = d.find_element(By.ID, "state").text
+    d.get(base + "/")
+    wait.until(live)
+    seen["addresses"] = [d.current_url]
+    seen["tokenInStorage"] = d.execute_script("return localStorage.getItem('mgpu-token')") == token
+    # Sign out forgets the token.
+    d.find_element(By.ID, "signout").click()
+    wait.until(lambda d: visible(d, "signin"))
+    seen["afterSignOut"] = d.execute_script("return localStorage.getItem('mgpu-token')")
+    # The one-time link signs in and leaves the address bar clean.
+    d.get(link)
+    wait.until(live)
+    seen["linkWho"] = d.find_element(By.ID, "who").text
+    seen["addresses"].append(d.current_url)
+finally:
+    d.quit()
+seen["history"] = history_urls(profile)
+shutil.rmtree(profile, ignore_errors=True)
+
+# The same link in another browser: it worked once, it does not work again.
+profile = tempfile.mkdtemp(prefix="mgpu-browser-")
+d = browser(profile)
+try:
+    d.get(link)
+    WebDriverWait(d, 20).until(lambda d: visible(d, "signin") and d.find_element(By.ID, "signin-error").text)
+    seen["linkAgain"] = d.find_element(By.ID, "signin-error").text
+finally:
+    d.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+print(json.dumps(seen))
