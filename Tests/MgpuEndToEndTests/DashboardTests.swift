@@ -94,3 +94,93 @@ extension EndToEndTests {
         }
     }
 }
+
+extension EndToEndTests.DashboardTests {
+    /// A real Prometheus scrapes the master with the README's scrape config (a token in `credentials_file`), and every
+    /// query of docs/grafana/mgpu.json answers with data.
+    @Test(.enabled(if: requireTools || which("prometheus") != nil, "needs Debian's prometheus (installed by .ci/run)"))
+    func prometheusScrapesWithTheReadmeConfigAndEveryGrafanaQueryAnswers() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 2])
+        defer { cluster.stop() }
+        let prometheus = try #require(which("prometheus"), "prometheus is not installed")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        // A job that has ended (GPU-hours per user) and one that runs (who holds which GPU).
+        let short = try await cluster.submit(["--name", "short", "true"])
+        try await cluster.waitForState(short, [.completed])
+        let running = try await cluster.submit(["--name", "held", "sleep 60"])
+        try await cluster.waitForState(running, [.running])
+        try await waitUntil("GPU readings", timeout: 15) { try await cluster.client.queue().nodes.first?.telemetry?.gpus.isEmpty == false }
+        // The scrape config exactly as the README gives it, pointed at this master with a token made for Prometheus.
+        let token = try await cluster.mgpu(["admin", "user", "add", "prometheus"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.count == 64)
+        let tokenFile = cluster.dir + "/mgpu.token"
+        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        chmod(tokenFile, 0o600)
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let block = try #require(readme.components(separatedBy: "```yaml\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+            .first { $0.contains("credentials_file") }, "the README's scrape config")
+        let config = "global: { scrape_interval: 1s, evaluation_interval: 1s }\n" + block
+            .replacingOccurrences(of: "/etc/prometheus/mgpu.token", with: tokenFile)
+            .replacingOccurrences(of: "head-node:8080", with: "127.0.0.1:\(cluster.port)")
+        try config.write(toFile: cluster.dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let port = try freePort()
+        let pid = try Spawn.start([prometheus, "--config.file=\(cluster.dir)/prometheus.yml", "--storage.tsdb.path=\(cluster.dir)/tsdb",
+                                   "--web.listen-address=127.0.0.1:\(port)"],
+                                  stdout: .path(cluster.dir + "/prometheus.log", flags: O_WRONLY | O_CREAT | O_TRUNC),
+                                  stderr: .path(cluster.dir + "/prometheus.log", flags: O_WRONLY | O_CREAT | O_APPEND))
+        defer { kill(pid, SIGTERM); _ = Spawn.waitStatus(pid) }
+        let api = HTTPClient(host: "127.0.0.1", port: port)
+        func query(_ expr: String) async throws -> (status: String, series: Int, error: String?) {
+            var allowed = CharacterSet.urlQueryAllowed
+            allowed.remove(charactersIn: "+&=")
+            let response = try await api.request(.GET, "/api/v1/query?query=" + expr.addingPercentEncoding(withAllowedCharacters: allowed)!)
+            let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+            let result = (body["data"] as? [String: Any])?["result"] as? [Any] ?? []
+            return (body["status"] as? String ?? "?", result.count, body["error"] as? String)
+        }
+        // Scraped with the token (health up), at least three times (rates need two samples).
+        try await waitUntil("Prometheus scraping the master", timeout: 30) {
+            (try? await query(#"count_over_time(up{job="mgpu"}[1m]) >= 3 and up{job="mgpu"} == 1"#))?.series == 1
+        }
+        #expect(try await query("mgpu_gpu_allocation").series == 1)
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("docs/grafana/mgpu.json")))
+            as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        #expect(panels.count >= 10 && Set(panels.compactMap { $0["id"] as? Int }).count == panels.count, "panels with distinct ids")
+        var asked = 0
+        for panel in panels {
+            let title = panel["title"] as? String ?? "?"
+            #expect(panel["gridPos"] is [String: Any] && panel["datasource"] is [String: Any], "\(title): placed, with a data source")
+            for target in panel["targets"] as? [[String: Any]] ?? [] {
+                let expr = try #require(target["expr"] as? String)
+                let concrete = expr.replacingOccurrences(of: "$node", with: ".*").replacingOccurrences(of: "$user", with: ".*")
+                    .replacingOccurrences(of: "$__rate_interval", with: "1m")
+                let answer = try await query(concrete)
+                #expect(answer.status == "success" && answer.series > 0, "\(title): \(expr) -> \(answer)")
+                asked += 1
+            }
+        }
+        for variable in (dashboard["templating"] as? [String: Any])?["list"] as? [[String: Any]] ?? [] {
+            // label_values(METRIC, LABEL): the metric exists and has the label.
+            let definition = try #require(variable["definition"] as? String)
+            let inner = definition.dropFirst("label_values(".count).dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(try await query("count by (\(inner[1])) (\(inner[0]))").series > 0, "variable \(definition)")
+        }
+        #expect(asked >= 15)
+    }
+}
+
+/// A TCP port nothing listens on now (the kernel's pick).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw TestFailure("no free port: \(String(cString: strerror(errno)))") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
