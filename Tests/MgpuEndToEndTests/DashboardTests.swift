@@ -26,6 +26,7 @@ extension EndToEndTests {
         /// A person, not an admin, in a real browser: the sign-in form (a wrong token refused with a reason), live data,
         /// their own job first and cancelled from the page after a confirmation, another user's job refused by the
         /// master, sign out, and a one-time link that works once; no token in any address or in the browser's history.
+        /// Then an admin: cancel buttons on everyone's jobs, and a node drained and resumed from its card.
         @Test(.enabled(if: requireTools || seleniumPython != nil, "needs chromium-driver and python3-selenium (installed by .ci/run)"))
         func aPersonSignsInAndCancelsTheirOwnJobOnly() async throws {
             let cluster = try await TestCluster.start(agents: ["node001": 2])
@@ -42,7 +43,7 @@ extension EndToEndTests {
             let link = try await signInLink(cluster, env: ["MGPU_TOKEN": userToken])
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/dashboard_browser.py").path
             let (status, output) = try Spawn.capture([python, script, "http://127.0.0.1:\(cluster.port)", userToken, own.rawValue, others.rawValue,
-                                                      link, testArtifacts], timeout: 120)
+                                                      link, testArtifacts, try #require(cluster.token), "node001"], timeout: 120)
             #expect(status == 0, "the browser script failed: \(output)")
             let line = try #require(output.split(separator: "\n").last, "no output")
             let seen = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(output)")
@@ -66,6 +67,12 @@ extension EndToEndTests {
             let addresses = (seen["addresses"] as? [String] ?? []) + (seen["history"] as? [String] ?? [])
             #expect(!addresses.isEmpty && !addresses.contains { $0.contains(userToken) || $0.contains("token=") }, "\(addresses)")
             #expect(!(seen["addresses"] as? [String] ?? []).contains { $0.contains("code=") }, "the code leaves the address bar")
+            // An admin may act on every job, and drains and resumes a node from its card.
+            #expect(seen["adminCancelButtons"] as? [String] == [others.rawValue], "the admin's cancel buttons: every active job")
+            #expect((seen["drainNotice"] as? String)?.contains("draining (swap GPU 1)") == true, "\(seen["drainNotice"] ?? "")")
+            #expect((seen["drainBadge"] as? String)?.contains("swap GPU 1") == true)
+            #expect(seen["resumed"] as? Bool == true)
+            #expect(try await cluster.client.queue().nodes.first?.drain == nil, "resumed")
             // What the master holds agrees.
             #expect(try await cluster.job(own).state == .cancelled)
             #expect(try await cluster.job(others).state == .running)
@@ -91,6 +98,24 @@ extension EndToEndTests {
             #expect(try await cluster.client.whoami() == WhoAmIResponse(name: unixUser, admin: true))
             let help = try await cluster.mgpu(["dashboard", "--help"])
             #expect(help.status == 0 && help.stdout.contains("works once"))
+            // The master says where its dashboard is.
+            let logs = try FileManager.default.contentsOfDirectory(atPath: cluster.dir).filter { $0.hasPrefix("master.") && $0.hasSuffix(".out") }
+            #expect(logs.contains { cluster.read($0)?.contains("dashboard: http://127.0.0.1:\(cluster.port)/") == true }, "\(logs)")
+            // With a display, the link goes to xdg-open (a stand-in here, which notes what it was given).
+            let bin = cluster.dir + "/bin"
+            try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+            try "#!/bin/sh\necho \"$@\" > \(cluster.dir)/opened\n".write(toFile: bin + "/xdg-open", atomically: true, encoding: .utf8)
+            chmod(bin + "/xdg-open", 0o755)
+            let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+            let opened = try await cluster.mgpu(["dashboard"], env: ["DISPLAY": ":0", "PATH": path])
+            let shown = try #require(opened.stdout.split(separator: "\n").last.map(String.init))
+            try await waitUntil("xdg-open started", timeout: 10) { cluster.read("opened") != nil }
+            #expect(cluster.read("opened")?.trimmingCharacters(in: .whitespacesAndNewlines) == shown)
+            try FileManager.default.removeItem(atPath: cluster.dir + "/opened")
+            _ = try await cluster.mgpu(["dashboard", "--no-open"], env: ["DISPLAY": ":0", "PATH": path])
+            _ = try await cluster.mgpu(["dashboard"], env: ["DISPLAY": "", "WAYLAND_DISPLAY": "", "PATH": path])
+            try await Task.sleep(for: .milliseconds(300))  // xdg-open, had it been started, writes within this
+            #expect(cluster.read("opened") == nil, "--no-open, or no display: nothing is opened")
         }
     }
 }

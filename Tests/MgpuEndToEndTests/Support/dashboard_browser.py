@@ -1,9 +1,9 @@
 """Drives the dashboard in a real browser (Chromium through chromedriver, Debian's chromium-driver and
 python3-selenium) as a person would, and prints what it saw as one JSON object; the Swift test judges it.
 
-usage: dashboard_browser.py BASE_URL TOKEN OWN_JOB OTHERS_JOB LINK ARTIFACTS_DIR
+usage: dashboard_browser.py BASE_URL TOKEN OWN_JOB OTHERS_JOB LINK ARTIFACTS_DIR ADMIN_TOKEN NODE
   TOKEN belongs to a user who is not an admin; OWN_JOB is theirs and running, OTHERS_JOB someone else's and running;
-  LINK is a one-time sign-in link from `mgpu dashboard` for the same user.
+  LINK is a one-time sign-in link from `mgpu dashboard` for the same user; then an admin drains and resumes NODE.
 """
 import json
 import os
@@ -17,7 +17,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, token, own, others, link, artifacts = sys.argv[1:7]
+base, token, own, others, link, artifacts, admin, node = sys.argv[1:9]
 seen = {}
 
 
@@ -113,6 +113,33 @@ try:
     d.get(link)
     WebDriverWait(d, 20).until(lambda d: visible(d, "signin") and d.find_element(By.ID, "signin-error").text)
     seen["linkAgain"] = d.find_element(By.ID, "signin-error").text
+finally:
+    d.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+# An admin: a cancel button on everyone's jobs, and drain/resume on the node cards.
+profile = tempfile.mkdtemp(prefix="mgpu-browser-")
+d = browser(profile)
+wait = WebDriverWait(d, 20)
+try:
+    d.get(base + "/")
+    wait.until(lambda d: visible(d, "signin"))
+    d.find_element(By.NAME, "token").send_keys(admin)
+    d.find_element(By.CSS_SELECTOR, "#signin button").click()
+    wait.until(live)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'button[data-cancel="{others}"]'))
+    seen["adminCancelButtons"] = sorted({e.get_attribute("data-cancel") for e in d.find_elements(By.CSS_SELECTOR, "button[data-cancel]")})
+    d.find_element(By.CSS_SELECTOR, f'button[data-drain-node="{node}"]').click()
+    prompt = wait.until(lambda d: d.switch_to.alert)
+    prompt.send_keys("swap GPU 1")
+    prompt.accept()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-node="{node}"] [data-drain]'))
+    seen["drainNotice"] = d.find_element(By.ID, "notice").text
+    seen["drainBadge"] = d.find_element(By.CSS_SELECTOR, f'[data-node="{node}"] [data-drain]').text
+    d.save_screenshot(os.path.join(artifacts, "dashboard-admin.png"))
+    d.find_element(By.CSS_SELECTOR, f'button[data-resume="{node}"]').click()
+    wait.until(lambda d: d.switch_to.alert).accept()
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'[data-node="{node}"] [data-drain]'))
+    seen["resumed"] = True
 finally:
     d.quit()
     shutil.rmtree(profile, ignore_errors=True)
