@@ -114,6 +114,6 @@ let package = Package(
         .testTarget(name: "MgpuAgentTests", dependencies: ["MgpuAgent"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         // Real processes: a master and agents started from the built `mgpu` binary, on loopback.
         .testTarget(name: "MgpuEndToEndTests", dependencies: ["mgpu", "MgpuCore", "MgpuWire", "MgpuClient", "MgpuSupervisor"],
-                    exclude: ["Support/dashboard_browser.py"], swiftSettings: swiftSettings),
+                    exclude: ["Support/dashboard_browser.py", "Fixtures"], swiftSettings: swiftSettings),
     ]
 )

@@ -270,3 +270,33 @@ func lastMasterLog(_ cluster: TestCluster) throws -> String {
     let names = try FileManager.default.contentsOfDirectory(atPath: cluster.dir).filter { $0.hasPrefix("master.") && $0.hasSuffix(".err") }.sorted()
     return cluster.dir + "/" + (names.last ?? "none")
 }
+
+extension EndToEndTests.AuthTests {
+    /// An agent of another protocol gets one line saying which side to upgrade, before the rest of its message is read;
+    /// an agent of the previous release (no version in its messages) is still served, so a master can go first.
+    @Test func agentsOfAnotherProtocolAreToldWhichToUpgrade() async throws {
+        let cluster = try await TestCluster.start(agents: [:])
+        defer { cluster.stop() }
+        var agent = HTTPClient(host: "127.0.0.1", port: cluster.port)
+        agent.token = try #require(cluster.read("state/cluster.secret")?.trimmingCharacters(in: .whitespacesAndNewlines))
+        func register(_ body: String) async throws -> (Int, String) {
+            let answer = try await agent.request(.POST, "/v1/agent/register", body: Array(body.utf8))
+            return (answer.status, String(decoding: answer.body, as: UTF8.self))
+        }
+        let newer = try await register(#"{"protocolVersion":99,"mgpuVersion":"9.0.0","nodeId":"n1","incarnation":"i","gpus":[],"cpuSlots":1}"#)
+        #expect(newer.0 == 409 && newer.1.contains("mgpu 9.0.0, protocol 99") && newer.1.contains("upgrade the master first"), "\(newer)")
+        // A message that would not decode at all still gets the version line.
+        let older = try await register(#"{"protocolVersion":0,"node":"n1","shape":"of another age"}"#)
+        #expect(older.0 == 409 && older.1.contains("too old") && older.1.contains("upgrade mgpu on this node"), "\(older)")
+        // mgpu 0.1's agents send no version: served (protocol 1 is accepted), and answered with the master's.
+        let previous = try await register(#"{"nodeId":"n1","incarnation":"i","gpus":[],"cpuSlots":1}"#)
+        #expect(previous.0 == 200, "\(previous)")
+        let answer = try JSONDecoder().decode(RegisterResponse.self, from: Data(previous.1.utf8))
+        #expect(answer.protocolVersion == AgentProtocol.current && answer.mgpuVersion == mgpuVersion)
+        // A real agent of this build is served, and the refusal is logged as one line naming the peer.
+        try cluster.startAgent("node001", gpus: 1)
+        try await cluster.waitForNodes(["node001"])
+        let version = try await cluster.mgpu(["--version"])
+        #expect(version.stdout.hasPrefix("mgpu \(mgpuVersion) (commit "), "\(version.stdout)")
+    }
+}

@@ -48,3 +48,6 @@ int mgpu_terminal_size(int fd, int *rows, int *columns);
 /// A pidfd for `pid` (Linux >= 5.3): readable once the process has exited, for any process (not only children).
 /// Returns -1 where unsupported.
 int mgpu_pidfd_open(int pid);
+
+/// The commit this binary was built from (scripts/build), or "unknown".
+const char *mgpu_build_commit(void);

@@ -177,6 +177,7 @@ extension Mgpu {
                 say("state: \(server.databasePath) (job output in \(server.config.stateDir)/output)")
                 say("agents need \(server.config.stateDir)/cluster.secret; your token: \(server.config.stateDir)/tokens/\(MasterServer.unixUser())")
                 say("dashboard: \(server.scheme)://\(options.host == "0.0.0.0" ? "127.0.0.1" : options.host):\(port)/ (sign in with your token, or a link from `mgpu dashboard`)")
+                SystemdNotify.send("READY=1\nSTATUS=listening on port \(port)")
             }
             if let path = configFile.path {
                 services.append(PolicyReloadService(path: path, state: server.state, logger: logger, started: server.config.policy,

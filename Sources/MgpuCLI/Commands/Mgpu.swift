@@ -1,8 +1,10 @@
 import ArgumentParser
+import CMgpuSpawn
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import MgpuWire
 
 public struct Mgpu: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -13,7 +15,7 @@ public struct Mgpu: AsyncParsableCommand {
             Then:                mgpu submit --gpus 1 "python train.py"; mgpu queue; mgpu logs -f JOBID
             Clients find the master via --host/--port, then MGPU_MASTER_HOST/MGPU_MASTER_PORT, then localhost:8080.
             """,
-        version: "0.1.0",
+        version: "mgpu \(mgpuVersion) (commit \(String(cString: mgpu_build_commit())))",
         subcommands: [Up.self, Master.self, Node.self, Submit.self, Sbatch.self, Srun.self, Attach.self, Queue.self, History.self, Report.self, Nodes.self, Top.self, Dashboard.self, Admin.self, Cancel.self, Wait.self, Logs.self, Relay.self, Sim.self, Config.self]
     )
 

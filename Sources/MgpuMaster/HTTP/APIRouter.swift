@@ -269,7 +269,7 @@ enum APIRouter {
 
         // Agents. The node comes from the agent's credential, never from what the request says.
         router.post("/v1/agent/register") { request, context in
-            let body = try await request.decode(as: RegisterRequest.self, context: context)
+            let body = try await decodeAgentMessage(request, context, as: RegisterRequest.self, logger: logger)
             if let error = body.validationError() { throw error }
             guard case .bootstrap? = context.agent else {
                 _ = try context.node(named: body.nodeId)
@@ -293,7 +293,7 @@ enum APIRouter {
             }
         }
         router.post("/v1/agent/sync") { request, context in
-            let body = try await request.decode(as: SyncRequest.self, context: context)
+            let body = try await decodeAgentMessage(request, context, as: SyncRequest.self, logger: logger)
             _ = try context.node(named: body.nodeId)
             return try json(try await state.sync(body))
         }
@@ -429,5 +429,21 @@ struct ErrorMiddleware: RouterMiddleware {
                 throw HTTPError(error.status, message: error.status.reasonPhrase)
             }
         }
+    }
+}
+
+extension APIRouter {
+    /// An agent's register or sync: its protocol version is checked first (`AgentProtocol`), so that an agent too old
+    /// or too new for this master gets one line saying which to upgrade (409), not a decode error.
+    static func decodeAgentMessage<T: Decodable>(_ request: Request, _ context: MasterContext, as type: T.Type,
+                                                 logger: Logger) async throws -> T {
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        if let envelope = try? JSONDecoder().decode(AgentProtocol.Envelope.self, from: buffer),
+           let refusal = AgentProtocol.refusal(agentProtocol: envelope.protocolVersion, agentRelease: envelope.mgpuVersion) {
+            logger.warning("refused an agent of another protocol", metadata: ["node": "\(context.agent.map { "\($0)" } ?? "?")",
+                           "peer": "\(context.peerAddress ?? "?")", "reason": "\(refusal)"])
+            throw HTTPError(.conflict, message: refusal)
+        }
+        return try await Request(head: request.head, body: .init(buffer: buffer)).decode(as: type, context: context)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MgpuCore
+import MgpuWire
 
 /// The default store: one SQLite file (WAL, synchronous=FULL) in the state dir, through a GRDB pool: reads run
 /// beside a commit instead of waiting for it.
@@ -20,7 +21,16 @@ public final class SQLiteStore: StateStore {
         }
         do {
             queue = try DatabasePool(path: path, configuration: config)
-            try Self.migrator.migrate(queue)
+            // A state dir a newer mgpu has migrated: this one does not know its schema, so it must not touch it.
+            let migrator = Self.migrator
+            if try queue.read({ try migrator.hasBeenSuperseded($0) }) {
+                let known = Set(migrator.migrations)
+                let unknown = try queue.read { try migrator.appliedIdentifiers($0) }.subtracting(known).sorted()
+                throw StoreError(message: "the state database \(path) was written by a newer mgpu (its schema has \(unknown.joined(separator: ", ")), which mgpu \(mgpuVersion) does not know): run that newer mgpu, or restore a backup of the state dir")
+            }
+            try migrator.migrate(queue)
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw StoreError(message: "cannot open the state database \(path): \(Self.describe(error))")
         }

@@ -2,6 +2,9 @@ public import MgpuCore
 
 /// `POST /v1/agent/register`: an agent announces itself and its GPUs.
 public struct RegisterRequest: Codable, Sendable {
+    /// The agent's protocol and release (`AgentProtocol`); absent from mgpu 0.1's agents.
+    public var protocolVersion: Int? = AgentProtocol.current
+    public var mgpuVersion: String? = AgentProtocol.release
     public var nodeId: String
     public var incarnation: String
     public var gpus: [GPU]
@@ -19,6 +22,9 @@ public struct RegisterRequest: Codable, Sendable {
 }
 
 public struct RegisterResponse: Codable, Sendable {
+    /// The master's protocol and release (absent from mgpu 0.1's master).
+    public var protocolVersion: Int? = AgentProtocol.current
+    public var mgpuVersion: String? = AgentProtocol.release
     /// How long a long-poll may wait, and how often to send heartbeats, in seconds.
     public var pollSeconds: Double
     public var heartbeatSeconds: Double
@@ -36,6 +42,8 @@ public struct RegisterResponse: Codable, Sendable {
 /// `POST /v1/agent/sync`: the agent's whole state. It is both the heartbeat and, with `wait` > 0,
 /// the long-poll for work: the master answers at once when it has something for the node, else after `wait` s.
 public struct SyncRequest: Codable, Sendable {
+    public var protocolVersion: Int? = AgentProtocol.current
+    public var mgpuVersion: String? = AgentProtocol.release
     public var nodeId: String
     public var incarnation: String
     public var running: [PartRef]

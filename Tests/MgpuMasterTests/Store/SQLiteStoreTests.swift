@@ -15,6 +15,27 @@ import Testing
         return job
     }
 
+    /// A state database a newer mgpu has migrated is refused with one line, and left as it was.
+    @Test func aStateDatabaseOfANewerMgpuIsRefusedAndUntouched() throws {
+        let dir = NSTemporaryDirectory() + "mgpu-store-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/mgpu.sqlite"
+        do {
+            let store = try SQLiteStore(path: path)
+            try store.queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v99: from the future')") }
+        }
+        func applied() throws -> [String] {
+            try DatabaseQueue(path: path).read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier") }
+        }
+        let before = try applied()
+        #expect(throws: StoreError.self) { _ = try SQLiteStore(path: path) }
+        do { _ = try SQLiteStore(path: path) } catch let error as StoreError {
+            #expect(error.message.contains("written by a newer mgpu") && error.message.contains("v99: from the future"), "\(error.message)")
+        }
+        #expect(try applied() == before && before.contains("v99: from the future"))
+    }
+
     /// A state database written before the `ended` column existed: the migration fills it from each job's record, and
     /// the master then loads only recent history, while every job stays in the store.
     @Test func migrationFromV1KeepsEveryJobAndLoadsOnlyRecentHistory() throws {

@@ -1,0 +1,33 @@
+/// mgpu's release (`mgpu --version`).
+public let mgpuVersion = AgentProtocol.release
+
+/// The version of the agent–master protocol, and which versions a master accepts from its agents.
+///
+/// An upgrade goes master first, then agents (running jobs keep running throughout): so a master accepts agents of
+/// the previous protocol as well as its own. An agent that is too old or too new gets one line saying which to
+/// upgrade, checked before the rest of its request is read, so that a changed message is never a decode error.
+///
+/// - 1: mgpu 0.1 (its messages carry no version: absent means 1).
+/// - 2: mgpu 0.2: messages say their protocol and release.
+public enum AgentProtocol {
+    public static let current = 2
+    public static let oldestAccepted = 1
+    /// mgpu's release.
+    public static let release = "0.2.0"
+
+    /// The first fields of every agent message.
+    public struct Envelope: Codable, Sendable {
+        public var protocolVersion: Int?
+        public var mgpuVersion: String?
+    }
+
+    /// Why a master of this build refuses an agent speaking `version` (nil: it speaks one this master accepts).
+    public static func refusal(agentProtocol version: Int?, agentRelease: String?) -> String? {
+        let version = version ?? 1
+        let agent = "this node's agent (mgpu \(agentRelease ?? "0.1"), protocol \(version))"
+        let master = "the master (mgpu \(mgpuVersion), protocol \(oldestAccepted == current ? "\(current)" : "\(oldestAccepted)-\(current)"))"
+        if version < oldestAccepted { return "\(agent) is too old for \(master): upgrade mgpu on this node" }
+        if version > current { return "\(agent) is newer than \(master): upgrade the master first, then the agents" }
+        return nil
+    }
+}
