@@ -56,10 +56,13 @@ final class TestCluster {
     }
 
     /// Starts (or restarts, on the same port) the master and waits until it listens.
-    func startMaster(_ extra: [String] = [], logName: String = "master") async throws {
+    func startMaster(_ extra: [String] = [], logName: String = "master", env: [String: String] = [:]) async throws {
         if !extra.isEmpty || masterArgs.isEmpty { masterArgs = extra }
         let log = "\(dir)/\(logName).\(Int(Date().timeIntervalSince1970 * 1000)).out"
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
         masterPid = try Spawn.start([mgpuBinary, "master", "--port", "\(port)", "--state-dir", dir + "/state"] + masterArgs,
+                                    environment: environment.map { "\($0.key)=\($0.value)" },
                                     stdout: .path(log, flags: O_WRONLY | O_CREAT | O_TRUNC),
                                     stderr: .path(log + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC))
         try await waitUntil("the master listens", timeout: 20) {
