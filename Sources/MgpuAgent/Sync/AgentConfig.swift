@@ -18,6 +18,9 @@ public struct AgentConfig: Sendable {
     public var reportInterval: Double = 5
     /// GPUs in use outside mgpu get no new jobs (`--foreign-gpu-policy avoid`), or are ignored.
     public var avoidForeignGPUs: Bool = true
+    /// `--health-check PROGRAM` and `--health-interval S`.
+    public var healthCheck: String?
+    public var healthInterval: Double = 60
     /// nvidia-smi to sample (nil: the one in PATH).
     public var nvidiaSMI: String?
     /// The cluster secret, with which a new node enrols.

@@ -35,7 +35,8 @@ public actor AgentService: Service {
         let credential = Self.readCredential(config.credentialPath)
         self.usingCredential = credential != nil
         self.client = MasterClient(host: config.masterHost, port: config.masterPort, token: credential ?? config.token, tls: config.tls)
-        self.telemetry = TelemetryCollector(gpus: config.gpus, nvidiaSMI: config.nvidiaSMI, avoidForeign: config.avoidForeignGPUs)
+        self.telemetry = TelemetryCollector(gpus: config.gpus, nvidiaSMI: config.nvidiaSMI, avoidForeign: config.avoidForeignGPUs,
+                                            healthProgram: config.healthCheck, healthInterval: config.healthInterval)
     }
 
     public func run() async throws {
@@ -213,11 +214,21 @@ public actor AgentService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let sample = await telemetry.sample(holders: await runner.holders(), now: Date().timeIntervalSince1970)
             let foreignBefore = latestTelemetry?.unavailableGPUs ?? []
+            let checkBefore = latestTelemetry?.healthCheck
+            let healthBefore = latestTelemetry?.gpus.map(\.unhealthy) ?? sample.gpus.map { _ in nil }
             latestTelemetry = sample
             if sample.unavailableGPUs != foreignBefore {
                 logger.info("GPUs in use outside mgpu: \(sample.gpus.filter(\.inUseOutside).map(\.index))",
                             metadata: ["node": "\(config.nodeId)"])
                 lastReport = 0  // report at once
+            }
+            if sample.gpus.map(\.unhealthy) != healthBefore || sample.healthCheck != checkBefore {
+                for gpu in sample.gpus where gpu.unhealthy != nil {
+                    logger.warning("GPU \(gpu.index) unhealthy: \(gpu.unhealthy!)", metadata: ["node": "\(config.nodeId)", "gpu": "\(gpu.index)"])
+                }
+                if let failing = sample.healthCheck { logger.warning("health check failed: \(failing)", metadata: ["node": "\(config.nodeId)"]) }
+                else if checkBefore != nil { logger.info("health check passes again", metadata: ["node": "\(config.nodeId)"]) }
+                lastReport = 0
             }
             try? await Task.sleep(for: .milliseconds(Int64(config.reportInterval * 1000)))
         }

@@ -14,6 +14,19 @@ actor TelemetryCollector {
     /// Simulated GPUs: each job session's CPU ticks at the last sample, and when.
     var lastSessionTicks: [Int32: Int] = [:]
     var lastSessionTime: Double?
+    /// Health checks (`mgpu node --health-check`, --health-interval) and what the last one found.
+    let healthProgram: String?
+    let healthInterval: Double
+    var lastHealthCheck = -Double.infinity
+    /// Our GPU index -> why it is unhealthy.
+    var gpuHealth: [Int: String] = [:]
+    var programFailure: String?
+    /// PCI bus ids seen for each GPU (UUID), so that a GPU nvidia-smi can no longer reach is still named.
+    var knownBus: [String: String] = [:]
+    /// XID lines in the kernel log at the first check (older than this agent: not held against a GPU), and the
+    /// serious ones seen since, by bus (they stay until the agent restarts, after someone has reset the GPU).
+    var xidBaseline: Set<String>?
+    var xidFindings: [String: String] = [:]
 
     /// What the runner knows of the parts it runs: their GPUs and their process group (= session) ids.
     struct Holder: Sendable {
@@ -22,10 +35,17 @@ actor TelemetryCollector {
         var session: Int32?
     }
 
-    init(gpus: [GPU], nvidiaSMI: String?, avoidForeign: Bool) {
+    /// The kernel log's reader (root may read it; elsewhere it may fail, and XIDs are not seen).
+    let kernelLog: [String]
+
+    init(gpus: [GPU], nvidiaSMI: String?, avoidForeign: Bool, healthProgram: String? = nil, healthInterval: Double = 60,
+         kernelLog: [String] = ["dmesg"]) {
+        self.kernelLog = kernelLog
         self.gpus = gpus
         self.nvidiaSMI = nvidiaSMI
         self.avoidForeign = avoidForeign
+        self.healthProgram = healthProgram
+        self.healthInterval = healthInterval
     }
 
     func sample(holders: [Holder], now: Double) async -> NodeTelemetry {
@@ -49,14 +69,71 @@ actor TelemetryCollector {
         } else if !gpus.isEmpty, let program = nvidiaSMI ?? NvidiaSMI.findInPath("nvidia-smi") {
             t.gpus = await Self.fromNvidiaSMI(program, gpus: gpus, holders: holders)
         }
+        if now - lastHealthCheck >= healthInterval {
+            lastHealthCheck = now
+            await checkHealth()
+        }
+        for i in t.gpus.indices { t.gpus[i].unhealthy = gpuHealth[t.gpus[i].index] }
+        t.healthCheck = programFailure
         return t
     }
 
-    static func runOffPool(_ argv: [String]) async -> String? {
+    /// Reads the driver's health readings and the kernel's XID lines for real GPUs, and runs the site's health program.
+    func checkHealth() async {
+        if !gpus.isEmpty, !gpus.contains(where: \.simulated), let program = nvidiaSMI ?? NvidiaSMI.findInPath("nvidia-smi") {
+            let report = NvidiaSMI.parseHealth(await Self.runOffPool([program] + NvidiaSMI.healthArguments, anyStatus: true) ?? "")
+            knownBus.merge(report.busIDs) { _, new in new }
+            var found: [Int: String] = [:]
+            for gpu in gpus {
+                var why: [String] = []
+                if let finding = report.unhealthy[gpu.uuid] { why.append(finding) }
+                // A GPU nvidia-smi cannot reach: named by its bus, or (bus not known yet) missing from the report.
+                if let bus = knownBus[gpu.uuid], let error = report.deviceErrors.first(where: { $0.bus == bus }) { why.append(error.message) }
+                else if report.busIDs[gpu.uuid] == nil, let error = report.deviceErrors.first { why.append(error.message) }
+                if let bus = knownBus[gpu.uuid], let xid = xidFindings[bus] { why.append(xid) }
+                if !why.isEmpty { found[gpu.index] = why.joined(separator: "; ") }
+            }
+            if let log = await Self.runOffPool(kernelLog) {
+                let lines = log.split(whereSeparator: \.isNewline).filter { $0.contains("NVRM: Xid") }.map(String.init)
+                if let baseline = xidBaseline {
+                    for line in lines where !baseline.contains(line) {
+                        guard let xid = NvidiaSMI.parseXID(Substring(line)), NvidiaSMI.seriousXIDs.contains(xid.xid),
+                              xidFindings[xid.bus] == nil else { continue }
+                        xidFindings[xid.bus] = xid.text
+                        if let gpu = gpus.first(where: { knownBus[$0.uuid] == xid.bus }) {
+                            found[gpu.index] = [found[gpu.index], xid.text].compactMap { $0 }.joined(separator: "; ")
+                        }
+                    }
+                } else {
+                    xidBaseline = Set(lines.suffix(10_000))
+                }
+            }
+            gpuHealth = found
+        }
+        if let healthProgram {
+            // The site's own check, like Slurm's HealthCheckProgram: a non-zero exit drains the node, its first line saying why.
+            let result = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(returning: try? Spawn.capture(["/bin/sh", "-c", "exec \"$0\" 2>&1", healthProgram], timeout: 60))
+                }
+            }
+            switch result {
+            case nil: programFailure = "\(healthProgram) could not be started"
+            case let (status, _)? where status == 0: programFailure = nil
+            case let (status, output)?:
+                let first = output.split(whereSeparator: \.isNewline).map { $0.trimmingSpaces }.first { !$0.isEmpty }
+                programFailure = first ?? (status == 137 ? "\(healthProgram) timed out after 60 s" : "\(healthProgram) exited with status \(status)")
+            }
+        }
+    }
+
+    /// A program's output, off the cooperative pool; nil when it fails (unless `anyStatus`: nvidia-smi still reports the
+    /// GPUs it can reach when it cannot reach one).
+    static func runOffPool(_ argv: [String], anyStatus: Bool = false) async -> String? {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 let result = try? Spawn.capture(argv, timeout: 10)
-                continuation.resume(returning: result?.status == 0 ? result?.output : nil)
+                continuation.resume(returning: result?.status == 0 || anyStatus ? result?.output : nil)
             }
         }
     }

@@ -34,6 +34,12 @@ struct AgentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("File holding the cluster secret (the master's STATE_DIR/cluster.secret); default: $MGPU_TOKEN.", valueName: "path"))
     var tokenFile: String?
 
+    @Option(help: ArgumentHelp("A site's own health check (like Slurm's HealthCheckProgram), run as this agent's user every --health-interval: a non-zero exit drains the node, its first line of output saying why; a zero exit lifts that drain.", valueName: "program"))
+    var healthCheck: String?
+
+    @Option(help: ArgumentHelp("Seconds between health checks: --health-check and the GPUs' health readings (nvidia-smi -q, XID errors in the kernel log).", valueName: "S"))
+    var healthInterval: Double = 60
+
     @OptionGroup var tls: TLSClientOptions
 
     @Flag(inversion: .prefixedNo, help: "At SIGTERM, stop the jobs, report them NODE_FAIL and deregister (default: on inside a Slurm allocation, else off: jobs keep running).")
@@ -52,6 +58,10 @@ struct AgentOptions: ParsableArguments {
         }
         if let cpuSlots, !(0...100_000).contains(cpuSlots) { throw ValidationError("--cpu-slots must be 0-100000") }
         if !(0.1...3600).contains(reportInterval) { throw ValidationError("--report-interval must be 0.1-3600 s") }
+        if !(0.1...86_400).contains(healthInterval) { throw ValidationError("--health-interval must be 0.1-86400 s, got \(healthInterval)") }
+        if let healthCheck, !FileManager.default.isExecutableFile(atPath: healthCheck) {
+            throw ValidationError("--health-check \(healthCheck) is not an executable file (give the program's full path)")
+        }
         if foreignGpuPolicy != "avoid" && foreignGpuPolicy != "ignore" {
             throw ValidationError("--foreign-gpu-policy is avoid or ignore, got \(foreignGpuPolicy.debugDescription)")
         }
@@ -74,6 +84,8 @@ struct AgentOptions: ParsableArguments {
                                  advertiseAddress: advertiseAddr)
         config.drainOnShutdown = drainOnSigterm ?? (ProcessInfo.processInfo.environment["SLURM_JOB_ID"] != nil)
         config.reportInterval = reportInterval
+        config.healthCheck = healthCheck
+        config.healthInterval = healthInterval
         config.avoidForeignGPUs = foreignGpuPolicy == "avoid"
         config.nvidiaSMI = nvidiaSmi
         config.tls = try tls.make()

@@ -48,7 +48,11 @@ extension Mgpu {
             let drained = queue.nodes.compactMap { node in
                 node.drain.map { "\(node.id) \(node.drainState ?? "DRAINED"): \(Terminal.safe($0.reason)) (by \($0.by), since \(formatClock($0.at, now: queue.now)))" }
             }
-            let notes = drained.isEmpty ? "" : "\n\n" + drained.joined(separator: "\n")
+            // Unhealthy GPUs, with what the node says is wrong.
+            let sick = queue.nodes.flatMap { node in
+                (node.telemetry?.gpus ?? []).compactMap { r in r.unhealthy.map { "\(node.id) gpu\(r.index) UNHEALTHY: \(Terminal.safe($0)) (no new jobs)" } }
+            }
+            let notes = (drained + sick).isEmpty ? "" : "\n\n" + (drained + sick).joined(separator: "\n")
             guard verbose else { return table.render() + notes }
             var gpus = Table(header: ["NODE", "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "HELD BY"])
             for node in queue.nodes {
@@ -60,6 +64,7 @@ extension Mgpu {
                         let p = r?.processes.first { $0.jobId == nil }
                         who = "in use outside mgpu" + (p.map { " (pid \($0.pid) \($0.user))" } ?? "")
                     }
+                    if let why = r?.unhealthy { who = "UNHEALTHY: \(Terminal.safe(why))" + (who == "free" ? "" : "; " + who) }
                     if node.state == .down { who = "node DOWN" }
                     let mem = r.flatMap { r in r.memoryUsedMB.map { "\(gb($0))/\(gb(r.memoryTotalMB ?? gpu.memoryMB)) GB" } } ?? "-"
                     gpus.rows.append([node.id, "\(gpu.index)\(gpu.physicalIndex.map { " (phys \($0))" } ?? "")",

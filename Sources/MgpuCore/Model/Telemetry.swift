@@ -24,6 +24,8 @@ public struct GPUTelemetry: Codable, Sendable, Hashable {
     public var processes: [GPUProcess]
     /// A process not started by mgpu holds memory on it.
     public var inUseOutside: Bool
+    /// Why the GPU is unusable (nvidia-smi's health readings, XID errors), or nil: it gets no new jobs.
+    public var unhealthy: String?
 
     public init(index: Int, utilization: Double? = nil, memoryUsedMB: Int? = nil, memoryTotalMB: Int? = nil,
                 temperatureC: Double? = nil, powerW: Double? = nil, processes: [GPUProcess] = [], inUseOutside: Bool = false) {
@@ -49,6 +51,8 @@ public struct NodeTelemetry: Codable, Sendable, Hashable {
     public var gpus: [GPUTelemetry]
     /// `mgpu node --foreign-gpu-policy avoid`: GPUs in use outside mgpu get no new jobs.
     public var avoidForeign: Bool
+    /// The first line a failing `mgpu node --health-check` program printed (nil: it passes, or there is none).
+    public var healthCheck: String?
 
     public init(time: Double, cpuPercent: Double? = nil, load: [Double]? = nil, memoryUsedMB: Int? = nil,
                 memoryTotalMB: Int? = nil, gpus: [GPUTelemetry] = [], avoidForeign: Bool = true) {
@@ -61,10 +65,25 @@ public struct NodeTelemetry: Codable, Sendable, Hashable {
         self.avoidForeign = avoidForeign
     }
 
-    /// GPUs the scheduler must leave alone: in use outside mgpu, on a node that avoids them.
+    /// GPUs the scheduler must leave alone: unhealthy ones, and those in use outside mgpu on a node that avoids them.
     public var unavailableGPUs: Set<Int> {
-        avoidForeign ? Set(gpus.filter(\.inUseOutside).map(\.index)) : []
+        Set(gpus.filter { $0.unhealthy != nil || (avoidForeign && $0.inUseOutside) }.map(\.index))
     }
+
+    /// The sample with its free texts (health reasons) made safe to show: one line of at most 200 characters, no
+    /// control characters (an agent is trusted with its jobs, not with a terminal's escape sequences).
+    public func sanitized() -> NodeTelemetry {
+        func clean(_ text: String?) -> String? {
+            text.map { String(String.UnicodeScalarView($0.unicodeScalars.prefix(200).map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 })) }
+        }
+        var copy = self
+        copy.healthCheck = clean(healthCheck)
+        for i in copy.gpus.indices { copy.gpus[i].unhealthy = clean(copy.gpus[i].unhealthy) }
+        return copy
+    }
+
+    /// GPUs reported unhealthy.
+    public var unhealthyGPUs: [Int] { gpus.filter { $0.unhealthy != nil }.map(\.index).sorted() }
 }
 
 /// A fixed-size ring buffer: the newest `capacity` values, oldest first.

@@ -124,6 +124,7 @@ function renderNodes() {
       if (job) who = `<div class="who" title="${esc(job.name)}"><a href="/jobs/${job.id}">${job.id}</a> ${esc(job.user)} · ${esc(job.name)}</div>`;
       else if (outside) { const p = (r && r.processes || []).find(p => !p.jobId);
         who = `<div class="who outside">in use outside mgpu${p ? ` · pid ${p.pid} ${esc(p.user)}` : ""}</div>`; }
+      if (r && r.unhealthy) who = `<div class="who outside" data-unhealthy="${n.id}:${g.index}" title="${esc(r.unhealthy)}">unhealthy: ${esc(r.unhealthy)}</div>` + (job ? who : "");
       const util = r && r.utilization != null ? `${Math.round(r.utilization)}%` : up ? "–" : "";
       const mem = r && r.memoryUsedMB != null ? `${(r.memoryUsedMB/1024).toFixed(1)}/${((r.memoryTotalMB || g.memoryMB)/1024).toFixed(0)} GB` : "";
       const temp = r && r.temperatureC != null ? ` · ${Math.round(r.temperatureC)}°C` : "";

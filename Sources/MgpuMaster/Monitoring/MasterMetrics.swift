@@ -79,17 +79,20 @@ public final class MasterMetrics: Sendable {
         for state in JobState.allCases {
             gauge("jobs", "", "Jobs by state", [("state", state.rawValue)]).set(Double(jobs[state] ?? 0))
         }
-        var gpuStates = ["free": 0, "allocated": 0, "outside": 0, "down": 0]
+        var gpuStates = ["free": 0, "allocated": 0, "outside": 0, "unhealthy": 0, "down": 0]
         for node in nodes {
             let labels = [("node", node.id)]
             if node.state == .down {
                 gpuStates["down", default: 0] += node.gpus.count
             } else {
                 gpuStates["outside", default: 0] += node.outsideGPUs.count
+                gpuStates["unhealthy", default: 0] += (node.unhealthyGPUs ?? []).count
                 gpuStates["allocated", default: 0] += node.allocatedGPUs.count
                 gpuStates["free", default: 0] += node.freeGPUCount
             }
             gauge("node_up", "", "1 when the node's agent reports in", labels).set(node.state == .up ? 1.0 : 0.0)
+            gauge("node_drained", "", "1 when the node takes no new jobs (drained by an admin or by its health check)", labels)
+                .set(node.drain == nil ? 0.0 : 1.0)
             guard let t = node.telemetry else { continue }
             if let cpu = t.cpuPercent { gauge("node_cpu_utilization", "percent", "CPU utilisation", labels).set(cpu) }
             if let used = t.memoryUsedMB { gauge("node_memory_used", "bytes", "RAM in use", labels).set(Double(used) * 1_048_576) }
@@ -102,6 +105,8 @@ public final class MasterMetrics: Sendable {
                 if let v = reading.memoryTotalMB { gauge("gpu_memory_total", "bytes", "GPU memory in all", g).set(Double(v) * 1_048_576) }
                 if let v = reading.temperatureC { gauge("gpu_temperature", "celsius", "GPU temperature", g).set(v) }
                 if let v = reading.powerW { gauge("gpu_power", "watts", "GPU power draw", g).set(v) }
+                gauge("gpu_healthy", "", "0 when the node reports the GPU unhealthy (nvidia-smi health readings, XID errors): it gets no new jobs", g)
+                    .set(reading.unhealthy == nil ? 1.0 : 0.0)
             }
         }
         for (state, count) in gpuStates {

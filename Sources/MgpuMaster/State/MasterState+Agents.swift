@@ -37,6 +37,18 @@ extension MasterState {
         let now = clock()
         node.lastSeen = now
         noteReport(request, node: node.id)
+        switch NodeHealth.change(current: node.drain, failure: NodeHealth.failure(telemetry[node.id], gpuCount: node.gpus.count)) {
+        case .none: break
+        case .drain(let reason):
+            node.drain = NodeDrain(reason: reason, by: NodeHealth.drainer, at: now)
+            try commit(jobs: [], nodes: [node])
+            logger.warning("node drained itself", metadata: ["node": "\(node.id)", "reason": "\(reason)"])
+        case .resume:
+            node.drain = nil
+            try commit(jobs: [], nodes: [node])
+            scheduleNeeded = true
+            logger.info("node healthy again: resumed", metadata: ["node": "\(node.id)"])
+        }
 
         let result = Reconciler.sync(node: node.id, incarnation: request.incarnation, running: request.running,
                                      finished: request.finished, job: { self.jobs[$0] }, active: active(on: node.id),
@@ -75,7 +87,7 @@ extension MasterState {
     /// A report's news besides its parts: a free port for rendezvous, telemetry, the node answering again.
     private func noteReport(_ request: SyncRequest, node id: String) {
         if let port = request.freePort, (1024...65535).contains(port) { freePorts[id] = port }
-        if let sample = request.telemetry, sample.time > (telemetry[id]?.time ?? 0), sample.gpus.count <= 1024 {
+        if let sample = request.telemetry?.sanitized(), sample.time > (telemetry[id]?.time ?? 0), sample.gpus.count <= 1024 {
             let outsideChanged = sample.unavailableGPUs != (telemetry[id]?.unavailableGPUs ?? [])
             account(sample, since: telemetry[id], node: id)
             telemetry[id] = sample
@@ -83,7 +95,8 @@ extension MasterState {
             waiters.wake("dashboard")
             if outsideChanged {
                 scheduleNeeded = true
-                logger.info("GPUs in use outside mgpu changed", metadata: ["node": "\(id)", "gpus": "\(sample.unavailableGPUs.sorted())"])
+                logger.info("GPUs unavailable (unhealthy, or in use outside mgpu) changed",
+                            metadata: ["node": "\(id)", "gpus": "\(sample.unavailableGPUs.sorted())", "unhealthy": "\(sample.unhealthyGPUs)"])
             }
         }
         if downNodes.remove(id) != nil {

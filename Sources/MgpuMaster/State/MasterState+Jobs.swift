@@ -137,6 +137,7 @@ extension MasterState {
                                 secondsSinceHeartbeat: max(0, now - node.lastSeen))
             if up { info.telemetry = telemetry[node.id] }
             info.outsideGPUs = (telemetry[node.id]?.gpus.filter(\.inUseOutside).map(\.index) ?? []).sorted()
+            info.unhealthyGPUs = telemetry[node.id]?.unhealthyGPUs ?? []
             info.left = node.left
             if let drain = node.drain {
                 info.drain = drain

@@ -21,9 +21,11 @@ public struct NodeInfo: Codable, Sendable {
     public var telemetry: NodeTelemetry?
     /// GPUs a process outside mgpu holds.
     public var outsideGPUs: [Int]
+    /// GPUs reported unhealthy (why: `telemetry.gpus[].unhealthy`); they get no new jobs. Absent from mgpu 0.1.
+    public var unhealthyGPUs: [Int]?
     /// The node's agent deregistered.
     public var left: Bool?
-    /// Drained by an admin: why, by whom, since when; `drainState` is DRAINING while jobs still run there, then DRAINED.
+    /// Drained by an admin (or by itself: `by` is "health check"): why, by whom, since when; `drainState` is DRAINING while jobs still run there, then DRAINED.
     public var drain: NodeDrain?
     public var drainState: String?
 
@@ -43,7 +45,7 @@ public struct NodeInfo: Codable, Sendable {
     }
 
     /// GPUs held by mgpu jobs.
-    public var allocatedGPUs: [Int] { busyGPUs.filter { !outsideGPUs.contains($0) } }
+    public var allocatedGPUs: [Int] { busyGPUs.filter { !outsideGPUs.contains($0) && !(unhealthyGPUs ?? []).contains($0) } }
     public var freeGPUCount: Int { state == .up ? gpus.count - busyGPUs.count : 0 }
 }
 

@@ -1,0 +1,107 @@
+import MgpuCore
+
+/// GPU health from what the driver reports: `nvidia-smi -q` (retired pages or row remapping pending, row remapping
+/// failed, volatile uncorrectable ECC errors, "GPU is lost" / "[GPU requires reset]") and the kernel's `NVRM: Xid`
+/// lines. Each finding names the GPU by UUID (or by PCI bus id, which `-q` maps to a UUID).
+extension NvidiaSMI {
+    public static let healthArguments = ["-q"]
+
+    /// What `nvidia-smi -q` says about each GPU.
+    public struct HealthReport: Equatable, Sendable {
+        /// UUID -> why the GPU is unusable (GPUs that are fine are absent).
+        public var unhealthy: [String: String] = [:]
+        /// UUID -> PCI bus id, lower case without the domain's leading zeros ("3b:00.0" of "00000000:3B:00.0").
+        public var busIDs: [String: String] = [:]
+        /// Errors printed outside any GPU's section ("Unable to determine the device handle for GPU ...: GPU is lost").
+        public var deviceErrors: [(bus: String, message: String)] = []
+
+        public static func == (a: HealthReport, b: HealthReport) -> Bool {
+            a.unhealthy == b.unhealthy && a.busIDs == b.busIDs && a.deviceErrors.map(\.bus) == b.deviceErrors.map(\.bus)
+                && a.deviceErrors.map(\.message) == b.deviceErrors.map(\.message)
+        }
+    }
+
+    /// "00000000:3B:00.0", "0000:3b:00" or "PCI:0000:3b:00" -> "3b:00" (bus and device; what XID lines give).
+    static func shortBus(_ text: Substring) -> String {
+        let parts = text.lowercased().split(separator: ":")
+        guard parts.count >= 2 else { return text.lowercased() }
+        let device = parts[parts.count - 1].split(separator: ".").first.map(String.init) ?? ""
+        return "\(parts[parts.count - 2]):\(device)"
+    }
+
+    public static func parseHealth(_ output: String) -> HealthReport {
+        var report = HealthReport()
+        var uuid: String?
+        var findings: [String] = []
+        var stack: [(indent: Int, name: String)] = []
+        func finish() {
+            if let uuid, !findings.isEmpty { report.unhealthy[uuid] = findings.joined(separator: "; ") }
+            uuid = nil
+            findings = []
+            stack = []
+        }
+        for raw in output.split(whereSeparator: \.isNewline) {
+            let line = raw.trimmingSpaces
+            guard !line.isEmpty else { continue }
+            let indent = raw.prefix { $0 == " " }.count
+            if indent == 0 {
+                if raw.hasPrefix("GPU "), raw.dropFirst(4).contains(":") {   // "GPU 00000000:3B:00.0": a new GPU's section
+                    finish()
+                    continue
+                }
+                // "Unable to determine the device handle for GPU 0000:3B:00.0: GPU is lost.  Reboot the system ..."
+                if let range = line.range(of: "device handle for GPU") {
+                    let rest = line[range.upperBound...].trimmingSpaces
+                    let token = rest.split(separator: " ", maxSplits: 1).first ?? ""
+                    let bus = token.hasSuffix(":") ? token.dropLast() : token
+                    let message = rest.dropFirst(token.count).trimmingSpaces
+                    report.deviceErrors.append((shortBus(bus), message.isEmpty ? "nvidia-smi cannot reach it" : message))
+                }
+                continue
+            }
+            while let last = stack.last, last.indent >= indent { stack.removeLast() }
+            let pair = line.split(separator: ":", maxSplits: 1).map { $0.trimmingSpaces }
+            let key = pair[0]
+            guard pair.count == 2 else {
+                stack.append((indent, key))   // a sub-section's header ("ECC Errors", "Volatile")
+                continue
+            }
+            let value = pair[1]
+            let path = stack.map(\.name)
+            if key == "GPU UUID" { uuid = value }
+            if key == "Bus Id", path.last == "PCI", let uuid { report.busIDs[uuid] = shortBus(Substring(value)) }
+            let lower = value.lowercased()
+            if lower.contains("gpu is lost") { findings.append("GPU is lost") }
+            else if lower.contains("requires reset") { findings.append("GPU requires a reset") }
+            if path.first == "ECC Errors", path.contains("Volatile"), let count = Int(value), count > 0,
+               key.contains("Uncorrectable") || (path.last == "Double Bit" && key == "Total") {
+                findings.append("\(count) volatile uncorrectable ECC error\(count == 1 ? "" : "s")\(key.contains("Uncorrectable") ? " (\(key))" : "")")
+            }
+            if path.first == "Retired Pages", key.hasPrefix("Pending"), value == "Yes" {
+                findings.append("retired pages pending (needs a GPU reset)")
+            }
+            if path.first == "Remapped Rows" {
+                if key == "Pending", value == "Yes" { findings.append("row remapping pending (needs a GPU reset)") }
+                if key == "Remapping Failure Occurred", value == "Yes" { findings.append("row remapping failed") }
+            }
+        }
+        finish()
+        return report
+    }
+
+    /// XIDs that mean the GPU should get no more work until someone looks at it (NVIDIA's XID catalogue: double-bit
+    /// ECC, GPU exceptions, row remapping events, NVLink, fallen off the bus, contained/uncontained ECC, GSP errors).
+    public static let seriousXIDs: Set<Int> = [48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120, 140]
+
+    /// `NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus.` -> ("3b:00", 79, text).
+    public static func parseXID(_ line: Substring) -> (bus: String, xid: Int, text: String)? {
+        guard let start = line.range(of: "NVRM: Xid (") else { return nil }
+        let rest = line[start.upperBound...]
+        guard let close = rest.firstIndex(of: ")") else { return nil }
+        let bus = shortBus(rest[..<close])
+        let after = rest[rest.index(after: close)...].drop { $0 == ":" || $0 == " " }
+        guard let number = Int(after.prefix { $0.isNumber }) else { return nil }
+        let text = after.split(separator: ",").dropFirst().filter { !$0.contains("=") }.map { $0.trimmingSpaces }.joined(separator: ",")
+        return (bus, number, text.isEmpty ? "XID \(number)" : "XID \(number): \(text)")
+    }
+}
