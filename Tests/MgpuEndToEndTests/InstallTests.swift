@@ -103,3 +103,31 @@ func machine() -> String {
     uname(&name)
     return withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 }
+
+extension EndToEndTests.InstallTests {
+    /// [client] of the config file tells every client command where the master is; the command line and the
+    /// environment win over it; a key it does not know is one line and exit 2.
+    @Test func theClientSectionFindsTheMaster() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1])
+        defer { cluster.stop() }
+        let config = cluster.dir + "/mgpu.toml"
+        try "[client]\nhost = \"127.0.0.1\"\nport = \(cluster.port)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let fromFile = ["MGPU_CONFIG": config, "MGPU_MASTER_HOST": "", "MGPU_MASTER_PORT": ""]
+        let queue = try await cluster.mgpu(["queue"], env: fromFile)
+        #expect(queue.status == 0 && queue.stdout.contains("No jobs") || queue.stdout.contains("JOBID"), "\(queue)")
+        let submitted = try await cluster.mgpu(["submit", "--gpus", "0", "--", "echo", "--port", "7"], env: fromFile)
+        #expect(submitted.status == 0, "options go after the command's name, not into the job's command: \(submitted)")
+        let id = try #require(JobID(String(submitted.stdout.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(try await cluster.waitForState(id, [.completed]).command == "echo --port 7")
+        let nested = try await cluster.mgpu(["admin", "user", "list"], env: fromFile)
+        #expect(nested.status == 0 && nested.stdout.contains(unixUser), "\(nested)")
+        // The environment and the command line win over the file.
+        let env = try await cluster.mgpu(["queue"], env: fromFile.merging(["MGPU_MASTER_PORT": "1"]) { $1 })
+        #expect(env.status != 0 && env.stderr.contains(":1"), "\(env)")
+        let flag = try await cluster.mgpu(["queue", "--port", "1"], env: fromFile)
+        #expect(flag.status != 0 && flag.stderr.contains(":1"), "\(flag)")
+        try "[client]\nhots = \"x\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let bad = try await cluster.mgpu(["queue"], env: fromFile)
+        #expect(bad.status == 2 && bad.stderr.contains("mgpu.toml:2: unknown key \"hots\"") && bad.stderr.contains("did you mean host?"), "\(bad)")
+    }
+}

@@ -6,7 +6,7 @@ import MgpuConfig
 /// command's options, placed before the command line's own, so that a flag wins over the file and the file over the
 /// defaults. A key is its flag in snake_case (`--node-timeout` is `node_timeout`); `true` gives a flag, `false` leaves
 /// it out; an array repeats the option. [master] (and [policy]'s times) are `mgpu master`'s, [node] `mgpu node`'s,
-/// both for `mgpu up`.
+/// both for `mgpu up`; [client] (of $MGPU_CONFIG or the default file) every other command's --host/--port/--ca-cert/--tls.
 struct ConfigOption: ParsableArguments {
     @Option(help: ArgumentHelp("A TOML config file ([master], [node], [policy]); flags given here win over it. Default: /etc/mgpu/mgpu.toml when it exists.", valueName: "file"))
     var config: String?
@@ -18,7 +18,8 @@ struct ConfigOption: ParsableArguments {
 enum ConfigArguments {
     /// `arguments` (without the program's name) with the config file's options put in, or as they are.
     static func apply(_ arguments: [String], defaultPath: String = ConfigFile.defaultPath) throws -> [String] {
-        guard let command = arguments.first, ["master", "node", "up"].contains(command) else { return arguments }
+        guard let command = arguments.first else { return arguments }
+        guard ["master", "node", "up"].contains(command) else { return try applyClient(arguments, defaultPath: defaultPath) }
         if arguments.contains("--help") || arguments.contains("-h") { return arguments }
         var path: String?
         for (i, word) in arguments.enumerated() {
@@ -48,6 +49,45 @@ enum ConfigArguments {
             throw CLIError(error.message, exitCode: 2)
         }
         return [command] + added + arguments.dropFirst()
+    }
+
+    /// Client keys and the environment variables that win over them (as they win over the defaults).
+    static let clientKeys = ["host": "MGPU_MASTER_HOST", "port": "MGPU_MASTER_PORT", "ca_cert": "MGPU_CA_CERT", "tls": "MGPU_TLS"]
+
+    /// Every other command: [client] of $MGPU_CONFIG, else of /etc/mgpu/mgpu.toml when it exists, gives the options
+    /// of `ClientOptions` the command takes (where to find the master), unless the command line or the environment
+    /// gives them. They go right after the (sub)command's name.
+    static func applyClient(_ arguments: [String], defaultPath: String) throws -> [String] {
+        if arguments.contains("--help") || arguments.contains("-h") { return arguments }
+        let env = ProcessInfo.processInfo.environment
+        let path = env["MGPU_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? (FileManager.default.fileExists(atPath: defaultPath) ? defaultPath : nil)
+        guard let path else { return arguments }
+        // The (sub)command the words name: mgpu admin user add ...
+        var command: any ParsableCommand.Type = Mgpu.self
+        var depth = 0
+        while depth < arguments.count,
+              let next = command.configuration.subcommands.first(where: { $0._commandName == arguments[depth] }) {
+            command = next
+            depth += 1
+        }
+        guard depth > 0 else { return arguments }
+        let file: ConfigFile
+        do { file = try ConfigFile(path: path) } catch { throw CLIError(error.message, exitCode: 2) }
+        let section = file.section("client")
+        let declared = Set(flags(of: command))
+        var kept: [String] = []
+        do {
+            try section.check(known: clientKeys.keys.sorted())
+            for key in section.values.keys where declared.contains(key) {
+                let flag = "--" + key.replacingOccurrences(of: "_", with: "-")
+                let given = arguments.prefix { $0 != "--" }.contains { $0 == flag || $0.hasPrefix(flag + "=") }
+                if !given, (env[clientKeys[key]!] ?? "").isEmpty { kept.append(key) }
+            }
+            let added = try options(ConfigSection(subset: section, keys: kept), known: clientKeys.keys.sorted())
+            return Array(arguments[..<depth]) + added + arguments[depth...]
+        } catch let error as ConfigError {
+            throw CLIError(error.message, exitCode: 2)
+        }
     }
 
     /// The long options a command takes, in snake_case ("node_timeout").
