@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mgpu", targets: ["mgpu"]),
+        .executable(name: "mgpu-supervise", targets: ["mgpu-supervise"]),
         .executable(name: "mgpu-scheduler-bench", targets: ["MgpuSchedulerBenchmark"]),
     ],
     dependencies: [
@@ -98,6 +99,9 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "mgpu", dependencies: ["MgpuCLI", "MgpuSupervisor"], swiftSettings: swiftSettings),
+        // The per-job supervisor alone (C only: no Swift runtime to load per job start); the agent uses it when it is
+        // installed beside mgpu, else `mgpu _supervise`.
+        .executableTarget(name: "mgpu-supervise", dependencies: ["CMgpuSpawn"]),
 
         // `bench/run --scale`: one scheduling pass over a long queue and many nodes (google/swift-benchmark).
         .executableTarget(name: "MgpuSchedulerBenchmark", dependencies: [

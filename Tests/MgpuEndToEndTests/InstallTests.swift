@@ -26,6 +26,7 @@ extension EndToEndTests {
             #expect(installed.output.contains("installed mgpu \(mgpuVersion) (commit "), "\(installed.output)")
             let bin = root + "/usr/bin/mgpu"
             #expect(try run([bin, "--version"]).output.hasPrefix("mgpu \(mgpuVersion)"))
+            #expect(FileManager.default.isExecutableFile(atPath: root + "/usr/bin/mgpu-supervise"), "the per-job supervisor beside mgpu")
             // The units: the installed binary's path, hardening on the master, the node's jobs outliving it.
             let master = try #require(cluster.read("root/units/mgpu-master.service"))
             let node = try #require(cluster.read("root/units/mgpu-node.service"))
@@ -61,7 +62,7 @@ extension EndToEndTests {
             let tarball = try #require(packaged.output.split(separator: "\n").last.map(String.init))
             #expect(tarball.hasSuffix("mgpu-\(mgpuVersion)-linux-\(machine()).tar.xz"), "\(tarball)")
             let listing = try run(["/bin/tar", "-tJf", tarball]).output
-            for file in ["mgpu", "install", "README.md", "mgpu.toml", "VERSION", "systemd/mgpu-master.service.in", "systemd/mgpu-node.service.in",
+            for file in ["mgpu", "mgpu-supervise", "install", "README.md", "mgpu.toml", "VERSION", "systemd/mgpu-master.service.in", "systemd/mgpu-node.service.in",
                          "completions/mgpu.bash", "completions/_mgpu", "completions/mgpu.fish"] {
                 #expect(listing.contains("mgpu-\(mgpuVersion)-linux-\(machine())/\(file)\n"), "\(file) in the tarball")
             }
@@ -129,5 +130,29 @@ extension EndToEndTests.InstallTests {
         try "[client]\nhots = \"x\"\n".write(toFile: config, atomically: true, encoding: .utf8)
         let bad = try await cluster.mgpu(["queue"], env: fromFile)
         #expect(bad.status == 2 && bad.stderr.contains("mgpu.toml:2: unknown key \"hots\"") && bad.stderr.contains("did you mean host?"), "\(bad)")
+    }
+}
+
+extension EndToEndTests.InstallTests {
+    /// A job's supervisor is the small `mgpu-supervise` beside mgpu; an mgpu installed without it supervises its jobs
+    /// itself (`mgpu _supervise`).
+    @Test func jobsRunUnderTheSmallSupervisorOrElseUnderMgpu() async throws {
+        let cluster = try await TestCluster.start(agents: ["node001": 1])
+        defer { cluster.stop() }
+        func supervisorOf(_ id: JobID) async throws -> String {
+            try await cluster.waitForState(id, [.completed])
+            return try await cluster.mgpu(["logs", id.rawValue]).stdout
+        }
+        let beside = (URL(fileURLWithPath: mgpuBinary).resolvingSymlinksInPath().path as NSString).deletingLastPathComponent + "/mgpu-supervise"
+        let first = try await cluster.submit(["--gpus", "0", "tr '\\0' ' ' < /proc/$PPID/cmdline"])
+        #expect(try await supervisorOf(first).hasPrefix(beside + " _supervise "), "the job's parent is mgpu-supervise")
+        // mgpu alone in a folder (a hard link: /proc/self/exe names the folder it was started from).
+        let alone = cluster.dir + "/alone"
+        try FileManager.default.createDirectory(atPath: alone, withIntermediateDirectories: true)
+        if link(mgpuBinary, alone + "/mgpu") != 0 { try FileManager.default.copyItem(atPath: mgpuBinary, toPath: alone + "/mgpu") }
+        try cluster.startAgent("node002", gpus: 1, binary: alone + "/mgpu")
+        try await cluster.waitForNodes(["node002"])
+        let second = try await cluster.submit(["--gpus", "0", "--nodelist", "node002", "tr '\\0' ' ' < /proc/$PPID/cmdline"])
+        #expect(try await supervisorOf(second).hasPrefix(alone + "/mgpu _supervise "))
     }
 }

@@ -13,6 +13,8 @@ public actor JobRunner {
     let nodeId: String
     let logger: Logger
     let executable: String
+    /// How a job's supervisor is started: `mgpu-supervise _supervise` or `mgpu _supervise`, then the job's arguments.
+    let supervisor: [String]
     var jobs: [JobID: LocalJob] = [:]
     /// Starts this agent has already taken (`WorkItem.startKey`), so a work item sent twice starts once, while a
     /// requeued job placed here again starts anew.
@@ -28,6 +30,10 @@ public actor JobRunner {
         self.nodeId = nodeId
         self.logger = logger
         self.executable = executable ?? currentExecutable()
+        // The small supervisor program beside this executable when it is installed there (scripts/build, install and
+        // package put it there): a job start then loads a few MB, not all of mgpu. Else this executable's hidden mode.
+        let beside = (self.executable as NSString).deletingLastPathComponent + "/mgpu-supervise"
+        self.supervisor = isExecutable(beside) ? [beside, "_supervise"] : [self.executable, "_supervise"]
     }
 
     /// The supervisor's environment: fixed, nothing of the job's (the job's own goes through its `environ` file and
@@ -114,7 +120,7 @@ public actor JobRunner {
             try folders.write(id, "stdout", [])
             try folders.write(id, "stderr", [])
             job.isChild = true
-            var args = [executable, "_supervise", job.dir, String(work.killGraceSeconds)]
+            var args = supervisor + [job.dir, String(work.killGraceSeconds)]
             if let limit = work.timeLimit { args += ["--time", String(limit)] }
             if work.stdin == true {
                 try folders.write(id, "stdin", [])

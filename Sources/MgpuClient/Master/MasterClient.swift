@@ -57,6 +57,13 @@ public struct MasterClient: Sendable {
         try await call(.GET, "/v1/queue", body: Optional<Int>.none, as: QueueResponse.self)
     }
 
+    /// The master's JSON of the queue, as it sent it (`mgpu queue --json`: nothing decoded and encoded again).
+    public func queueJSON() async throws -> [UInt8] {
+        let result = try await http.request(.GET, "/v1/queue")
+        try Self.check(result)
+        return result.body
+    }
+
     /// The queue as the table `mgpu queue` prints, rendered by the master.
     public func queueTable() async throws -> String {
         let result = try await http.request(.GET, "/v1/queue?format=text")

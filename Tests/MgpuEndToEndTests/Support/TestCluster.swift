@@ -76,9 +76,9 @@ final class TestCluster {
     }
 
     func startAgent(_ id: String, gpus: Int? = 2, extra: [String] = [], env: [String: String] = [:], masterPort: Int? = nil,
-                    masterHost: String = "127.0.0.1", prefix: [String] = [], withSecret: Bool = true) throws {
+                    masterHost: String = "127.0.0.1", prefix: [String] = [], withSecret: Bool = true, binary: String = mgpuBinary) throws {
         let log = "\(dir)/agent-\(id).\(Int(Date().timeIntervalSince1970 * 1000)).log"
-        var args = prefix + [mgpuBinary, "node", "--node-id", id, "--master-host", masterHost, "--master-port", "\(masterPort ?? port)",
+        var args = prefix + [binary, "node", "--node-id", id, "--master-host", masterHost, "--master-port", "\(masterPort ?? port)",
                     "--state-dir", "\(dir)/\(id)", "--cpu-slots", "2", "--report-interval", "1"] + (withSecret ? ["--token-file", secretFile] : []) + (caCert.map { ["--ca-cert", $0] } ?? [])
         if let gpus { args += ["--simulate-gpus", "\(gpus)"] }
         var environment = ProcessInfo.processInfo.environment
