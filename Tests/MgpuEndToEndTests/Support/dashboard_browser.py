@@ -48,13 +48,22 @@ def history_urls(profile):
         return [row[0] for row in db.execute("SELECT url FROM urls")]
 
 
-profile = tempfile.mkdtemp(prefix="mgpu-browser-")
-d = browser(profile)
-wait = WebDriverWait(d, 20)
+def fresh():
+    """A browser with a profile of its own (nothing stored), its waiter, and the profile's folder."""
+    profile = tempfile.mkdtemp(prefix="mgpu-browser-")
+    d = browser(profile)
+    return d, WebDriverWait(d, 20), profile
+
+
+def signed_out_page(d, wait, url):
+    d.get(url)
+    wait.until(lambda d: visible(d, "signin"))
+
+
+d, wait, profile = fresh()
 try:
     # A page opened without a token shows the sign-in form, not "waiting for data" forever.
-    d.get(base + "/")
-    wait.until(lambda d: visible(d, "signin"))
+    signed_out_page(d, wait, base + "/")
     seen["formShown"] = True
     seen["formHelp"] = d.find_element(By.ID, "signin").text
     field = d.find_element(By.NAME, "token")
@@ -107,22 +116,18 @@ seen["history"] = history_urls(profile)
 shutil.rmtree(profile, ignore_errors=True)
 
 # The same link in another browser: it worked once, it does not work again.
-profile = tempfile.mkdtemp(prefix="mgpu-browser-")
-d = browser(profile)
+d, wait, profile = fresh()
 try:
-    d.get(link)
-    WebDriverWait(d, 20).until(lambda d: visible(d, "signin") and d.find_element(By.ID, "signin-error").text)
+    signed_out_page(d, wait, link)
+    wait.until(lambda d: d.find_element(By.ID, "signin-error").text)
     seen["linkAgain"] = d.find_element(By.ID, "signin-error").text
 finally:
     d.quit()
     shutil.rmtree(profile, ignore_errors=True)
 # An admin: a cancel button on everyone's jobs, and drain/resume on the node cards.
-profile = tempfile.mkdtemp(prefix="mgpu-browser-")
-d = browser(profile)
-wait = WebDriverWait(d, 20)
+d, wait, profile = fresh()
 try:
-    d.get(base + "/")
-    wait.until(lambda d: visible(d, "signin"))
+    signed_out_page(d, wait, base + "/")
     d.find_element(By.NAME, "token").send_keys(admin)
     d.find_element(By.CSS_SELECTOR, "#signin button").click()
     wait.until(live)
