@@ -7,11 +7,14 @@ extension Mgpu {
         static let configuration = CommandConfiguration(commandName: "dashboard",
             abstract: "Print a link that signs you in to the web dashboard, once; open it in a browser when there is a display.",
             discussion: """
-                The link holds a one-time code, not your token: it works once, within 60 seconds, and the page
-                keeps your token in the browser (for that address only) and takes the code out of the address bar.
-                  mgpu dashboard                 print the link; open it with xdg-open when $DISPLAY or $WAYLAND_DISPLAY is set
-                  mgpu dashboard --no-open       print it only (e.g. to paste into a browser on another machine)
-                Or open the master's address and paste your token (~/.config/mgpu/token, or from `mgpu admin user add NAME`).
+                The link holds a one-time code, not your token: it works once, within
+                60 seconds. The page keeps your token in the browser (for that address
+                only) and takes the code out of the address bar.
+                  mgpu dashboard            print the link; open it with xdg-open when
+                                            $DISPLAY or $WAYLAND_DISPLAY is set
+                  mgpu dashboard --no-open  print it only (to paste elsewhere)
+                Or open the master's address and paste your token
+                (~/.config/mgpu/token, or from `mgpu admin user add NAME`).
                 """)
 
         @OptionGroup var client: ClientOptions
