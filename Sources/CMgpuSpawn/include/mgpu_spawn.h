@@ -31,6 +31,8 @@ int mgpu_write_all(int fd, const void *buffer, unsigned long length);
 int mgpu_replace_file_at(int dirfd, const char *name, const void *bytes, unsigned long length);
 /// Removes `name` in `parentfd` and everything below it, unlinking links instead of following them.
 int mgpu_remove_tree(int parentfd, const char *name);
+/// Renames a finished job's folder to `spare` and empties it but for the agent-only files the next job overwrites.
+int mgpu_recycle_dir(int parentfd, const char *name, const char *spare);
 
 #endif
 

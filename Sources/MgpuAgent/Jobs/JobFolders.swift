@@ -1,5 +1,6 @@
 import CMgpuSpawn
 import MgpuCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,6 +16,24 @@ struct JobFolders: Sendable {
     let fd: Int32
     /// The user that owns every file here: the agent's.
     let owner: uid_t
+    /// Finished jobs' folders kept for the next jobs (`retire`, `create`).
+    let spares = Spares()
+
+    /// At most `limit` spare folders, named `.spare-N` (never a job id, so adoption passes them by).
+    final class Spares: Sendable {
+        static let limit = 16
+        let state = Mutex<(names: [String], next: Int)>(([], 0))
+
+        func name() -> String { state.withLock { $0.next += 1; return ".spare-\($0.next)" } }
+        func push(_ name: String) -> Bool {
+            state.withLock { s in
+                guard s.names.count < Self.limit else { return false }
+                s.names.append(name)
+                return true
+            }
+        }
+        func pop() -> String? { state.withLock { $0.names.popLast() } }
+    }
 
     init(path: String) throws(POSIXError) {
         self.path = path
@@ -48,12 +67,19 @@ struct JobFolders: Sendable {
             throw POSIXError(path: path, EPERM, "must be a directory of this user that no one else can write")
         }
         self.fd = fd
+        // Spares of an earlier run of the agent: gone (their files are an ended job's).
+        for name in entries() where name.hasPrefix(".spare-") { _ = mgpu_remove_tree(fd, name) }
     }
 
     func dir(_ id: JobID) -> String { "\(path)/\(id)" }
 
-    /// A new, empty, private folder for the job (whatever an earlier run left under that name goes first).
+    /// A private folder for the job (whatever an earlier run left under that name goes first): a spare when there is
+    /// one (holding only files the agent overwrites before the supervisor starts), else a new, empty one.
     func create(_ id: JobID) throws(POSIXError) {
+        if let spare = spares.pop() {
+            if renameat(fd, spare, fd, id.rawValue) == 0 { return }
+            _ = mgpu_remove_tree(fd, spare)
+        }
         if mkdirat(fd, id.rawValue, 0o700) != 0 {
             guard errno == EEXIST else { throw POSIXError(path: dir(id), errno) }
             remove(id)
@@ -108,6 +134,14 @@ struct JobFolders: Sendable {
     /// Removes the job's folder; a link in it is removed, never followed.
     func remove(_ id: JobID) {
         _ = mgpu_remove_tree(fd, id.rawValue)
+    }
+
+    /// A finished job's folder: kept as a spare for the next job when there is room (`mgpu_recycle_dir`), else removed.
+    func retire(_ id: JobID) {
+        let spare = spares.name()
+        if mgpu_recycle_dir(fd, id.rawValue, spare) == 0, spares.push(spare) { return }
+        _ = mgpu_remove_tree(fd, spare)
+        remove(id)
     }
 
     /// The names in the jobs folder.

@@ -185,7 +185,7 @@ public actor JobRunner {
     func forgetNow(_ id: JobID) {
         jobs[id] = nil
         watchers.removeValue(forKey: id)?.cancel()
-        folders.remove(id)
+        folders.retire(id)
     }
 
     /// Watches a supervisor through a pidfd: when it exits, the local loop is woken at once.

@@ -1,0 +1,53 @@
+import Foundation
+@testable import MgpuAgent
+import MgpuCore
+import Testing
+
+/// Finished jobs' folders are kept for the next jobs, holding only the files the agent overwrites before a job starts.
+@Suite struct JobFoldersTests {
+    static func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
+    }
+
+    @Test func aFinishedFolderServesTheNextJobWithoutItsOutputOrExit() throws {
+        let root = NSTemporaryDirectory() + "mgpu-folders-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let folders = try JobFolders(path: root + "/jobs")
+        let a = JobID("AAAAAAAA")!, b = JobID("BBBBBBBB")!
+        try folders.create(a)
+        for name in ["work.json", "command", "workdir", "environ", "stdout", "stderr", "stdin", "pid", "exit"] {
+            try folders.write(a, name, Array("\(name) of A".utf8))
+        }
+        let kept = Self.inode(folders.dir(a) + "/command")
+        folders.retire(a)
+        #expect(!FileManager.default.fileExists(atPath: folders.dir(a)))
+        #expect(folders.entries().count == 1 && folders.entries()[0].hasPrefix(".spare-"), "\(folders.entries())")
+        try folders.create(b)
+        let left = try FileManager.default.contentsOfDirectory(atPath: folders.dir(b)).sorted()
+        #expect(left == ["command", "environ", "work.json", "workdir"], "a later job gets no output, input, pid or exit of an earlier one: \(left)")
+        try folders.write(b, "command", Array("B".utf8))
+        #expect(Self.inode(folders.dir(b) + "/command") == kept, "the file is written in place: no new inode")
+        #expect(folders.text(b, "command") == "B")
+        #expect(JobID(folders.entries()[0]) == b)
+
+        // A folder holding what no job folder should (a directory, a link) is removed, not kept.
+        let c = JobID("CCCCCCCC")!
+        try folders.create(c)
+        try FileManager.default.createDirectory(atPath: folders.dir(c) + "/sub", withIntermediateDirectories: false)
+        try FileManager.default.createSymbolicLink(atPath: folders.dir(c) + "/command", withDestinationPath: "/etc/passwd")
+        folders.retire(c)
+        #expect(folders.entries() == [b.rawValue], "\(folders.entries())")
+
+        // At most 16 spares; spares of an earlier run of the agent are removed when it starts.
+        for i in 0..<20 {
+            let id = JobID(String(format: "D%07X", i))!
+            try folders.create(id)
+            try folders.write(id, "work.json", Array("{}".utf8))
+        }
+        for i in 0..<20 { folders.retire(JobID(String(format: "D%07X", i))!) }
+        #expect(folders.entries().filter { $0.hasPrefix(".spare-") }.count == JobFolders.Spares.limit)
+        let again = try JobFolders(path: root + "/jobs")
+        #expect(again.entries() == [b.rawValue])
+    }
+}
