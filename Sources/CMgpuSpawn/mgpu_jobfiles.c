@@ -151,30 +151,31 @@ int mgpu_remove_tree(int parentfd, const char *name) {
     return rc;
 }
 
-// A finished job's folder kept for the next job: renamed to `spare` (in the same parent), and emptied of everything
-// but the files only the agent and the supervisor ever open (work.json, command, workdir, environ), which the next job
-// overwrites in place. Creating files is the costly part of a job's start on ext4 (it scans past recently deleted
-// inodes for each new one). The files a job's processes get descriptors to (stdout, stderr, stdin) and the
-// supervisor's (pid, exit) are removed: a process an earlier job left behind must never write into a later job's
-// output. Returns 0 when `spare` is ready; -1 otherwise (the caller removes whatever is left).
+// A finished job's folder's reusable files kept for the next job: a new folder `spare` (in the same parent) gets the
+// files only the agent and the supervisor ever open (work.json, command, workdir, environ), which the next job
+// overwrites in place; the rest of the old folder is removed. Creating files is the costly part of a job's start on
+// ext4 (it scans past recently deleted inodes for each new one). The folder itself is new, so a descriptor of the old
+// one (a supervisor that outlived its agent) can never reach a later job; the files a job's processes get descriptors
+// to (stdout, stderr, stdin) and the supervisor's (pid, exit) are not passed on. Returns 0 when `spare` is ready; -1
+// otherwise (the caller removes whatever is left); the old folder is gone either way.
 int mgpu_recycle_dir(int parentfd, const char *name, const char *spare) {
     static const char *keep[] = {"work.json", "command", "workdir", "environ"};
-    if (renameat(parentfd, name, parentfd, spare) != 0) return -1;
-    int fd = openat(parentfd, spare, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -1;
-    DIR *dir = fdopendir(fd);
-    if (!dir) { close(fd); return -1; }
-    struct dirent *entry;
-    int rc = 0;
-    while ((entry = readdir(dir)) != NULL) {
-        if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, "..")) continue;
-        int kept = 0;
-        for (unsigned i = 0; i < sizeof keep / sizeof keep[0]; i++) if (!strcmp(entry->d_name, keep[i])) kept = 1;
+    int rc = mkdirat(parentfd, spare, 0700) == 0 ? 0 : -1;
+    int from = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int to = rc == 0 ? openat(parentfd, spare, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    if (from < 0 || to < 0) rc = -1;
+    for (unsigned i = 0; rc == 0 && i < sizeof keep / sizeof keep[0]; i++) {
         struct stat st;
-        if (fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) { rc = -1; continue; }
-        if (kept && S_ISREG(st.st_mode) && st.st_nlink == 1) continue;
-        if (S_ISDIR(st.st_mode) || unlinkat(fd, entry->d_name, 0) != 0) rc = -1;
+        if (fstatat(from, keep[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) continue;   // not written (a job refused before its start): nothing to keep
+            rc = -1;
+            break;
+        }
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1) { rc = -1; break; }
+        if (renameat(from, keep[i], to, keep[i]) != 0) rc = -1;
     }
-    closedir(dir);
+    if (from >= 0) close(from);
+    if (to >= 0) close(to);
+    if (mgpu_remove_tree(parentfd, name) != 0) rc = -1;
     return rc;
 }

@@ -285,6 +285,9 @@ extension EndToEndTests.AuthTests {
         }
         let newer = try await register(#"{"protocolVersion":99,"mgpuVersion":"9.0.0","nodeId":"n1","incarnation":"i","gpus":[],"cpuSlots":1}"#)
         #expect(newer.0 == 409 && newer.1.contains("mgpu 9.0.0, protocol 99") && newer.1.contains("upgrade the master first"), "\(newer)")
+        // The release an agent names is repeated short and printable only.
+        let noisy = try await register(#"{"protocolVersion":99,"mgpuVersion":"9\u001b[2J\u001b]0;pwned\u0007\#(String(repeating: "9", count: 500))","nodeId":"n1"}"#)
+        #expect(noisy.0 == 409 && !noisy.1.contains("\\u001b") && !noisy.1.contains("pwned\\u0007") && noisy.1.count < 400, "\(noisy)")
         // A message that would not decode at all still gets the version line.
         let older = try await register(#"{"protocolVersion":0,"node":"n1","shape":"of another age"}"#)
         #expect(older.0 == 409 && older.1.contains("too old") && older.1.contains("upgrade mgpu on this node"), "\(older)")

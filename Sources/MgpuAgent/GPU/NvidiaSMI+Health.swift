@@ -68,6 +68,8 @@ extension NvidiaSMI {
             }
             let value = pair[1]
             let path = stack.map(\.name)
+            // What processes call themselves is theirs to choose: nothing in that section says anything of the GPU.
+            if path.first == "Processes" || key == "Processes" { continue }
             if key == "GPU UUID" { uuid = value }
             if key == "Bus Id", path.last == "PCI", let uuid { report.busIDs[uuid] = shortBus(Substring(value)) }
             let lower = value.lowercased()
@@ -93,15 +95,27 @@ extension NvidiaSMI {
     /// ECC, GPU exceptions, row remapping events, NVLink, fallen off the bus, contained/uncontained ECC, GSP errors).
     public static let seriousXIDs: Set<Int> = [48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120, 140]
 
-    /// `NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus.` -> ("3b:00", 79, text).
+    /// `[86100.0] NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus.` -> ("3b:00", 79,
+    /// text). Strict: the driver's message must start the line (after the kernel's time stamp) with a PCI address in
+    /// hex, so a line another process gets the kernel to print (a segfault report naming a process called
+    /// "NVRM: Xid (", which the kernel follows with "[PID]") is not an XID.
     public static func parseXID(_ line: Substring) -> (bus: String, xid: Int, text: String)? {
-        guard let start = line.range(of: "NVRM: Xid (") else { return nil }
-        let rest = line[start.upperBound...]
-        guard let close = rest.firstIndex(of: ")") else { return nil }
-        let bus = shortBus(rest[..<close])
-        let after = rest[rest.index(after: close)...].drop { $0 == ":" || $0 == " " }
-        guard let number = Int(after.prefix { $0.isNumber }) else { return nil }
-        let text = after.split(separator: ",").dropFirst().filter { !$0.contains("=") }.map { $0.trimmingSpaces }.joined(separator: ",")
-        return (bus, number, text.isEmpty ? "XID \(number)" : "XID \(number): \(text)")
+        var rest = line.drop { $0 == " " }
+        if rest.first == "[" {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            rest = rest[rest.index(after: close)...].drop { $0 == " " }
+        }
+        guard rest.hasPrefix("NVRM: Xid (PCI:") else { return nil }
+        rest = rest.dropFirst("NVRM: Xid (PCI:".count)
+        let address = rest.prefix { $0.isHexDigit || $0 == ":" || $0 == "." }
+        let parts = address.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, (4...8).contains(parts[0].count), parts[1].count == 2, (2...4).contains(parts[2].count) else { return nil }
+        rest = rest.dropFirst(address.count)
+        guard rest.hasPrefix("): ") else { return nil }
+        rest = rest.dropFirst(3)
+        let digits = rest.prefix { $0.isNumber }
+        guard let number = Int(digits), rest.dropFirst(digits.count).first == "," else { return nil }
+        let text = rest.dropFirst(digits.count).split(separator: ",").filter { !$0.contains("=") }.map { $0.trimmingSpaces }.joined(separator: ",")
+        return (shortBus(address), number, text.isEmpty ? "XID \(number)" : "XID \(number): \(text)")
     }
 }

@@ -33,6 +33,7 @@ struct JobFolders: Sendable {
             }
         }
         func pop() -> String? { state.withLock { $0.names.popLast() } }
+        var count: Int { state.withLock { $0.names.count } }
     }
 
     init(path: String) throws(POSIXError) {
@@ -136,10 +137,11 @@ struct JobFolders: Sendable {
         _ = mgpu_remove_tree(fd, id.rawValue)
     }
 
-    /// A finished job's folder: kept as a spare for the next job when there is room (`mgpu_recycle_dir`), else removed.
+    /// A finished job's folder, whose supervisor is known to be gone: its agent-only files kept in a new spare folder
+    /// for the next job when there is room (`mgpu_recycle_dir`), else removed.
     func retire(_ id: JobID) {
         let spare = spares.name()
-        if mgpu_recycle_dir(fd, id.rawValue, spare) == 0, spares.push(spare) { return }
+        if spares.count < Spares.limit, mgpu_recycle_dir(fd, id.rawValue, spare) == 0, spares.push(spare) { return }
         _ = mgpu_remove_tree(fd, spare)
         remove(id)
     }

@@ -183,9 +183,15 @@ public actor JobRunner {
     }
 
     func forgetNow(_ id: JobID) {
-        jobs[id] = nil
+        let job = jobs.removeValue(forKey: id)
         watchers.removeValue(forKey: id)?.cancel()
-        folders.retire(id)
+        // Only a folder whose supervisor this agent started and reaped is recycled: one left by an earlier run of the
+        // agent may still be held by a supervisor that never wrote its pid (blocked before it started the job).
+        if let job, job.isChild, job.supervisorPid > 0, !unreaped.contains(job.supervisorPid), reapIfExited(job.supervisorPid) {
+            folders.retire(id)
+        } else {
+            folders.remove(id)
+        }
     }
 
     /// Watches a supervisor through a pidfd: when it exits, the local loop is woken at once.

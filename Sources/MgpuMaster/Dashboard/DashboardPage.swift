@@ -302,7 +302,10 @@ async function signIn() {
     history.replaceState(null, "", url.pathname + url.search);
     const res = await fetch("/v1/signin", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
     if (!res.ok) { onSignedOut(await errorText(res)); return false; }
-    auth.save((await res.json()).token);
+    const body = await res.json();
+    // A link someone else sent must not quietly replace who this browser is signed in as.
+    if (!auth.token || body.token === auth.token
+        || confirm(`This link signs you in as ${body.name}, in place of who this browser is signed in as. Sign in as ${body.name}?`)) auth.save(body.token);
   }
   if (!auth.token) { onSignedOut(""); return false; }
   const who = await whoami(auth.token);

@@ -23,9 +23,11 @@ enum APIRouter {
         }
         router.post("/v1/signin/codes") { _, context in
             guard let user = context.user else { throw HTTPError(.unauthorized) }
+            guard let code = credentials.issueSignInCode(for: user) else {
+                throw HTTPError(.tooManyRequests, message: "too many sign-in links are waiting to be used: try again in a minute")
+            }
             logger.info("sign-in code issued", metadata: ["user": "\(user.name)"])
-            return try json(SignInCodeResponse(code: credentials.issueSignInCode(for: user), expiresIn: Credentials.signInCodeLifetime),
-                            status: .created)
+            return try json(SignInCodeResponse(code: code, expiresIn: Credentials.signInCodeLifetime), status: .created)
         }
         router.post("/v1/signin") { request, context in
             let body = try await request.decode(as: SignInRequest.self, context: context)

@@ -134,15 +134,18 @@ public final class Credentials: Sendable {
     }
 
     /// A code that signs `user` in once, within `signInCodeLifetime` seconds (the dashboard exchanges it for the token,
-    /// so that a link carries no token). At most 1,000 codes are outstanding: the oldest go first.
-    public func issueSignInCode(for user: User, now: Double = Date().timeIntervalSince1970) -> String {
+    /// so that a link carries no token). A user has at most 5 outstanding (their oldest goes first), and all users
+    /// together at most 1,000 (one user's codes never push out another's: past that, a new one is refused).
+    public func issueSignInCode(for user: User, now: Double = Date().timeIntervalSince1970) -> String? {
         let code = String(Self.randomToken().prefix(32))
-        signInCodes.withLock { codes in
+        return signInCodes.withLock { codes -> String? in
             codes = codes.filter { $0.value.expires > now }
-            if codes.count >= 1_000, let oldest = codes.min(by: { $0.value.expires < $1.value.expires }) { codes[oldest.key] = nil }
+            let own = codes.filter { $0.value.user == user.name }
+            if own.count >= 5, let oldest = own.min(by: { $0.value.expires < $1.value.expires }) { codes[oldest.key] = nil }
+            guard codes.count < 1_000 else { return nil }
             codes[code] = (user.name, now + Self.signInCodeLifetime)
+            return code
         }
-        return code
     }
 
     /// The user and token a sign-in code stands for, once: the code is gone after this, whatever the answer.

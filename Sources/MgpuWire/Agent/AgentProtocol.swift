@@ -24,7 +24,9 @@ public enum AgentProtocol {
     /// Why a master of this build refuses an agent speaking `version` (nil: it speaks one this master accepts).
     public static func refusal(agentProtocol version: Int?, agentRelease: String?) -> String? {
         let version = version ?? 1
-        let agent = "this node's agent (mgpu \(agentRelease ?? "0.1"), protocol \(version))"
+        // The release as the agent says it: a short token of printable ASCII, or not repeated.
+        let release = agentRelease.map { String($0.prefix(32).filter { $0.isASCII && ($0.isLetter || $0.isNumber || ".-+_".contains($0)) }) }
+        let agent = "this node's agent (mgpu \(release ?? "0.1"), protocol \(version))"
         let master = "the master (mgpu \(mgpuVersion), protocol \(oldestAccepted == current ? "\(current)" : "\(oldestAccepted)-\(current)"))"
         if version < oldestAccepted { return "\(agent) is too old for \(master): upgrade mgpu on this node" }
         if version > current { return "\(agent) is newer than \(master): upgrade the master first, then the agents" }

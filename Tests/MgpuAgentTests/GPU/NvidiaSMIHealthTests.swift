@@ -26,6 +26,22 @@ import Testing
         #expect(v100.unhealthy == ["GPU-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0": "1 volatile uncorrectable ECC error; retired pages pending (needs a GPU reset)"])
     }
 
+    /// Processes choose their own names: a process called "GPU requires reset" on a GPU says nothing of the GPU.
+    @Test func processNamesSayNothingOfAGPU() throws {
+        let text = try fixture("nvidia-smi-q-healthy.txt").replacingOccurrences(of: "    Temperature\n", with: """
+                Processes
+                    GPU instance ID                   : N/A
+                    Process ID                        : 4242
+                        Type                          : C
+                        Name                          : GPU is lost [GPU requires reset]
+                        Used GPU Memory               : 400 MiB
+                Temperature
+
+            """)
+        #expect(text.contains("Name                          : GPU is lost"))
+        #expect(NvidiaSMI.parseHealth(text).unhealthy.isEmpty)
+    }
+
     @Test func aLostGPUIsNamedByItsBus() throws {
         let lost = NvidiaSMI.parseHealth(try fixture("nvidia-smi-q-lost.txt"))
         #expect(lost.deviceErrors.map(\.bus) == ["5e:00"])
@@ -40,6 +56,11 @@ import Testing
         #expect(xids[1].text == "XID 79: GPU has fallen off the bus.")
         #expect(!NvidiaSMI.seriousXIDs.contains(13) && NvidiaSMI.seriousXIDs.contains(79), "an application's fault is not the GPU's")
         #expect(NvidiaSMI.parseXID("NVRM: Xid (PCI:0000:3b:00): x") == nil && NvidiaSMI.parseXID("no xid here") == nil)
+        // What a user can get the kernel to print: a segfault report of a process named "NVRM: Xid (" (or
+        // "NVRM: Xid (PCI:"), run from a file named after an XID. The kernel puts "[PID]" after the name: not an XID.
+        #expect(NvidiaSMI.parseXID("[ 9.1] NVRM: Xid ([4242]: segfault at 0 ip 0 sp 0 error 4 in :3b:00): 79, GPU has fallen off the bus[400000+1000]") == nil)
+        #expect(NvidiaSMI.parseXID("[ 9.1] NVRM: Xid (PCI:[4242]: segfault at 0 in :0000:3b:00): 79, x") == nil)
+        #expect(NvidiaSMI.parseXID("[ 9.1] python[77]: NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.") == nil, "not at the start")
     }
 
     /// The collector: a GPU the driver reports failing is unhealthy by our index, a lost GPU by the bus it had, and only

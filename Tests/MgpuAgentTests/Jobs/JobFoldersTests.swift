@@ -20,6 +20,8 @@ import Testing
             try folders.write(a, name, Array("\(name) of A".utf8))
         }
         let kept = Self.inode(folders.dir(a) + "/command")
+        let held = open(folders.dir(a), O_RDONLY | O_DIRECTORY)   // a supervisor of A's that outlived its agent
+        defer { close(held) }
         folders.retire(a)
         #expect(!FileManager.default.fileExists(atPath: folders.dir(a)))
         #expect(folders.entries().count == 1 && folders.entries()[0].hasPrefix(".spare-"), "\(folders.entries())")
@@ -30,6 +32,9 @@ import Testing
         #expect(Self.inode(folders.dir(b) + "/command") == kept, "the file is written in place: no new inode")
         #expect(folders.text(b, "command") == "B")
         #expect(JobID(folders.entries()[0]) == b)
+        // What A's folder's descriptor writes never reaches B's folder: B's is a new one.
+        #expect(openat(held, "exit", O_WRONLY | O_CREAT, 0o600) < 0)
+        #expect(!FileManager.default.fileExists(atPath: folders.dir(b) + "/exit"))
 
         // A folder holding what no job folder should (a directory, a link) is removed, not kept.
         let c = JobID("CCCCCCCC")!

@@ -36,6 +36,13 @@ import Testing
         #expect(NodeHealth.change(current: nil, failure: String(repeating: "x", count: 500)) == .drain(String(repeating: "x", count: 200)))
     }
 
+    @Test func reasonsAreMadeSafeToShow() {
+        var t = Self.sample(["bad\u{1B}[2J\u{9B}31m\u{202E}dlrow\u{7F}"], check: "line one\nline two" + String(repeating: "x", count: 300))
+        t = t.sanitized()
+        #expect(t.gpus[0].unhealthy == "bad [2J 31m dlrow ")
+        #expect(t.healthCheck?.hasPrefix("line one line two") == true && t.healthCheck?.unicodeScalars.count == 200)
+    }
+
     @Test func unhealthyGPUsAreUnavailableWhateverTheForeignPolicy() {
         var t = Self.sample([nil, "GPU is lost", nil])
         t.avoidForeign = false

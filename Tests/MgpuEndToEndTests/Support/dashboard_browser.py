@@ -1,9 +1,10 @@
 """Drives the dashboard in a real browser (Chromium through chromedriver, Debian's chromium-driver and
 python3-selenium) as a person would, and prints what it saw as one JSON object; the Swift test judges it.
 
-usage: dashboard_browser.py BASE_URL TOKEN OWN_JOB OTHERS_JOB LINK ARTIFACTS_DIR ADMIN_TOKEN NODE
+usage: dashboard_browser.py BASE_URL TOKEN OWN_JOB OTHERS_JOB LINK ARTIFACTS_DIR ADMIN_TOKEN NODE LINK2
   TOKEN belongs to a user who is not an admin; OWN_JOB is theirs and running, OTHERS_JOB someone else's and running;
-  LINK is a one-time sign-in link from `mgpu dashboard` for the same user; then an admin drains and resumes NODE.
+  LINK is a one-time sign-in link from `mgpu dashboard` for the same user; then an admin drains and resumes NODE, and
+  is asked before LINK2 (another link for the first user) switches the browser to that user.
 """
 import json
 import os
@@ -17,7 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, token, own, others, link, artifacts, admin, node = sys.argv[1:9]
+base, token, own, others, link, artifacts, admin, node, link2 = sys.argv[1:10]
 seen = {}
 
 
@@ -145,6 +146,13 @@ try:
     wait.until(lambda d: d.switch_to.alert).accept()
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'[data-node="{node}"] [data-drain]'))
     seen["resumed"] = True
+    # A link someone sends does not quietly sign this browser in as someone else: it asks, and "no" keeps the admin.
+    d.get(link2)
+    question = wait.until(lambda d: d.switch_to.alert)
+    seen["switchQuestion"] = question.text
+    question.dismiss()
+    wait.until(live)
+    seen["afterDecline"] = d.find_element(By.ID, "who").text
 finally:
     d.quit()
     shutil.rmtree(profile, ignore_errors=True)
