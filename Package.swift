@@ -91,7 +91,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // The `mgpu` command line: every subcommand.
         .target(name: "MgpuCLI", dependencies: [
-            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuMaster", "MgpuAgent", "MgpuRelay", "MgpuConfig", "CMgpuSpawn",
+            "MgpuCore", "MgpuWire", "MgpuClient", "MgpuMaster", "MgpuAgent", "MgpuRelay", "MgpuConfig", "MgpuSupervisor", "CMgpuSpawn",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -82,6 +82,16 @@ public enum Spawn {
         return pid
     }
 
+    /// The first executable `name` in $PATH (else /usr/bin:/bin), or nil.
+    public static func findInPath(_ name: String) -> String? {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+        for dir in path.split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
     /// Runs a program to completion and returns its exit status and standard output.
     /// Gives up (and kills it) after `timeout` seconds. Blocking: call it off the cooperative pool
     /// for long commands.

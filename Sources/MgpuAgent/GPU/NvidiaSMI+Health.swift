@@ -13,12 +13,13 @@ extension NvidiaSMI {
         /// UUID -> PCI bus id, lower case without the domain's leading zeros ("3b:00.0" of "00000000:3B:00.0").
         public var busIDs: [String: String] = [:]
         /// Errors printed outside any GPU's section ("Unable to determine the device handle for GPU ...: GPU is lost").
-        public var deviceErrors: [(bus: String, message: String)] = []
+        public var deviceErrors: [DeviceError] = []
+    }
 
-        public static func == (a: HealthReport, b: HealthReport) -> Bool {
-            a.unhealthy == b.unhealthy && a.busIDs == b.busIDs && a.deviceErrors.map(\.bus) == b.deviceErrors.map(\.bus)
-                && a.deviceErrors.map(\.message) == b.deviceErrors.map(\.message)
-        }
+    /// A GPU nvidia-smi could not reach, by the short PCI bus id the line names, and what it said.
+    public struct DeviceError: Equatable, Sendable {
+        public var bus: String
+        public var message: String
     }
 
     /// "00000000:3B:00.0", "0000:3b:00" or "PCI:0000:3b:00" -> "3b:00" (bus and device; what XID lines give).
@@ -55,7 +56,7 @@ extension NvidiaSMI {
                     let token = rest.split(separator: " ", maxSplits: 1).first ?? ""
                     let bus = token.hasSuffix(":") ? token.dropLast() : token
                     let message = rest.dropFirst(token.count).trimmingSpaces
-                    report.deviceErrors.append((shortBus(bus), message.isEmpty ? "nvidia-smi cannot reach it" : message))
+                    report.deviceErrors.append(DeviceError(bus: shortBus(bus), message: message.isEmpty ? "nvidia-smi cannot reach it" : message))
                 }
                 continue
             }

@@ -48,7 +48,7 @@ public enum NvidiaSMI {
 
     /// Runs nvidia-smi (`path`, or the first `nvidia-smi` in PATH).
     public static func discover(path: String? = nil) -> Outcome {
-        let program = path ?? findInPath("nvidia-smi")
+        let program = path ?? Spawn.findInPath("nvidia-smi")
         guard let program else { return .notInstalled }
         do {
             let (status, output) = try Spawn.capture([program] + queryArguments, timeout: 30)
@@ -60,15 +60,6 @@ public enum NvidiaSMI {
         } catch {
             return .failed("\(error)")
         }
-    }
-
-    public static func findInPath(_ name: String) -> String? {
-        let path = getEnvironment("PATH") ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":") {
-            let candidate = "\(dir)/\(name)"
-            if isExecutable(candidate) { return candidate }
-        }
-        return nil
     }
 }
 

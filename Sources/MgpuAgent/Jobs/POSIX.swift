@@ -3,10 +3,6 @@ import MgpuSupervisor
 import Glibc
 #endif
 
-func getEnvironment(_ name: String) -> String? {
-    getenv(name).map { String(cString: $0) }
-}
-
 func isExecutable(_ path: String) -> Bool {
     access(path, X_OK) == 0
 }

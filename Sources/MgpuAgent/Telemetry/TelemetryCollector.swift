@@ -66,7 +66,7 @@ actor TelemetryCollector {
         }
         if gpus.contains(where: \.simulated) {
             t.gpus = Self.simulated(gpus, holders: holders, now: now, activity: sessionActivity(holders, now: now))
-        } else if !gpus.isEmpty, let program = nvidiaSMI ?? NvidiaSMI.findInPath("nvidia-smi") {
+        } else if !gpus.isEmpty, let program = nvidiaSMI ?? Spawn.findInPath("nvidia-smi") {
             t.gpus = await Self.fromNvidiaSMI(program, gpus: gpus, holders: holders)
         }
         if now - lastHealthCheck >= healthInterval {
@@ -80,7 +80,7 @@ actor TelemetryCollector {
 
     /// Reads the driver's health readings and the kernel's XID lines for real GPUs, and runs the site's health program.
     func checkHealth() async {
-        if !gpus.isEmpty, !gpus.contains(where: \.simulated), let program = nvidiaSMI ?? NvidiaSMI.findInPath("nvidia-smi") {
+        if !gpus.isEmpty, !gpus.contains(where: \.simulated), let program = nvidiaSMI ?? Spawn.findInPath("nvidia-smi") {
             let report = NvidiaSMI.parseHealth(await Self.runOffPool([program] + NvidiaSMI.healthArguments, anyStatus: true) ?? "")
             knownBus.merge(report.busIDs) { _, new in new }
             var found: [Int: String] = [:]
@@ -112,12 +112,7 @@ actor TelemetryCollector {
         }
         if let healthProgram {
             // The site's own check, like Slurm's HealthCheckProgram: a non-zero exit drains the node, its first line saying why.
-            let result = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    continuation.resume(returning: try? Spawn.capture(["/bin/sh", "-c", "exec \"$0\" 2>&1", healthProgram], timeout: 60))
-                }
-            }
-            switch result {
+            switch await Self.captureOffPool(["/bin/sh", "-c", "exec \"$0\" 2>&1", healthProgram], timeout: 60) {
             case nil: programFailure = "\(healthProgram) could not be started"
             case let (status, _)? where status == 0: programFailure = nil
             case let (status, output)?:
@@ -130,11 +125,14 @@ actor TelemetryCollector {
     /// A program's output, off the cooperative pool; nil when it fails (unless `anyStatus`: nvidia-smi still reports the
     /// GPUs it can reach when it cannot reach one).
     static func runOffPool(_ argv: [String], anyStatus: Bool = false) async -> String? {
+        let result = await captureOffPool(argv, timeout: 10)
+        return result?.status == 0 || anyStatus ? result?.output : nil
+    }
+
+    /// A program's exit status and output, run on a Dispatch thread (it blocks): nil when it could not be started.
+    static func captureOffPool(_ argv: [String], timeout: Double) async -> (status: Int32, output: String)? {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let result = try? Spawn.capture(argv, timeout: 10)
-                continuation.resume(returning: result?.status == 0 || anyStatus ? result?.output : nil)
-            }
+            DispatchQueue.global().async { continuation.resume(returning: try? Spawn.capture(argv, timeout: timeout)) }
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MgpuClient
+import MgpuSupervisor
 
 extension Mgpu {
     struct Dashboard: AsyncParsableCommand {
@@ -30,7 +31,7 @@ extension Mgpu {
             say(link)
             let env = ProcessInfo.processInfo.environment
             guard !noOpen, (env["DISPLAY"] ?? "") != "" || (env["WAYLAND_DISPLAY"] ?? "") != "",
-                  let opener = Self.which("xdg-open") else { return }
+                  let opener = Spawn.findInPath("xdg-open") else { return }
             // Not the link itself: a command line is readable by every user of the machine (/proc/PID/cmdline), and
             // the code would be theirs to take first. A page only this user can read sends the browser on.
             guard let page = Self.privatePage(redirectingTo: link) else { return }
@@ -62,11 +63,6 @@ extension Mgpu {
             let bytes = Array(html.utf8)
             guard write(fd, bytes, bytes.count) == bytes.count else { return nil }
             return path
-        }
-
-        static func which(_ name: String) -> String? {
-            (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-                .map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         }
     }
 }

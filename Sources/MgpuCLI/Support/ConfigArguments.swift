@@ -74,10 +74,12 @@ enum ConfigArguments {
         let file: ConfigFile
         do { file = try ConfigFile(path: path) } catch { throw CLIError(error.message, exitCode: 2) }
         let section = file.section("client")
-        let declared = Set(flags(of: command))
         var kept: [String] = []
         do {
             try section.check(known: clientKeys.keys.sorted())
+            // A file without [client] (a node's, a master's) costs a client command no look at its options.
+            guard !section.values.isEmpty else { return arguments }
+            let declared = Set(flags(of: command))
             for key in section.values.keys where declared.contains(key) {
                 let flag = "--" + key.replacingOccurrences(of: "_", with: "-")
                 let given = arguments.prefix { $0 != "--" }.contains { $0 == flag || $0.hasPrefix(flag + "=") }

@@ -74,19 +74,12 @@ public struct NodeTelemetry: Codable, Sendable, Hashable {
     /// control characters (an agent is trusted with its jobs, not with a terminal's escape sequences).
     public func sanitized() -> NodeTelemetry {
         func clean(_ text: String?) -> String? {
-            text.map { String(String.UnicodeScalarView($0.unicodeScalars.prefix(200).map { Self.isControl($0) ? " " : $0 })) }
+            text.map { String(String.UnicodeScalarView($0.unicodeScalars.prefix(200).map { $0.isControlOrBidiOverride || $0.isBidiMark ? " " : $0 })) }
         }
         var copy = self
         copy.healthCheck = clean(healthCheck)
         for i in copy.gpus.indices { copy.gpus[i].unhealthy = clean(copy.gpus[i].unhealthy) }
         return copy
-    }
-
-    /// C0 and C1 controls, DEL, and the bidirectional controls (which reorder what a terminal or page shows).
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        let v = scalar.value
-        return v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x061C || (0x200E...0x200F).contains(v)
-            || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v)
     }
 
     /// GPUs reported unhealthy.

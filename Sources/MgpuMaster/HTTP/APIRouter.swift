@@ -435,17 +435,28 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 extension APIRouter {
-    /// An agent's register or sync: its protocol version is checked first (`AgentProtocol`), so that an agent too old
-    /// or too new for this master gets one line saying which to upgrade (409), not a decode error.
-    static func decodeAgentMessage<T: Decodable>(_ request: Request, _ context: MasterContext, as type: T.Type,
-                                                 logger: Logger) async throws -> T {
+    /// An agent's register or sync: an agent too old or too new for this master gets one line saying which to upgrade
+    /// (409), not a decode error. The message is read once; only one that does not decode is read again, for just its
+    /// version (`AgentProtocol.Envelope`), so that a changed message of another protocol still gets that line.
+    static func decodeAgentMessage<T: AgentProtocol.Versioned>(_ request: Request, _ context: MasterContext, as type: T.Type,
+                                                                logger: Logger) async throws -> T {
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
-        if let envelope = try? JSONDecoder().decode(AgentProtocol.Envelope.self, from: buffer),
-           let refusal = AgentProtocol.refusal(agentProtocol: envelope.protocolVersion, agentRelease: envelope.mgpuVersion) {
+        func refuse(_ version: Int?, _ release: String?) throws {
+            guard let refusal = AgentProtocol.refusal(agentProtocol: version, agentRelease: release) else { return }
             logger.warning("refused an agent of another protocol", metadata: ["node": "\(context.agent.map { "\($0)" } ?? "?")",
                            "peer": "\(context.peerAddress ?? "?")", "reason": "\(refusal)"])
             throw HTTPError(.conflict, message: refusal)
         }
-        return try await Request(head: request.head, body: .init(buffer: buffer)).decode(as: type, context: context)
+        let message: T
+        do {
+            message = try await Request(head: request.head, body: .init(buffer: buffer)).decode(as: type, context: context)
+        } catch {
+            if let envelope = try? JSONDecoder().decode(AgentProtocol.Envelope.self, from: buffer) {
+                try refuse(envelope.protocolVersion, envelope.mgpuVersion)
+            }
+            throw error
+        }
+        try refuse(message.protocolVersion, message.mgpuVersion)
+        return message
     }
 }

@@ -1,7 +1,7 @@
 public import MgpuCore
 
 /// `POST /v1/agent/register`: an agent announces itself and its GPUs.
-public struct RegisterRequest: Codable, Sendable {
+public struct RegisterRequest: Codable, Sendable, AgentProtocol.Versioned {
     /// The agent's protocol and release (`AgentProtocol`); absent from mgpu 0.1's agents.
     public var protocolVersion: Int? = AgentProtocol.current
     public var mgpuVersion: String? = AgentProtocol.release
@@ -41,7 +41,7 @@ public struct RegisterResponse: Codable, Sendable {
 
 /// `POST /v1/agent/sync`: the agent's whole state. It is both the heartbeat and, with `wait` > 0,
 /// the long-poll for work: the master answers at once when it has something for the node, else after `wait` s.
-public struct SyncRequest: Codable, Sendable {
+public struct SyncRequest: Codable, Sendable, AgentProtocol.Versioned {
     public var protocolVersion: Int? = AgentProtocol.current
     public var mgpuVersion: String? = AgentProtocol.release
     public var nodeId: String

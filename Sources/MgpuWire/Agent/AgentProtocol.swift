@@ -15,8 +15,14 @@ public enum AgentProtocol {
     /// mgpu's release.
     public static let release = "0.2.0"
 
-    /// The first fields of every agent message.
-    public struct Envelope: Codable, Sendable {
+    /// A message that says its protocol and release (register, sync).
+    public protocol Versioned: Decodable {
+        var protocolVersion: Int? { get }
+        var mgpuVersion: String? { get }
+    }
+
+    /// Just those fields of an agent message, read when the rest does not decode.
+    public struct Envelope: Codable, Sendable, Versioned {
         public var protocolVersion: Int?
         public var mgpuVersion: String?
     }

@@ -14,8 +14,5 @@ public enum Terminal {
         return out
     }
 
-    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-        let v = scalar.value
-        return v < 0x20 || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v)
-    }
+    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool { scalar.isControlOrBidiOverride }
 }
