@@ -29,7 +29,7 @@ extension Mgpu {
             let link = "\(api.http.baseURL)/?code=\(code.code)"
             say("Open within \(Int(code.expiresIn)) s to sign in (the link works once):")
             say(link)
-            let env = ProcessInfo.processInfo.environment
+            let env = processEnvironment
             guard !noOpen, (env["DISPLAY"] ?? "") != "" || (env["WAYLAND_DISPLAY"] ?? "") != "",
                   let opener = Spawn.findInPath("xdg-open") else { return }
             // Not the link itself: a command line is readable by every user of the machine (/proc/PID/cmdline), and
@@ -46,7 +46,7 @@ extension Mgpu {
         /// A 0600 HTML file in a folder of this user's ($XDG_RUNTIME_DIR, else a new 0700 one under /tmp) that sends the
         /// browser to `link`; nil when none could be made (the link is printed anyway).
         static func privatePage(redirectingTo link: String) -> String? {
-            let env = ProcessInfo.processInfo.environment
+            let env = processEnvironment
             var dir = env["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 }
             if dir == nil {
                 var template = Array("/tmp/mgpu-dashboard-XXXXXX".utf8CString)

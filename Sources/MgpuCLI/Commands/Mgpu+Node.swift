@@ -82,7 +82,7 @@ struct AgentOptions: ParsableArguments {
                                  stateDir: NodeSetup.agentStateDir(base: stateDir, nodeId: id), gpus: gpus,
                                  cpuSlots: cpuSlots ?? ProcessInfo.processInfo.activeProcessorCount,
                                  advertiseAddress: advertiseAddr)
-        config.drainOnShutdown = drainOnSigterm ?? (ProcessInfo.processInfo.environment["SLURM_JOB_ID"] != nil)
+        config.drainOnShutdown = drainOnSigterm ?? (processEnvironment["SLURM_JOB_ID"] != nil)
         config.reportInterval = reportInterval
         config.healthCheck = healthCheck
         config.healthInterval = healthInterval
@@ -93,7 +93,7 @@ struct AgentOptions: ParsableArguments {
             config.token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
             if config.token == nil { logger.warning("cannot read --token-file \(tokenFile)", metadata: ["node": "\(id)"]) }
         } else {
-            config.token = ProcessInfo.processInfo.environment["MGPU_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            config.token = processEnvironment["MGPU_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         }
         return config
     }
@@ -122,7 +122,7 @@ extension Mgpu {
         func run() async throws {
             OneLineLogHandler.bootstrap(verbose: verbose.verbose)
             let logger = Logger(label: "mgpu.node")
-            let env = ProcessInfo.processInfo.environment
+            let env = processEnvironment
             let host = masterHost ?? env["MGPU_MASTER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
             let port = masterPort ?? env["MGPU_MASTER_PORT"].flatMap(Int.init) ?? 8080
             let config = try agent.config(masterHost: host, masterPort: port, stateDir: stateDir, logger: logger)

@@ -107,7 +107,7 @@ extension JobRequestOptions {
     /// The job as submitted from here: this user, directory and environment (without mgpu's own token).
     func spec(command: String, interactive: Bool, client: ClientOptions) -> JobSpec {
         var spec = JobSpec(name: name, user: currentUser(), command: command, workdir: FileManager.default.currentDirectoryPath,
-                environment: ProcessInfo.processInfo.environment, request: request, killGraceSeconds: killGrace,
+                environment: processEnvironment, request: request, killGraceSeconds: killGrace,
                 timeLimit: timeLimit, interactive: interactive ? true : nil,
                 tty: interactive ? ForegroundSession.terminalSize : nil)
         spec.requeue = requeue ? true : nil
@@ -148,5 +148,5 @@ enum CommandText {
 
 func currentUser() -> String {
     if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return String(cString: name) }
-    return ProcessInfo.processInfo.environment["USER"] ?? "uid\(getuid())"
+    return processEnvironment["USER"] ?? "uid\(getuid())"
 }

@@ -17,23 +17,23 @@ public struct ClientOptions: ParsableArguments {
     public init() {}
 
     var resolvedHost: String {
-        host ?? ProcessInfo.processInfo.environment["MGPU_MASTER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+        host ?? processEnvironment["MGPU_MASTER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
     }
 
     var resolvedPort: Int {
-        port ?? ProcessInfo.processInfo.environment["MGPU_MASTER_PORT"].flatMap(Int.init) ?? 8080
+        port ?? processEnvironment["MGPU_MASTER_PORT"].flatMap(Int.init) ?? 8080
     }
 
     public func validate() throws {
         if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535, got \(port)") }
-        if port == nil, let text = ProcessInfo.processInfo.environment["MGPU_MASTER_PORT"], !text.isEmpty,
+        if port == nil, let text = processEnvironment["MGPU_MASTER_PORT"], !text.isEmpty,
            Int(text).map({ (1...65535).contains($0) }) != true {
             throw ValidationError("MGPU_MASTER_PORT must be a port number 1-65535, got \(text.debugDescription)")
         }
     }
 
     var client: MasterClient {
-        get throws { MasterClient(host: resolvedHost, port: resolvedPort, token: resolvedToken, tls: try tls.make()) }
+        get throws { MasterClient(host: resolvedHost, port: resolvedPort, token: resolvedToken, tls: try tls.make(), oneShot: true) }
     }
 
     /// The user's token: $MGPU_TOKEN, else ~/.config/mgpu/token, else the one a master on this machine left for this
@@ -42,7 +42,7 @@ public struct ClientOptions: ParsableArguments {
 
     /// Every token this user has at hand, in the order above: none of them is forwarded to a job.
     var knownTokens: [String] {
-        let env = ProcessInfo.processInfo.environment
+        let env = processEnvironment
         var tokens: [String] = []
         if let token = env["MGPU_TOKEN"], !token.isEmpty { tokens.append(token) }
         let home = env["HOME"] ?? NSHomeDirectory()
@@ -77,10 +77,10 @@ struct TLSClientOptions: ParsableArguments {
     init() {}
 
     var resolvedCACert: String? {
-        caCert ?? ProcessInfo.processInfo.environment["MGPU_CA_CERT"].flatMap { $0.isEmpty ? nil : $0 }
+        caCert ?? processEnvironment["MGPU_CA_CERT"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    var enabled: Bool { tls || resolvedCACert != nil || ProcessInfo.processInfo.environment["MGPU_TLS"] == "1" }
+    var enabled: Bool { tls || resolvedCACert != nil || processEnvironment["MGPU_TLS"] == "1" }
 
     /// The TLS setting to dial the master with, or nil for plain HTTP.
     func make() throws -> ClientTLS? {
@@ -109,3 +109,7 @@ func validateJobIDs(_ ids: [String]) throws {
         throw ValidationError("job id must be 8 hex digits (e.g. F68FAFEC; an array task F68FAFEC_7), got \(id.debugDescription)")
     }
 }
+
+/// This process's environment, read once: Foundation builds the whole dictionary again on every read of
+/// `ProcessInfo.processInfo.environment`, which a client command did half a dozen times on its way to one request.
+let processEnvironment: [String: String] = ProcessInfo.processInfo.environment

@@ -59,7 +59,7 @@ enum ConfigArguments {
     /// gives them. They go right after the (sub)command's name.
     static func applyClient(_ arguments: [String], defaultPath: String) throws -> [String] {
         if arguments.contains("--help") || arguments.contains("-h") { return arguments }
-        let env = ProcessInfo.processInfo.environment
+        let env = processEnvironment
         let path = env["MGPU_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? (FileManager.default.fileExists(atPath: defaultPath) ? defaultPath : nil)
         guard let path else { return arguments }
         // The (sub)command the words name: mgpu admin user add ...

@@ -16,7 +16,7 @@ struct ForegroundSession {
     var master: MasterClient {
         get throws {
             MasterClient(host: client.resolvedHost, port: client.resolvedPort, connectTimeout: options.connectionTimeout,
-                         token: client.resolvedToken, tls: try client.tls.make())
+                         token: client.resolvedToken, tls: try client.tls.make(), oneShot: true)
         }
     }
 

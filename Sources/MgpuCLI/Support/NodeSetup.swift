@@ -18,9 +18,9 @@ enum NodeSetup {
     static func discoverGPUs(simulate: Int?, model: SimulatedModel = SimulatedModel(), nvidiaSMI: String?, nodeId: String,
                              logger: Logger) -> [GPU] {
         let found = discoverAll(simulate: simulate, model: model, nvidiaSMI: nvidiaSMI, nodeId: nodeId, logger: logger)
-        guard let slurm = SlurmAllocation.restrict(found, environment: ProcessInfo.processInfo.environment) else { return found }
+        guard let slurm = SlurmAllocation.restrict(found, environment: processEnvironment) else { return found }
         let text = slurm.map { "\($0.index) = Slurm device \($0.deviceId ?? "?"), physical \($0.physicalIndex.map(String.init) ?? "?")" }
-        logger.info("inside Slurm job \(ProcessInfo.processInfo.environment["SLURM_JOB_ID"] ?? "?"): offering only its \(slurm.count) GPU(s): \(text.joined(separator: "; "))",
+        logger.info("inside Slurm job \(processEnvironment["SLURM_JOB_ID"] ?? "?"): offering only its \(slurm.count) GPU(s): \(text.joined(separator: "; "))",
                     metadata: ["node": "\(nodeId)"])
         return slurm
     }

@@ -7,7 +7,7 @@ import Glibc
 /// abstract name starting with '@'). Nothing happens outside a `Type=notify` unit.
 enum SystemdNotify {
     static func send(_ message: String) {
-        guard let path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
+        guard let path = processEnvironment["NOTIFY_SOCKET"], !path.isEmpty else { return }
         var bytes = Array(path.utf8)
         if bytes[0] == UInt8(ascii: "@") { bytes[0] = 0 }
         var address = sockaddr_un()

@@ -46,13 +46,18 @@ public struct HTTPClient: Sendable {
     public var token: String?
     /// HTTPS when set.
     public var tls: ClientTLS?
+    /// A command-line client's: plain-HTTP requests each go over a connection of their own, with blocking calls on a
+    /// thread of their own (`OneShotHTTP`), instead of starting AsyncHTTPClient's event loops and pool for them.
+    public var oneShot: Bool
 
-    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil, tls: ClientTLS? = nil) {
+    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil, tls: ClientTLS? = nil,
+                oneShot: Bool = false) {
         self.host = host
         self.port = port
         self.connectTimeout = connectTimeout
         self.token = token
         self.tls = tls
+        self.oneShot = oneShot
     }
 
     public var baseURL: String {
@@ -73,6 +78,13 @@ public struct HTTPClient: Sendable {
     }
 
     func requestOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String, timeout: Double) async throws -> HTTPResult {
+        if oneShot && tls == nil {
+            var headers: [(String, String)] = []
+            if let token { headers.append(("Authorization", "Bearer \(token)")) }
+            if body != nil { headers.append(("Content-Type", contentType)) }
+            return try await OneShotHTTP.perform(.init(method: method, host: host, port: port, path: path, headers: headers, body: body,
+                                                       connectTimeout: connectTimeout, timeout: timeout))
+        }
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }

@@ -16,8 +16,9 @@ public struct MasterClient: Sendable {
     public var host: String { http.host }
     public var port: Int { http.port }
 
-    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil, tls: ClientTLS? = nil) {
-        self.http = HTTPClient(host: host, port: port, connectTimeout: connectTimeout, token: token, tls: tls)
+    public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil, tls: ClientTLS? = nil,
+                oneShot: Bool = false) {
+        self.http = HTTPClient(host: host, port: port, connectTimeout: connectTimeout, token: token, tls: tls, oneShot: oneShot)
     }
 
     static let encoder = JSONEncoder()
