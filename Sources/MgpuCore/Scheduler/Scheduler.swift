@@ -46,6 +46,13 @@ public enum Scheduler {
     }
 
     /// The same pass over jobs; those not pending (or with a cancel requested) are skipped.
+    /// Whether a pass could start anything: a schedulable node with a free GPU or a free CPU slot, or a running
+    /// preemptible job to make room (the passes stop at once otherwise). When not, the master skips the pass, and with
+    /// it the ordering of the whole queue: on a full cluster with a long queue that ordering is most of a submit's cost.
+    public static func mayStartAnything(nodes: [NodeCapacity], preemptibleRunning: Bool) -> Bool {
+        preemptibleRunning || !PassState(nodes: nodes).exhausted
+    }
+
     public static func plan(pending: some Sequence<Job>, nodes: [NodeCapacity]) -> Plan {
         plan(queue: pending.lazy.filter { $0.state == .pending && !$0.cancelRequested }
                 .map { PendingJob(id: $0.id, request: $0.request) }, nodes: nodes)

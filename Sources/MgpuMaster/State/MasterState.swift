@@ -262,6 +262,8 @@ public actor MasterState {
         let now = clock()
         let blocked = dependencyGate(now: now)
         let caps = capacities(now: now)
+        let preemptibleRunning = policy.order != .fifo && running.contains { jobs[$0]?.preemptible == true }
+        guard Scheduler.mayStartAnything(nodes: caps, preemptibleRunning: preemptibleRunning) else { return }
         let plan: Plan
         if policy.order == .fifo {
             let unblocked = blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }
