@@ -46,11 +46,14 @@ public enum Scheduler {
     }
 
     /// The same pass over jobs; those not pending (or with a cancel requested) are skipped.
-    /// Whether a pass could start anything: a schedulable node with a free GPU or a free CPU slot, or a running
-    /// preemptible job to make room (the passes stop at once otherwise). When not, the master skips the pass, and with
-    /// it the ordering of the whole queue: on a full cluster with a long queue that ordering is most of a submit's cost.
-    public static func mayStartAnything(nodes: [NodeCapacity], preemptibleRunning: Bool) -> Bool {
-        preemptibleRunning || !PassState(nodes: nodes).exhausted
+    /// Whether a pass could start anything: a free GPU on a schedulable node, a free CPU slot there when CPU-only jobs
+    /// wait (`cpuOnlyPending` of them), or a running preemptible job to make room. When not, the master skips the pass,
+    /// and with it the ordering of the whole queue: on a full cluster with a long queue that ordering was most of a
+    /// submission's cost.
+    public static func mayStartAnything(nodes: [NodeCapacity], cpuOnlyPending: Int, preemptibleRunning: Bool) -> Bool {
+        if preemptibleRunning { return true }
+        let state = PassState(nodes: nodes)
+        return state.availableGPUCount > 0 || (cpuOnlyPending > 0 && state.freeCPUSlots > 0)
     }
 
     public static func plan(pending: some Sequence<Job>, nodes: [NodeCapacity]) -> Plan {

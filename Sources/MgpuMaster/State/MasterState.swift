@@ -263,7 +263,7 @@ public actor MasterState {
         let blocked = dependencyGate(now: now)
         let caps = capacities(now: now)
         let preemptibleRunning = policy.order != .fifo && running.contains { jobs[$0]?.preemptible == true }
-        guard Scheduler.mayStartAnything(nodes: caps, preemptibleRunning: preemptibleRunning) else { return }
+        guard Scheduler.mayStartAnything(nodes: caps, cpuOnlyPending: pending.cpuOnly, preemptibleRunning: preemptibleRunning) else { return }
         let plan: Plan
         if policy.order == .fifo {
             let unblocked = blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }

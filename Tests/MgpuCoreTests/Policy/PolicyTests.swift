@@ -230,34 +230,41 @@ func context(now: Double = 0, policy: SharingPolicy = SharingPolicy(), running: 
     }
 }
 
-/// The master skips a pass when `Scheduler.mayStartAnything` says no: random full clusters (every GPU busy or its node
-/// down, every CPU slot used) and random queues, GPU and CPU-only jobs: neither pass starts anything there, and with a
-/// running preemptible job the check says yes (a preemption could make room).
+/// The master skips a pass when `Scheduler.mayStartAnything` says no: random clusters with no free GPU on a node that
+/// is up (CPU slots free or not) and random queues, GPU and CPU-only jobs: where the check says no, neither pass starts
+/// anything; with a running preemptible job it says yes (a preemption could make room); one free GPU says yes.
 @Suite struct SkippedPassTests {
-    @Test(arguments: 0..<200)
-    func aFullClusterStartsNothing(seed: Int) {
+    @Test(arguments: 0..<300)
+    func aPassSkippedWouldHaveStartedNothing(seed: Int) {
         var rng = SeededRandom(seed: UInt64(seed) &+ 4242)
         let nodes = (0..<Int.random(in: 1...5, using: &rng)).map { i -> NodeCapacity in
             let count = Int.random(in: 0...8, using: &rng)
             let up = Int.random(in: 0..<4, using: &rng) > 0
-            let slots = Int.random(in: 0...4, using: &rng)
-            // A node that is up is full; one that is down may have anything free.
+            let slots = Int.random(in: 0...3, using: &rng)
+            // A node that is up has every GPU busy; one that is down may have anything free.
             let busy = up ? Set(0..<count) : Set((0..<count).filter { _ in Bool.random(using: &rng) })
-            return node("n\(i)", gpus: count, busy: busy, up: up, slots: slots,
-                        slotsUsed: up ? slots : Int.random(in: 0...slots, using: &rng))
+            return node("n\(i)", gpus: count, busy: busy, up: up, slots: slots, slotsUsed: Int.random(in: 0...slots, using: &rng))
         }
+        let cpuJobs = Bool.random(using: &rng)
         let queue = (1...UInt32.random(in: 1...25, using: &rng)).map { n in
-            pending(n, user: "u\(Int.random(in: 0...2, using: &rng))", gpus: Int.random(in: 0...4, using: &rng))
+            pending(n, user: "u\(Int.random(in: 0...2, using: &rng))",
+                    gpus: cpuJobs && Bool.random(using: &rng) ? 0 : Int.random(in: 1...4, using: &rng))
         }
-        #expect(!Scheduler.mayStartAnything(nodes: nodes, preemptibleRunning: false))
-        #expect(Scheduler.mayStartAnything(nodes: nodes, preemptibleRunning: true))
-        #expect(Scheduler.plan(queue: queue, nodes: nodes).assignments.isEmpty, "seed \(seed)")
-        #expect(Scheduler.plan(byPriority: queue, nodes: nodes, context: context()).assignments.isEmpty, "seed \(seed)")
-        // One free GPU or CPU slot on a node that is up, and the check says a pass may start something.
-        var roomy = nodes
-        let i = Int.random(in: 0..<roomy.count, using: &rng)
-        roomy[i].schedulable = true
-        if roomy[i].gpus.isEmpty || Bool.random(using: &rng) { roomy[i].cpuSlots += 1 } else { roomy[i].busyGPUs.remove(roomy[i].gpus[0]) }
-        #expect(Scheduler.mayStartAnything(nodes: roomy, preemptibleRunning: false), "seed \(seed)")
+        let cpuOnly = queue.filter { $0.request.isCPUOnly }.count
+        let slotFree = nodes.contains { $0.schedulable && $0.cpuSlotsUsed < $0.cpuSlots }
+        let may = Scheduler.mayStartAnything(nodes: nodes, cpuOnlyPending: cpuOnly, preemptibleRunning: false)
+        #expect(may == (cpuOnly > 0 && slotFree), "seed \(seed)")
+        #expect(Scheduler.mayStartAnything(nodes: nodes, cpuOnlyPending: cpuOnly, preemptibleRunning: true))
+        if !may {
+            #expect(Scheduler.plan(queue: queue, nodes: nodes).assignments.isEmpty, "seed \(seed)")
+            #expect(Scheduler.plan(byPriority: queue, nodes: nodes, context: context()).assignments.isEmpty, "seed \(seed)")
+        }
+        // One free GPU on a node that is up, and the check says a pass may start something.
+        if let i = nodes.firstIndex(where: { !$0.gpus.isEmpty }) {
+            var roomy = nodes
+            roomy[i].schedulable = true
+            roomy[i].busyGPUs.remove(roomy[i].gpus[0])
+            #expect(Scheduler.mayStartAnything(nodes: roomy, cpuOnlyPending: cpuOnly, preemptibleRunning: false), "seed \(seed)")
+        }
     }
 }
