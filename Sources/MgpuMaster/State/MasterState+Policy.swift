@@ -149,6 +149,7 @@ extension MasterState {
             if plan.held[job.id] == nil { ahead += 1 }
         }
         lastPass = info
+        passInfoStale = false
         return plan
     }
 
@@ -171,6 +172,15 @@ extension MasterState {
 
     /// Computes the last pass's expected starts if nobody has asked for them since it ran.
     func computeExpectedStarts() {
+        if passInfoStale {
+            // Passes were skipped on a full cluster: the listing's priorities and waits come from one run now (its
+            // plan starts nothing, or else the next pass does).
+            passInfoStale = false
+            if policy.order != .fifo && !pending.isEmpty {
+                let now = clock()
+                _ = policyPass(capacities(now: now), now: now, excluding: lastBlocked)
+            }
+        }
         guard lastPass.expected == nil, let compute = lastPass.estimateInputs else { return }
         var expected = compute()
         for (id, start) in expected {

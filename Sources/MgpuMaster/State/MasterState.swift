@@ -33,6 +33,10 @@ public actor MasterState {
     var usage: [String: Usage] = [:]
     /// What the last policy pass said of the pending jobs: priorities, positions, limits, the reservation.
     var lastPass = PolicyPassInfo()
+    /// A pass was skipped (nothing could start) since `lastPass`: listings compute it again when they need it
+    /// (priorities, jobs ahead, expected starts), with the dependency gate's blocked jobs of then.
+    var passInfoStale = false
+    var lastBlocked: Set<JobID> = []
     /// Pending jobs per user (for `--max-pending-per-user`), submissions being committed included.
     var pendingByUser: [String: Int] = [:]
     /// Ids given to submissions being committed.
@@ -263,7 +267,11 @@ public actor MasterState {
         let blocked = dependencyGate(now: now)
         let caps = capacities(now: now)
         let preemptibleRunning = policy.order != .fifo && running.contains { jobs[$0]?.preemptible == true }
-        guard Scheduler.mayStartAnything(nodes: caps, cpuOnlyPending: pending.cpuOnly, preemptibleRunning: preemptibleRunning) else { return }
+        guard Scheduler.mayStartAnything(nodes: caps, cpuOnlyPending: pending.cpuOnly, preemptibleRunning: preemptibleRunning) else {
+            lastBlocked = blocked
+            passInfoStale = true
+            return
+        }
         let plan: Plan
         if policy.order == .fifo {
             let unblocked = blocked.isEmpty ? pending.jobs : pending.jobs.filter { !blocked.contains($0.id) }

@@ -23,4 +23,32 @@ import Testing
         let queue = await h.master.queue(finishedWithin: 0)
         #expect(queue.jobs.first { $0.id == third }?.expectedStart == t0 + 150)
     }
+
+    /// On a full cluster the master skips its passes (nothing could start); what a listing says of the waiting jobs
+    /// (priority, jobs ahead, expected start) is still about every one of them, the last submitted included.
+    @Test func aFullClusterStillSaysWhereEachJobStands() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { _ in nil })
+        let t0 = h.now
+        _ = try await h.submit("a", user: "alice") { $0.timeLimit = 100 }
+        try await h.settle()
+        let waiting = [try await h.submit("b", user: "alice") { $0.timeLimit = 50 },
+                       try await h.submit("c", user: "alice") { $0.timeLimit = 10 },
+                       try await h.submit("d", user: "bob") { $0.timeLimit = 10 }]
+        let queue = await h.master.queue(finishedWithin: 0).jobs
+        for id in waiting {
+            let job = try #require(queue.first { $0.id == id })
+            #expect(job.state == .pending)
+            #expect(job.priority != nil, "\(id) has its priority")
+            #expect(job.expectedStart != nil, "\(id) has an expected start")
+        }
+        // In submission order (nobody has used anything yet): each after the one before reaches its limit.
+        #expect(await h.job(waiting[0])?.expectedStart == t0 + 100)
+        let c = try #require(await h.job(waiting[1]))
+        #expect(c.note?.hasPrefix("waiting: 1 job of higher priority; expected start ") == true, "\(c.note ?? "")")
+        #expect(c.expectedStart == t0 + 150)
+        #expect(await h.job(waiting[2])?.note?.hasPrefix("waiting: 2 jobs of higher priority") == true)
+        #expect(await h.job(waiting[2])?.expectedStart == t0 + 160)
+    }
 }
+
