@@ -68,17 +68,43 @@ public final class SQLiteStore: StateStore {
                 CREATE INDEX job_user_ended ON job(user, ended);
                 """)
         }
+        // Compact rows: a submission's environment is stored once (bulk submissions and arrays share it) and its jobs
+        // name its row; jobs stored before keep theirs in their data.
+        m.registerMigration("v5: environments") { db in
+            try db.execute(sql: """
+                CREATE TABLE environment (id INTEGER PRIMARY KEY, data BLOB NOT NULL UNIQUE);
+                ALTER TABLE job ADD COLUMN env INTEGER;
+                CREATE INDEX job_env ON job(env);
+                """)
+        }
         return m
+    }
+
+    /// Jobs from rows of `data` and `env` (the environment row's id, or NULL where the data holds it): jobs that
+    /// name one environment row share one dictionary.
+    static func jobs(_ rows: [Row], db: Database, decoder: JSONDecoder) throws -> [Job] {
+        var environments: [Int64: [String: String]] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT data FROM environment WHERE id = ?")
+        return try rows.map { row in
+            var job = try decoder.decode(Job.self, from: row["data"] as Data)
+            if let id = row["env"] as Int64? {
+                if let environment = environments[id] {
+                    job.environment = environment
+                } else if let data = try Data.fetchOne(statement, arguments: [id]) {
+                    job.environment = try decoder.decode([String: String].self, from: data)
+                    environments[id] = job.environment
+                }
+            }
+            return job
+        }
     }
 
     public func load(endedSince: Double) throws -> StoredState {
         let decoder = JSONDecoder()
         do {
             return try queue.read { db in
-                let jobs = try Row.fetchAll(db, sql: "SELECT data FROM job WHERE ended IS NULL OR ended >= ? ORDER BY seq",
-                                            arguments: [endedSince]).map {
-                    try decoder.decode(Job.self, from: $0["data"] as Data)
-                }
+                let jobs = try Self.jobs(Row.fetchAll(db, sql: "SELECT data, env FROM job WHERE ended IS NULL OR ended >= ? ORDER BY seq",
+                                                      arguments: [endedSince]), db: db, decoder: decoder)
                 let nodes = try Row.fetchAll(db, sql: "SELECT data FROM node ORDER BY id").map {
                     try decoder.decode(Node.self, from: $0["data"] as Data)
                 }
@@ -100,9 +126,8 @@ public final class SQLiteStore: StateStore {
     public func job(_ id: JobID) throws -> Job? {
         do {
             return try queue.read { db in
-                try Row.fetchOne(db, sql: "SELECT data FROM job WHERE id = ?", arguments: [id.rawValue]).map {
-                    try JSONDecoder().decode(Job.self, from: $0["data"] as Data)
-                }
+                try Self.jobs(Row.fetchAll(db, sql: "SELECT data, env FROM job WHERE id = ?", arguments: [id.rawValue]),
+                              db: db, decoder: JSONDecoder()).first
             }
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
@@ -113,17 +138,47 @@ public final class SQLiteStore: StateStore {
         guard !change.isEmpty else { return }
         let encoder = JSONEncoder()
         do {
-            let jobRows = try change.jobs.map { ($0.id.rawValue, $0.seq, $0.state.rawValue, try encoder.encode($0), $0.endTime, $0.user) }
+            // Each environment is encoded once per commit (a bulk submission's jobs share one dictionary: comparing
+            // them is cheap), with sorted keys so that equal environments are equal rows.
+            let environmentEncoder = JSONEncoder()
+            environmentEncoder.outputFormatting = .sortedKeys
+            var environments: [(dictionary: [String: String], data: Data)] = []
+            let jobRows = try change.jobs.map { job in
+                var stripped = job
+                stripped.environment = [:]
+                let index: Int
+                if let found = environments.lastIndex(where: { $0.dictionary == job.environment }) {
+                    index = found
+                } else {
+                    environments.append((job.environment, try environmentEncoder.encode(job.environment)))
+                    index = environments.count - 1
+                }
+                return (job.id.rawValue, job.seq, job.state.rawValue, try encoder.encode(stripped), job.endTime, job.user, index)
+            }
             let nodeRows = try change.nodes.map { ($0.id, try encoder.encode($0)) }
             let usageRows = try change.usage.map { ($0.key, try encoder.encode($0.value)) }
             let policyRow = try change.policy.map { try encoder.encode($0) }
             try queue.write { db in
-                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended, user) VALUES (?, ?, ?, ?, ?, ?)")
-                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3, row.4, row.5]) }
+                let insertEnvironment = try db.cachedStatement(sql: "INSERT OR IGNORE INTO environment (data) VALUES (?)")
+                let findEnvironment = try db.cachedStatement(sql: "SELECT id FROM environment WHERE data = ?")
+                var environmentIDs: [Int64] = []
+                for environment in environments {
+                    try insertEnvironment.execute(arguments: [environment.data])
+                    environmentIDs.append(try Int64.fetchOne(findEnvironment, arguments: [environment.data])!)
+                }
+                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended, user, env) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3, row.4, row.5, environmentIDs[row.6]]) }
                 let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
                 for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
                 for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
-                for id in change.removedJobs { try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id.rawValue]) }
+                var released = Set<Int64>()
+                for id in change.removedJobs {
+                    if let env = try Int64.fetchOne(db, sql: "SELECT env FROM job WHERE id = ?", arguments: [id.rawValue]) { released.insert(env) }
+                    try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id.rawValue])
+                }
+                for env in released {
+                    try db.execute(sql: "DELETE FROM environment WHERE id = ? AND NOT EXISTS (SELECT 1 FROM job WHERE env = ?)", arguments: [env, env])
+                }
                 for (user, usage) in usageRows { try db.execute(sql: "INSERT OR REPLACE INTO usage (user, data) VALUES (?, ?)", arguments: [user, usage]) }
                 if let policyRow { try db.execute(sql: "INSERT OR REPLACE INTO policy (id, data) VALUES (1, ?)", arguments: [policyRow]) }
             }
@@ -151,10 +206,8 @@ public final class SQLiteStore: StateStore {
     public func tasks(of parent: JobID) throws -> [Job] {
         do {
             return try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT data FROM job WHERE id >= ? AND id < ?",
-                                 arguments: [parent.rawValue + "_", parent.rawValue + "`"]).map {
-                    try JSONDecoder().decode(Job.self, from: $0["data"] as Data)
-                }
+                try Self.jobs(Row.fetchAll(db, sql: "SELECT data, env FROM job WHERE id >= ? AND id < ?",
+                                           arguments: [parent.rawValue + "_", parent.rawValue + "`"]), db: db, decoder: JSONDecoder())
             }
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
@@ -162,7 +215,7 @@ public final class SQLiteStore: StateStore {
     }
 
     public func history(_ query: HistoryQuery) throws -> [Job] {
-        var sql = "SELECT data FROM job WHERE ended IS NOT NULL"
+        var sql = "SELECT data, env FROM job WHERE ended IS NOT NULL"
         var arguments: [any DatabaseValueConvertible] = []
         if let users = query.users {
             sql += " AND user IN (\(users.map { _ in "?" }.joined(separator: ",")))"
@@ -193,9 +246,7 @@ public final class SQLiteStore: StateStore {
         arguments.append(max(0, query.limit))
         do {
             return try queue.read { db in
-                try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
-                    try JSONDecoder().decode(Job.self, from: $0["data"] as Data)
-                }
+                try Self.jobs(Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)), db: db, decoder: JSONDecoder())
             }.filter(query.matches)  // the node test above is textual: a pinned request names nodes too
         } catch {
             throw StoreError(message: "cannot read the state database \(path): \(Self.describe(error))")
@@ -206,11 +257,18 @@ public final class SQLiteStore: StateStore {
         do {
             return try queue.write { db in
                 try db.execute(sql: "DELETE FROM job WHERE ended IS NOT NULL AND ended < ?", arguments: [time])
-                return db.changesCount
+                let removed = db.changesCount
+                if removed > 0 { try Self.deleteUnusedEnvironments(db) }
+                return removed
             }
         } catch {
             throw StoreError(message: "could not save to \(path): \(Self.describe(error))")
         }
+    }
+
+    /// Environments no job names any more.
+    static func deleteUnusedEnvironments(_ db: Database) throws {
+        try db.execute(sql: "DELETE FROM environment WHERE id NOT IN (SELECT env FROM job WHERE env IS NOT NULL)")
     }
 
     public func close() throws {

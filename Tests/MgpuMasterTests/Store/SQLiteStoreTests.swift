@@ -107,4 +107,50 @@ import Testing
         #expect(try seqs(HistoryQuery()) == [6, 5, 4])
         #expect(try store.load(endedSince: 0).jobs.map(\.seq) == [4, 5, 6, 7], "the running job stays")
     }
+
+    /// A submission's environment is one row, whichever of its jobs are stored, in one commit or many; each job loads
+    /// with its own environment (equal ones share one dictionary); a job stored with its environment in its data (before
+    /// v5) still loads with it; an environment goes when the last job naming it does.
+    @Test func environmentsAreStoredOnceAndComeBackWithEachJob() throws {
+        let dir = NSTemporaryDirectory() + "mgpu-store-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/mgpu.sqlite")
+        defer { try? store.close() }
+        let shared = (0..<40).reduce(into: [String: String]()) { $0["VAR_\($1)"] = String(repeating: "v", count: $1) }
+        var other = shared
+        other["HOME"] = "/home/bob"
+        func job(_ n: Int, _ environment: [String: String], ended: Double? = nil) -> Job {
+            var job = Self.job(n, ended: ended)
+            job.environment = environment
+            return job
+        }
+        try store.commit(StoreChange(jobs: (1...50).map { job($0, shared) } + [job(51, other)]))
+        // The same environment again, as another dictionary (another CLI submission), in a later commit.
+        try store.commit(StoreChange(jobs: [job(52, shared.merging([:]) { a, _ in a }), job(53, [:])]))
+        // A job as mgpu 0.2.0 wrote it: the environment inside its data, no env row.
+        let legacy = job(54, ["OLD": "1"])
+        try store.queue.write { db in
+            try db.execute(sql: "INSERT INTO job (id, seq, state, data, ended, user) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [legacy.id.rawValue, legacy.seq, legacy.state.rawValue, try JSONEncoder().encode(legacy), nil, "u"])
+        }
+        let rows = try store.queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM environment") }
+        #expect(rows == 3, "shared, bob's and the empty one")
+        let data = try store.queue.read { try Data.fetchOne($0, sql: "SELECT data FROM job WHERE id = ?", arguments: [job(1, [:]).id.rawValue]) }
+        #expect(!String(decoding: try #require(data), as: UTF8.self).contains("VAR_3"), "the job's own row holds no environment")
+        let loaded = try store.load(endedSince: 0).jobs
+        #expect(loaded.count == 54)
+        for n in 1...50 { #expect(loaded[n - 1].environment == shared) }
+        #expect(loaded[50].environment == other && loaded[51].environment == shared && loaded[52].environment.isEmpty)
+        #expect(loaded[53].environment == ["OLD": "1"], "a row from before v5")
+        #expect(try store.job(job(51, [:]).id)?.environment == other)
+        // Ended and pruned, bob's job takes its environment with it; the shared one stays while a job names it.
+        try store.commit(StoreChange(jobs: [job(51, other, ended: 500)]))
+        #expect(try store.history(HistoryQuery()).first?.environment == other)
+        #expect(try store.pruneHistory(endedBefore: 1000) == 1)
+        #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM environment") } == 2)
+        try store.commit(StoreChange(jobs: [], removedJobs: (1...50).map { job($0, [:]).id } + [job(52, [:]).id]))
+        #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM environment") } == 1, "only the empty one is named")
+    }
 }
+
