@@ -33,6 +33,7 @@ public actor MasterState {
     var usage: [String: Usage] = [:]
     /// What the last policy pass said of the pending jobs: priorities, positions, limits, the reservation.
     var lastPass = PolicyPassInfo()
+    var environments = EnvironmentPool()
     /// A pass was skipped (nothing could start) since `lastPass`: listings compute it again when they need it
     /// (priorities, jobs ahead, expected starts), with the dependency gate's blocked jobs of then.
     var passInfoStale = false
@@ -224,6 +225,11 @@ public actor MasterState {
     }
 
     private func apply(_ job: Job, leftQueue: inout Set<JobID>) {
+        var job = job
+        // Equal environments share one dictionary in memory (a job changed keeps its own: the same storage, so the
+        // comparison is immediate).
+        if let kept = jobs[job.id]?.environment, kept == job.environment { job.environment = kept }
+        else { job.environment = environments.intern(job.environment) }
         let old = jobs.updateValue(job, forKey: job.id)
         pendingByUser[job.user, default: 0] += Self.pendingWeight(job) - (old.map(Self.pendingWeight) ?? 0)
         if old?.state == .pending && job.state != .pending {
@@ -322,3 +328,24 @@ public actor MasterState {
         }
     }
 }
+
+/// Equal environments as one dictionary in memory: every `mgpu submit` from one shell sends the same environment, and
+/// each arrives decoded as a dictionary of its own (about 5 KB for a usual login environment).
+struct EnvironmentPool {
+    private var entries: [Int: [String: String]] = [:]
+
+    /// `environment`, or an equal one already held.
+    mutating func intern(_ environment: [String: String]) -> [String: String] {
+        if environment.isEmpty { return environment }
+        let key = environment.hashValue
+        if let found = entries[key] {
+            if found == environment { return found }
+            return environment  // another environment with this hash keeps its place
+        }
+        // Bounded: forgetting the pool only means that later equal environments start a new shared copy.
+        if entries.count >= 4096 { entries.removeAll(keepingCapacity: true) }
+        entries[key] = environment
+        return environment
+    }
+}
+
