@@ -57,7 +57,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // The master: HTTP API, durable store, scheduling loop, node liveness.
         .target(name: "MgpuMaster", dependencies: [
-            "MgpuCore", "MgpuWire",
+            "MgpuCore", "MgpuWire", "CMgpuSpawn",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),

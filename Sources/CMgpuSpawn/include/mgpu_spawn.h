@@ -53,3 +53,6 @@ int mgpu_pidfd_open(int pid);
 
 /// The commit this binary was built from (scripts/build), or "unknown".
 const char *mgpu_build_commit(void);
+
+/// Gives freed heap memory back to the system (glibc's malloc_trim(0)); 1 when some was, 0 otherwise.
+int mgpu_trim_heap(void);

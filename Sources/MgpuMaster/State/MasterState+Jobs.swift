@@ -120,6 +120,7 @@ extension MasterState {
         let now = clock()
         computeExpectedStarts()
         // Sorted as (seq, id) pairs, not as whole jobs: moving Job values around was most of a listing's sort.
+        heap.churn += jobs.count / 4
         let shown = jobs.values.compactMap { job in
             !job.state.isTerminal || now - (job.endTime ?? 0) <= finishedWithin ? (job.seq, job.id) : nil
         }.sorted { $0.0 < $1.0 }

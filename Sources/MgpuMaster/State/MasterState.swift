@@ -34,6 +34,7 @@ public actor MasterState {
     /// What the last policy pass said of the pending jobs: priorities, positions, limits, the reservation.
     var lastPass = PolicyPassInfo()
     var environments = EnvironmentPool()
+    var heap = HeapTrimmer()
     /// A pass was skipped (nothing could start) since `lastPass`: listings compute it again when they need it
     /// (priorities, jobs ahead, expected starts), with the dependency gate's blocked jobs of then.
     var passInfoStale = false
@@ -219,6 +220,7 @@ public actor MasterState {
 
     /// Applies committed jobs in memory.
     func apply(_ changed: [Job]) {
+        heap.churn += changed.count
         var leftQueue = Set<JobID>()
         for job in changed { apply(job, leftQueue: &leftQueue) }
         pending.remove(leftQueue)
