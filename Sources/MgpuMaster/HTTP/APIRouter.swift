@@ -9,6 +9,7 @@ import MgpuWire
 /// The HTTP/JSON API under /v1.
 enum APIRouter {
     static func build(state: MasterState, credentials: Credentials, logger: Logger) -> Router<MasterContext> {
+        let queueJSON = QueueJSON(encoder: encoder)
         let router = Router(context: MasterContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ErrorMiddleware())
@@ -173,7 +174,10 @@ enum APIRouter {
             let within = try numberParam(request.uri.queryParameters["finished"].map(String.init), "finished", default: 300)
             let queue = await state.queue(finishedWithin: max(0, within))
             switch request.uri.queryParameters["format"].map(String.init) {
-            case nil, "json": return try json(queue)
+            case nil, "json":
+                var headers = HTTPFields()
+                headers[.contentType] = "application/json"
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try queueJSON.encode(queue))))
             case "text": return text(queue.renderTable())
             case let other?: throw HTTPError(.badRequest, message: "format must be json or text, got \(other.debugDescription)")
             }

@@ -1,7 +1,7 @@
 public import MgpuCore
 
 /// A job as the API lists it.
-public struct JobInfo: Codable, Sendable {
+public struct JobInfo: Codable, Sendable, Equatable {
     public var id: JobID
     public var name: String
     public var user: String
