@@ -90,15 +90,16 @@ class Slurm:
 class Mgpu:
     """mgpu master plus one agent with 8 simulated GPUs, on loopback, with fresh state."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, master_args=()):
         self.binary = binary
+        self.master_args = list(master_args)
         self.name = "mgpu"
 
     def start(self):
         self.dir = tempfile.mkdtemp(prefix="mgpu-bench-")
         m = self.binary
         out = open(f"{self.dir}/master.out", "w")
-        self.master = subprocess.Popen([m, "master", "--port", "0", "--state-dir", f"{self.dir}/state"],
+        self.master = subprocess.Popen([m, "master", "--port", "0", "--state-dir", f"{self.dir}/state"] + self.master_args,
                                        stdout=out, stderr=open(f"{self.dir}/master.err", "w"))
         wait_until(lambda: "listening on" in open(f"{self.dir}/master.out").read(), 30, 0.05)
         text = open(f"{self.dir}/master.out").read()
