@@ -107,7 +107,7 @@ extension MasterState {
 
     /// The RUNNING jobs with a part on `node`.
     func active(on node: String) -> [Job] {
-        running.compactMap { jobs[$0] }.filter { job in job.parts.contains { $0.nodeId == node } }
+        (runningOn[node] ?? []).sorted().compactMap { jobs[$0] }
     }
 
     /// Parts to start and to stop on a node (`Reconciler.work`), committed before they are handed out.

@@ -1,12 +1,13 @@
 import MgpuCore
-import MgpuMaster
+@testable import MgpuMaster
 import MgpuWire
 import Testing
 
 /// Random clusters and histories through the real master in virtual time: jobs of one or two nodes that complete,
 /// fail or run until stopped, cancels, agents that restart with or without their jobs, nodes that go silent for a
 /// while or for good. After every step: no GPU runs two parts (on the nodes, and in the master's record), a running
-/// job has all its parts placed at once; at the end every job has ended.
+/// job has all its parts placed at once, each node's index of running jobs is what a scan finds; at the end every job
+/// has ended.
 @Suite struct RandomizedProtocolTests {
     @Test(arguments: 0..<40)
     func invariantsHold(seed: Int) async throws {
@@ -74,6 +75,12 @@ import Testing
             }
         }
         let queue = await h.master.queue(finishedWithin: 0)
+        let running = queue.jobs.filter { $0.state == .running }
+        for id in h.agents.keys {
+            let scanned = running.filter { $0.parts.contains { $0.nodeId == id } }.map(\.id).sorted()
+            let indexed = await h.master.active(on: id).map(\.id)
+            #expect(indexed == scanned, "seed \(seed): node \(id)'s running jobs")
+        }
         var taken: Set<String> = []
         for job in queue.jobs where job.state == .running {
             #expect(job.parts.count == job.request.nodes, "seed \(seed): job \(job.id) runs on \(job.parts.count) of \(job.request.nodes) nodes")
