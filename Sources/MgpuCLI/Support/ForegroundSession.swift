@@ -50,7 +50,7 @@ struct ForegroundSession {
             let info = try await follower.waitForStart(announce: announce)
             if forwardStdin && info.interactiveStdin { StdinForwarder.start(master: master, job: id) }
             if let tailLines { try await follower.startAtTail(lines: tailLines, ranks: max(1, info.parts.count)) }
-            let ended = try await follower.stream(follow: true)
+            let ended = try await follower.stream(follow: true, known: tailLines == nil ? info : nil)
             if ended.state != .completed {
                 let why = expired.isSet ? "session timeout" : (ended.reason ?? ended.exit?.summary ?? ended.state.rawValue)
                 FileHandle.standardError.write(Data("mgpu: job \(id) \(ended.state.rawValue): \(why)\n".utf8))

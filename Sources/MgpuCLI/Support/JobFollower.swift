@@ -50,8 +50,10 @@ struct JobFollower {
 
     /// Prints what is new; with `follow`, keeps going until the job has ended and all output arrived.
     /// Returns the job as it ended (or as it is, without `follow`).
-    mutating func stream(follow: Bool) async throws -> JobInfo {
-        var info = try await retry.attempt { try await master.job(id) }
+    /// `known`: the job as just read (`srun` has it from waiting for the start), so it is not asked for again.
+    mutating func stream(follow: Bool, known: JobInfo? = nil) async throws -> JobInfo {
+        var info: JobInfo
+        if let known { info = known } else { info = try await retry.attempt { try await master.job(id) } }
         while true {
             let ranks = max(1, info.parts.count)
             var progressed = false
@@ -69,7 +71,11 @@ struct JobFollower {
                     if out.complete { complete.insert(key) }
                 }
             }
-            if complete.count == ranks * 2 { return try await retry.attempt { try await master.job(id) } }
+            if complete.count == ranks * 2 {
+                // A job read after it ended is as it stays (an ended state is final): no need to ask again.
+                if info.state.isTerminal { return info }
+                return try await retry.attempt { try await master.job(id) }
+            }
             if !follow && !progressed { return info }
             if !progressed {
                 // Wait at the master for any new output or a state change.
