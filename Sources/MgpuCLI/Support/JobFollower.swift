@@ -78,9 +78,15 @@ struct JobFollower {
             }
             if !follow && !progressed { return info }
             if !progressed {
-                // Wait at the master for any new output or a state change.
-                let offset = offsets["0.stdout"] ?? 0
-                _ = try await retry.attempt { try await master.output(job: id, rank: 0, stream: .stdout, offset: offset, wait: longPoll) }
+                // Wait at the master for any new output or a state change; what the wait brings is printed, not read again.
+                let key = "0.stdout"
+                let offset = offsets[key] ?? 0
+                let out = try await retry.attempt { try await master.output(job: id, rank: 0, stream: .stdout, offset: offset, wait: longPoll) }
+                if !out.bytes.isEmpty {
+                    write(out.bytes, key: key, to: .stdout, prefix: ranks > 1 ? "0: " : nil)
+                    offsets[key] = offset + Int64(out.bytes.count)
+                }
+                if out.complete { complete.insert(key) }
                 info = try await retry.attempt { try await master.job(id) }
             }
         }
