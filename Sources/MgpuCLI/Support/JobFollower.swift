@@ -63,12 +63,7 @@ struct JobFollower {
                     if complete.contains(key) { continue }
                     let offset = offsets[key] ?? 0
                     let out = try await retry.attempt { try await master.output(job: id, rank: rank, stream: stream, offset: offset, wait: 0) }
-                    if !out.bytes.isEmpty {
-                        write(out.bytes, key: key, to: stream, prefix: ranks > 1 ? "\(rank): " : nil)
-                        offsets[key] = (offsets[key] ?? 0) + Int64(out.bytes.count)
-                        progressed = true
-                    }
-                    if out.complete { complete.insert(key) }
+                    if take(out, rank: rank, stream: stream, ranks: ranks) { progressed = true }
                 }
             }
             if complete.count == ranks * 2 {
@@ -79,17 +74,23 @@ struct JobFollower {
             if !follow && !progressed { return info }
             if !progressed {
                 // Wait at the master for any new output or a state change; what the wait brings is printed, not read again.
-                let key = "0.stdout"
-                let offset = offsets[key] ?? 0
+                let offset = offsets["0.stdout"] ?? 0
                 let out = try await retry.attempt { try await master.output(job: id, rank: 0, stream: .stdout, offset: offset, wait: longPoll) }
-                if !out.bytes.isEmpty {
-                    write(out.bytes, key: key, to: .stdout, prefix: ranks > 1 ? "0: " : nil)
-                    offsets[key] = offset + Int64(out.bytes.count)
-                }
-                if out.complete { complete.insert(key) }
+                _ = take(out, rank: 0, stream: .stdout, ranks: ranks)
                 info = try await retry.attempt { try await master.job(id) }
             }
         }
+    }
+
+    /// Prints what a read of one stream brought and moves its offset on; notes when the stream is complete. True when
+    /// there were new bytes.
+    mutating func take(_ out: (bytes: [UInt8], size: Int64, complete: Bool), rank: Int, stream: StreamName, ranks: Int) -> Bool {
+        let key = "\(rank).\(stream.rawValue)"
+        if out.complete { complete.insert(key) }
+        guard !out.bytes.isEmpty else { return false }
+        write(out.bytes, key: key, to: stream, prefix: ranks > 1 ? "\(rank): " : nil)
+        offsets[key] = (offsets[key] ?? 0) + Int64(out.bytes.count)
+        return true
     }
 
     mutating func write(_ bytes: [UInt8], key: String, to stream: StreamName, prefix: String?) {

@@ -26,6 +26,16 @@ public enum TransportError: Error, CustomStringConvertible {
     case closed(host: String, port: Int)
     case failed(host: String, port: Int, reason: String)
 
+    /// A failed connect, by its errno.
+    static func unreachable(errno code: Int32, host: String, port: Int) -> TransportError {
+        switch code {
+        case ECONNREFUSED: .unreachable(host: host, port: port, reason: "connection refused")
+        case ENETUNREACH, EHOSTUNREACH: .unreachable(host: host, port: port, reason: "no route to the host")
+        case ETIMEDOUT: .unreachable(host: host, port: port, reason: "connection timed out")
+        default: .unreachable(host: host, port: port, reason: String(cString: strerror(code)))
+        }
+    }
+
     public var description: String {
         switch self {
         case let .unreachable(host, port, reason): "cannot reach the mgpu master at \(host):\(port) (\(reason))"
@@ -60,9 +70,12 @@ public struct HTTPClient: Sendable {
         self.oneShot = oneShot
     }
 
-    public var baseURL: String {
+    public var baseURL: String { "\(tls == nil ? "http" : "https")://\(authority)" }
+
+    /// `host:port`, an IPv6 address in brackets (a URL's and a Host header's form).
+    var authority: String {
         let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        return "\(tls == nil ? "http" : "https")://\(name):\(port)"
+        return "\(name):\(port)"
     }
 
     /// Sends one request. A GET (idempotent) that fails in transport is tried once more.
@@ -82,8 +95,8 @@ public struct HTTPClient: Sendable {
             var headers: [(String, String)] = []
             if let token { headers.append(("Authorization", "Bearer \(token)")) }
             if body != nil { headers.append(("Content-Type", contentType)) }
-            return try await OneShotHTTP.perform(.init(method: method, host: host, port: port, path: path, headers: headers, body: body,
-                                                       connectTimeout: connectTimeout, timeout: timeout))
+            return try await OneShotHTTP.perform(.init(method: method, host: host, port: port, authority: authority, path: path,
+                                                       headers: headers, body: body, connectTimeout: connectTimeout, timeout: timeout))
         }
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -124,12 +137,7 @@ public struct HTTPClient: Sendable {
         case let e as NIOConnectionError:
             return transportError(e.connectionErrors.first?.error ?? e.dnsAError ?? e.dnsAAAAError ?? e, timeout: timeout)
         case let e as IOError:
-            switch e.errnoCode {
-            case ECONNREFUSED: return .unreachable(host: host, port: port, reason: "connection refused")
-            case ENETUNREACH, EHOSTUNREACH: return .unreachable(host: host, port: port, reason: "no route to the host")
-            case ETIMEDOUT: return .unreachable(host: host, port: port, reason: "connection timed out")
-            default: return .unreachable(host: host, port: port, reason: String(cString: strerror(e.errnoCode)))
-            }
+            return .unreachable(errno: e.errnoCode, host: host, port: port)
         case is SocketAddressError:
             return .unreachable(host: host, port: port, reason: "cannot resolve \(host)")
         default:

@@ -16,6 +16,8 @@ enum OneShotHTTP {
         var method: HTTPMethod
         var host: String
         var port: Int
+        /// For the Host header (`HTTPClient.authority`).
+        var authority: String
         var path: String
         var headers: [(String, String)]
         var body: [UInt8]?
@@ -82,7 +84,7 @@ enum OneShotHTTP {
         do {
             try channel.pipeline.syncOperations.addHTTPClientHandlers()
             var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.path)
-            head.headers.add(name: "Host", value: request.host.contains(":") ? "[\(request.host)]:\(request.port)" : "\(request.host):\(request.port)")
+            head.headers.add(name: "Host", value: request.authority)
             for (name, value) in request.headers { head.headers.add(name: name, value: value) }
             head.headers.add(name: "Content-Length", value: "\(request.body?.count ?? 0)")
             head.headers.add(name: "Connection", value: "close")
@@ -154,7 +156,7 @@ enum OneShotHTTP {
         if result != 0 && errno != EINPROGRESS {
             let code = errno
             close(fd)
-            throw unreachable(code, host: host, port: port)
+            throw TransportError.unreachable(errno: code, host: host, port: port)
         }
         if result != 0 {
             var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
@@ -168,19 +170,10 @@ enum OneShotHTTP {
             _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
             if ready < 0 || code != 0 {
                 close(fd)
-                throw unreachable(ready < 0 ? errno : code, host: host, port: port)
+                throw TransportError.unreachable(errno: ready < 0 ? errno : code, host: host, port: port)
             }
         }
         return fd
-    }
-
-    static func unreachable(_ code: Int32, host: String, port: Int) -> TransportError {
-        switch code {
-        case ECONNREFUSED: .unreachable(host: host, port: port, reason: "connection refused")
-        case ENETUNREACH, EHOSTUNREACH: .unreachable(host: host, port: port, reason: "no route to the host")
-        case ETIMEDOUT: .unreachable(host: host, port: port, reason: "connection timed out")
-        default: .unreachable(host: host, port: port, reason: String(cString: strerror(code)))
-        }
     }
 
     /// Waits until `fd` is ready for `events`, within the request's deadline.

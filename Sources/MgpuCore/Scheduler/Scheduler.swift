@@ -45,7 +45,6 @@ public enum Scheduler {
         return plan
     }
 
-    /// The same pass over jobs; those not pending (or with a cancel requested) are skipped.
     /// Whether a pass could start anything: a free GPU on a schedulable node, a free CPU slot there when CPU-only jobs
     /// wait (`cpuOnlyPending` of them), or a running preemptible job to make room. When not, the master skips the pass,
     /// and with it the ordering of the whole queue: on a full cluster with a long queue that ordering was most of a
@@ -56,6 +55,7 @@ public enum Scheduler {
         return state.availableGPUCount > 0 || (cpuOnlyPending > 0 && state.freeCPUSlots > 0)
     }
 
+    /// The same pass over jobs; those not pending (or with a cancel requested) are skipped.
     public static func plan(pending: some Sequence<Job>, nodes: [NodeCapacity]) -> Plan {
         plan(queue: pending.lazy.filter { $0.state == .pending && !$0.cancelRequested }
                 .map { PendingJob(id: $0.id, request: $0.request) }, nodes: nodes)

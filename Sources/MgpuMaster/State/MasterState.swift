@@ -347,20 +347,14 @@ public actor MasterState {
 /// Equal environments as one dictionary in memory: every `mgpu submit` from one shell sends the same environment, and
 /// each arrives decoded as a dictionary of its own (about 5 KB for a usual login environment).
 struct EnvironmentPool {
-    private var entries: [Int: [String: String]] = [:]
+    private var entries: Set<[String: String]> = []
 
     /// `environment`, or an equal one already held.
     mutating func intern(_ environment: [String: String]) -> [String: String] {
         if environment.isEmpty { return environment }
-        let key = environment.hashValue
-        if let found = entries[key] {
-            if found == environment { return found }
-            return environment  // another environment with this hash keeps its place
-        }
         // Bounded: forgetting the pool only means that later equal environments start a new shared copy.
-        if entries.count >= 4096 { entries.removeAll(keepingCapacity: true) }
-        entries[key] = environment
-        return environment
+        if entries.count >= 4096 && !entries.contains(environment) { entries.removeAll(keepingCapacity: true) }
+        return entries.insert(environment).memberAfterInsert
     }
 }
 

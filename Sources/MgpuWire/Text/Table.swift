@@ -17,7 +17,8 @@ public struct Table: Sendable {
         let rows = self.rows.map { $0.map(Terminal.safe) }
         // Each cell's width once (characters; the UTF-8 count where it is ASCII, which is the common case and cheap).
         let counts = rows.map { $0.map(Self.width) }
-        var widths = header.map(Self.width)
+        let headerCounts = header.map(Self.width)
+        var widths = headerCounts
         for row in counts { for (i, count) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], count) } }
         let blanks = String(repeating: " ", count: (widths.max() ?? 0) + 2)
         var out = ""
@@ -30,7 +31,7 @@ public struct Table: Sendable {
                 if pad <= blanks.utf8.count { out += Substring(blanks.utf8.prefix(pad)) } else { out += String(repeating: " ", count: pad) }
             }
         }
-        line(header, header.map(Self.width))
+        line(header, headerCounts)
         for (row, rowCounts) in zip(rows, counts) {
             out += "\n"
             line(row, rowCounts)
