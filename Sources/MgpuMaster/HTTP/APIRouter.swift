@@ -172,13 +172,15 @@ enum APIRouter {
         }
         router.get("/v1/queue") { request, _ in
             let within = try numberParam(request.uri.queryParameters["finished"].map(String.init), "finished", default: 300)
-            let queue = await state.queue(finishedWithin: max(0, within))
             switch request.uri.queryParameters["format"].map(String.init) {
             case nil, "json":
+                let queue = await state.queue(finishedWithin: max(0, within))
                 var headers = HTTPFields()
                 headers[.contentType] = "application/json"
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try queueJSON.encode(queue))))
-            case "text": return text(queue.renderTable())
+            case "text":
+                let listing = await state.queueLines(finishedWithin: max(0, within))
+                return text(QueueResponse.renderTable(jobs: listing.lines, nodes: listing.nodes, anySilent: listing.anySilent))
             case let other?: throw HTTPError(.badRequest, message: "format must be json or text, got \(other.debugDescription)")
             }
         }

@@ -85,20 +85,26 @@ extension MasterState {
         return task
     }
 
-    func info(_ job: Job, now: Double, series: Bool = false) -> JobInfo {
-        var note: String?
-        if job.state == .pending { note = waitingNote(job, now: now) }
-        if job.state == .running {
+    /// What a pending job waits for, or what is going on with a running one (a listing's REASON).
+    func note(_ job: Job, now: Double) -> String? {
+        switch job.state {
+        case .pending: return waitingNote(job, now: now)
+        case .running:
             let silent = job.parts.filter { part in
                 part.exit == nil && !(nodes[part.nodeId]?.isResponding(now: now, timeout: config.nodeTimeout) ?? false)
             }
-            if !silent.isEmpty { note = "node not responding: " + silent.map(\.nodeId).joined(separator: ", ") }
-            else if job.cancelRequested { note = "cancelling" }
-            else if let by = job.preemptedBy { note = "being preempted for job \(by)" }
-            else if let idle = idleNote(job, now: now) { note = idle }
-            else if job.terminating { note = "terminating: \(job.reason ?? "a part failed")" }
+            if !silent.isEmpty { return "node not responding: " + silent.map(\.nodeId).joined(separator: ", ") }
+            if job.cancelRequested { return "cancelling" }
+            if let by = job.preemptedBy { return "being preempted for job \(by)" }
+            if let idle = idleNote(job, now: now) { return idle }
+            if job.terminating { return "terminating: \(job.reason ?? "a part failed")" }
+            return nil
+        default: return nil
         }
-        var info = JobInfo(job: job, note: note)
+    }
+
+    func info(_ job: Job, now: Double, series: Bool = false) -> JobInfo {
+        var info = JobInfo(job: job, note: note(job, now: now))
         if job.state == .running {
             info.usage = usageNow(job, now: now)
             if markedIdle.contains(job.id) { info.idleSince = idleSince[job.id] }
@@ -118,13 +124,33 @@ extension MasterState {
     /// Pending and running jobs, and those that ended in the last `finishedWithin` seconds.
     public func queue(finishedWithin: Double) -> QueueResponse {
         let now = clock()
+        return QueueResponse(now: now, jobs: listed(finishedWithin: finishedWithin, now: now).map { info(jobs.values[$0], now: now) },
+                             nodes: nodeInfos(now: now))
+    }
+
+    /// The same listing as the lines of `mgpu queue` (`QueueResponse.renderTable(jobs:nodes:anySilent:)` renders
+    /// it): each line made from the job where it is kept, with no JobInfo or copy made of it (together a third of a
+    /// 10,000-job listing).
+    public func queueLines(finishedWithin: Double) -> (lines: [[String]], nodes: [NodeInfo], anySilent: Bool) {
+        let now = clock()
+        var anySilent = false
+        let lines = listed(finishedWithin: finishedWithin, now: now).map { index in
+            let note = note(jobs.values[index], now: now)
+            if QueueResponse.isSilent(note) { anySilent = true }
+            return QueueResponse.cells(jobs.values[index], note: note, now: now)
+        }
+        return (lines, nodeInfos(now: now), anySilent)
+    }
+
+    /// Where the jobs a listing shows are kept, in submission order.
+    func listed(finishedWithin: Double, now: Double) -> [[JobID: Job].Index] {
         computeExpectedStarts()
-        // Sorted as (seq, id) pairs, not as whole jobs: moving Job values around was most of a listing's sort.
         heap.churn += jobs.count / 4
-        let shown = jobs.values.compactMap { job in
-            !job.state.isTerminal || now - (job.endTime ?? 0) <= finishedWithin ? (job.seq, job.id) : nil
-        }.sorted { $0.0 < $1.0 }
-        return QueueResponse(now: now, jobs: shown.map { info(jobs[$0.1]!, now: now) }, nodes: nodeInfos(now: now))
+        // Sorted as (seq, index) pairs, not as whole jobs: moving Job values around was most of a listing's sort; an
+        // index reaches its job again without hashing its id.
+        return zip(jobs.indices, jobs.values).compactMap { index, job in
+            !job.state.isTerminal || now - (job.endTime ?? 0) <= finishedWithin ? (job.seq, index) : nil
+        }.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
     public func nodeInfos(now: Double) -> [NodeInfo] {

@@ -1,50 +1,82 @@
 public import MgpuCore
 
+/// What a line of `mgpu queue` shows of a job: held alike by the JSON's `JobInfo` and by the master's `Job`, so the
+/// master renders its text listing straight from its jobs (no JobInfo made per line) with the same cells.
+public protocol QueueListable {
+    var id: JobID { get }
+    var name: String { get }
+    var user: String { get }
+    var state: JobState { get }
+    var request: ResourceRequest { get }
+    var submitTime: Double { get }
+    var startTime: Double? { get }
+    var endTime: Double? { get }
+    var parts: [JobPart] { get }
+    var exit: ExitStatus? { get }
+    var reason: String? { get }
+    var timeLimit: Double? { get }
+    var requeues: Int? { get }
+    var array: JobArray? { get }
+}
+
+extension JobInfo: QueueListable {}
+extension Job: QueueListable {}
+
 extension QueueResponse {
     /// The listing `mgpu queue` prints: jobs, then nodes.
     public func renderTable() -> String {
-        let queue = self
-        var jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "TIME LEFT", "REASON"])
-        for job in queue.jobs {
-            let elapsed: String
-            switch job.state {
-            case .pending: elapsed = formatElapsed(queue.now - job.submitTime)
-            case .running: elapsed = formatElapsed(queue.now - (job.startTime ?? queue.now))
-            default: elapsed = formatElapsed((job.endTime ?? queue.now) - (job.startTime ?? job.endTime ?? queue.now))
-            }
-            var gpus = job.parts.isEmpty
-                ? (job.request.pinned != nil ? "pinned" : "\(job.request.totalGPUs)")
-                : job.placementText
-            if job.request.distributed { gpus += " (distributed)" }
-            var reason = job.note ?? job.reason ?? ""
-            if job.state.isTerminal, let exit = job.exit, job.state != .nodeFail { reason = job.reason ?? exit.summary }
-            if let n = job.requeues, n > 0 { reason += reason.isEmpty ? "requeued \(n)×" : " (requeued \(n)×)" }
-            let state = job.state == .running && job.note?.hasPrefix("node not responding") == true ? "RUNNING*" : job.state.rawValue
-            var left = "-"
-            if let limit = job.timeLimit {
-                switch job.state {
-                case .pending: left = formatElapsed(limit)
-                case .running: left = formatElapsed(max(0, limit - (queue.now - (job.startTime ?? queue.now))))
-                default: break
-                }
-            }
-            // An array's record: the tasks not started, on one line ("3F2A9C01_[10-99%8]").
-            var id = job.array.map { job.id.rawValue + "_" + $0.pendingText } ?? job.id.rawValue
-            if id.count > 48 { id = id.prefix(46) + "…]" }
-            jobs.rows.append([id, String(job.name.prefix(24)), job.user, state, gpus, elapsed, left, reason])
-        }
-        var nodes = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
-        for node in queue.nodes {
+        Self.renderTable(jobs: jobs.map { Self.cells($0, note: $0.note, now: now) }, nodes: nodes,
+                         anySilent: jobs.contains { Self.isSilent($0.note) })
+    }
+
+    /// The table of `cells` lines (one per job, as `cells` makes them) and of the nodes.
+    public static func renderTable(jobs lines: [[String]], nodes: [NodeInfo], anySilent: Bool) -> String {
+        let jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "TIME LEFT", "REASON"], rows: lines)
+        var table = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
+        for node in nodes {
             let sim = node.simulated ? " (simulated)" : ""
-            nodes.rows.append([node.id, node.address, node.state.rawValue + (node.drainState.map { ", " + $0 } ?? ""), "\(node.gpus.count)\(sim)",
+            table.rows.append([node.id, node.address, node.state.rawValue + (node.drainState.map { ", " + $0 } ?? ""), "\(node.gpus.count)\(sim)",
                                node.state == .up ? "\(node.freeGPUCount)" : "-", "\(node.busyGPUs.count)",
                                "\(node.cpuSlotsUsed)/\(node.cpuSlots)", "\(Int(node.secondsSinceHeartbeat))s ago"])
         }
-        var out = queue.jobs.isEmpty ? "No jobs." : jobs.render()
-        out += "\n\n" + (queue.nodes.isEmpty ? "No nodes registered." : nodes.render())
-        if queue.jobs.contains(where: { $0.note?.hasPrefix("node not responding") == true }) {
+        var out = lines.isEmpty ? "No jobs." : jobs.render()
+        out += "\n\n" + (nodes.isEmpty ? "No nodes registered." : table.render())
+        if anySilent {
             out += "\n\nRUNNING*: running, node not responding (the job keeps its GPUs until the node is back or lost)"
         }
         return out
+    }
+
+    /// A running job's note when a node of it has gone silent (its state shows as RUNNING*).
+    public static func isSilent(_ note: String?) -> Bool { note?.hasPrefix("node not responding") == true }
+
+    /// One job's line: its cells, under the listing's header.
+    public static func cells(_ job: some QueueListable, note: String?, now: Double) -> [String] {
+        let elapsed: String
+        switch job.state {
+        case .pending: elapsed = formatElapsed(now - job.submitTime)
+        case .running: elapsed = formatElapsed(now - (job.startTime ?? now))
+        default: elapsed = formatElapsed((job.endTime ?? now) - (job.startTime ?? job.endTime ?? now))
+        }
+        var gpus = job.parts.isEmpty
+            ? (job.request.pinned != nil ? "pinned" : "\(job.request.totalGPUs)")
+            : JobPart.placementText(job.parts)
+        if job.request.distributed { gpus += " (distributed)" }
+        var reason = note ?? job.reason ?? ""
+        if job.state.isTerminal, let exit = job.exit, job.state != .nodeFail { reason = job.reason ?? exit.summary }
+        if let n = job.requeues, n > 0 { reason += reason.isEmpty ? "requeued \(n)×" : " (requeued \(n)×)" }
+        let state = job.state == .running && isSilent(note) ? "RUNNING*" : job.state.rawValue
+        var left = "-"
+        if let limit = job.timeLimit {
+            switch job.state {
+            case .pending: left = formatElapsed(limit)
+            case .running: left = formatElapsed(max(0, limit - (now - (job.startTime ?? now))))
+            default: break
+            }
+        }
+        // An array's record: the tasks not started, on one line ("3F2A9C01_[10-99%8]").
+        var id = job.array.map { job.id.rawValue + "_" + $0.pendingText } ?? job.id.rawValue
+        if id.count > 48 { id = id.prefix(46) + "…]" }
+        return [id, String(job.name.prefix(24)), job.user, state, gpus, elapsed, left, reason]
     }
 }

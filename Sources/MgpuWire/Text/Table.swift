@@ -14,9 +14,22 @@ public struct Table: Sendable {
     }
 
     public func render() -> String {
-        let rows = self.rows.map { $0.map(Terminal.safe) }
-        // Each cell's width once (characters; the UTF-8 count where it is ASCII, which is the common case and cheap).
-        let counts = rows.map { $0.map(Self.width) }
+        // Each cell made safe and measured in one pass (printable ASCII, the common case, as it is: its UTF-8 count).
+        var rows = self.rows
+        var counts = [[Int]]()
+        counts.reserveCapacity(rows.count)
+        for r in rows.indices {
+            var rowCounts = [Int](repeating: 0, count: rows[r].count)
+            for c in rows[r].indices {
+                if let plain = Self.plainWidth(rows[r][c]) {
+                    rowCounts[c] = plain
+                } else {
+                    rows[r][c] = Terminal.safe(rows[r][c])
+                    rowCounts[c] = Self.width(rows[r][c])
+                }
+            }
+            counts.append(rowCounts)
+        }
         let headerCounts = header.map(Self.width)
         var widths = headerCounts
         for row in counts { for (i, count) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], count) } }
@@ -37,6 +50,13 @@ public struct Table: Sendable {
             line(row, rowCounts)
         }
         return out
+    }
+
+    /// The width of a cell of printable ASCII only (nothing for `Terminal.safe` to change); nil for any other.
+    static func plainWidth(_ cell: String) -> Int? {
+        let plain = cell.utf8.withContiguousStorageIfAvailable { bytes in bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F } }
+            ?? cell.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+        return plain ? cell.utf8.count : nil
     }
 
     static func width(_ cell: String) -> Int {
