@@ -14,14 +14,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-// The checks every opened job file must pass: regular, owned by `owner`, one link, not writable by others.
+// The checks every job file must pass: regular, owned by `owner`, one link, not writable by others.
+static int acceptable_stat(const struct stat *st, uid_t owner) {
+    if (!S_ISREG(st->st_mode)) return 0;
+    if (st->st_uid != owner || st->st_nlink != 1) return 0;
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) return 0;
+    return 1;
+}
+
 static int acceptable(int fd, uid_t owner) {
     struct stat st;
     if (fstat(fd, &st) != 0) return 0;
-    if (!S_ISREG(st.st_mode)) return 0;
-    if (st.st_uid != owner || st.st_nlink != 1) return 0;
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) return 0;
-    return 1;
+    return acceptable_stat(&st, owner);
 }
 
 int mgpu_open_beneath(int dirfd, const char *name, int flags, unsigned owner) {
@@ -75,12 +79,30 @@ int mgpu_open_job_file(int rootfd, const char *job, const char *name, int flags,
 }
 
 long long mgpu_job_file_size(int rootfd, const char *job, const char *name, unsigned owner) {
-    int fd = mgpu_open_job_file(rootfd, job, name, O_RDONLY, owner);
+    if (!name || !*name || strchr(name, '/')) { errno = EINVAL; return -1; }
+    int dir = mgpu_open_dir_beneath(rootfd, job, owner);
+    if (dir < 0) return -1;
+    // The entry itself (a link is not followed, a FIFO not opened), checked as an opened file would be.
+    struct stat st;
+    int found = fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    int saved = errno;
+    close(dir);
+    if (!found) { errno = saved; return -1; }
+    if (!acceptable_stat(&st, (uid_t)owner)) { errno = EPERM; return -1; }
+    return (long long)st.st_size;
+}
+
+int mgpu_write_file_beneath(int dirfd, const char *name, const void *bytes, unsigned long length, unsigned owner) {
+    int fd = mgpu_open_beneath(dirfd, name, O_WRONLY | O_CREAT, owner);
     if (fd < 0) return -1;
     struct stat st;
-    long long size = fstat(fd, &st) == 0 ? (long long)st.st_size : -1;
+    int rc = mgpu_write_all(fd, bytes, length);
+    if (rc == 0 && fstat(fd, &st) != 0) rc = -1;
+    if (rc == 0 && st.st_size > (off_t)length && ftruncate(fd, (off_t)length) != 0) rc = -1;
+    int saved = errno;
     close(fd);
-    return size;
+    errno = saved;
+    return rc;
 }
 
 long mgpu_read_at(int fd, void *buffer, unsigned long length, long long offset) {

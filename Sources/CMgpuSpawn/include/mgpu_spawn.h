@@ -23,6 +23,10 @@ int mgpu_private_dir(int fd, unsigned owner);
 int mgpu_open_job_file(int rootfd, const char *job, const char *name, int flags, unsigned owner);
 /// The size of `rootfd`/`job`/`name`, or -1 when it is missing or not an acceptable file.
 long long mgpu_job_file_size(int rootfd, const char *job, const char *name, unsigned owner);
+/// Makes `bytes` the whole content of `name` in `dirfd` (created if missing, checked as above): written over what is
+/// there, then cut to its length. Never truncated to zero first: on ext4 that makes close() flush the file at once and
+/// frees (on a disk mounted with discard, discards) its blocks, which was most of a job start's cost.
+int mgpu_write_file_beneath(int dirfd, const char *name, const void *bytes, unsigned long length, unsigned owner);
 /// Reads up to `length` bytes at `offset` (retrying EINTR); the count read, or -1.
 long mgpu_read_at(int fd, void *buffer, unsigned long length, long long offset);
 /// Writes all of `buffer`; 0, or -1.

@@ -88,14 +88,21 @@ struct JobFolders: Sendable {
         }
     }
 
-    /// Creates or truncates a file of the job with `bytes`.
+    /// Makes each of `files` (name, content) a file of the job with that content, the job's folder opened once for
+    /// all of them. Files kept from an earlier job (`retire`) are written over, not emptied first (`mgpu_write_file_beneath`).
+    func write(_ id: JobID, _ files: [(name: String, bytes: [UInt8])]) throws(POSIXError) {
+        let folder = mgpu_open_dir_beneath(fd, id.rawValue, owner)
+        guard folder >= 0 else { throw POSIXError(path: dir(id), errno) }
+        defer { close(folder) }
+        for file in files {
+            let rc = file.bytes.withUnsafeBytes { mgpu_write_file_beneath(folder, file.name, $0.baseAddress, UInt($0.count), owner) }
+            guard rc == 0 else { throw POSIXError(path: "\(dir(id))/\(file.name)", errno) }
+        }
+    }
+
+    /// Makes `bytes` the content of a file of the job.
     func write(_ id: JobID, _ name: String, _ bytes: some Collection<UInt8>) throws(POSIXError) {
-        let file = mgpu_open_job_file(fd, id.rawValue, name, O_WRONLY | O_CREAT | O_TRUNC, owner)
-        guard file >= 0 else { throw POSIXError(path: "\(dir(id))/\(name)", errno) }
-        defer { close(file) }
-        let data = Array(bytes)
-        let rc = data.withUnsafeBytes { mgpu_write_all(file, $0.baseAddress, UInt(data.count)) }
-        guard rc == 0 else { throw POSIXError(path: "\(dir(id))/\(name)", errno) }
+        try write(id, [(name, Array(bytes))])
     }
 
     /// Appends `bytes` to a file of the job. False when it is missing or not acceptable.

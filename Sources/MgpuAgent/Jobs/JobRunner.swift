@@ -112,20 +112,21 @@ public actor JobRunner {
             }
             // The folder and every file in it stay the agent's: the job gets its streams as descriptors.
             try folders.create(id)
-            try folders.write(id, "work.json", try JSONEncoder().encode(work))
-            try folders.write(id, "command", work.command.utf8)
-            try folders.write(id, "workdir", work.workdir.utf8)
-            // The job's whole environment, as the master assembled it (`Job.workItem`).
-            try folders.write(id, "environ", work.environment.flatMap { Array("\($0.key)=\($0.value)".utf8) + [0] })
-            try folders.write(id, "stdout", [])
-            try folders.write(id, "stderr", [])
+            var files: [(name: String, bytes: [UInt8])] = [
+                ("work.json", Array(try JSONEncoder().encode(work))),
+                ("command", Array(work.command.utf8)),
+                ("workdir", Array(work.workdir.utf8)),
+                // The job's whole environment, as the master assembled it (`Job.workItem`).
+                ("environ", work.environment.flatMap { Array("\($0.key)=\($0.value)".utf8) + [0] }),
+                ("stdout", []),
+                ("stderr", []),
+            ]
+            if work.stdin == true { files.append(("stdin", [])) }
+            try folders.write(id, files)
             job.isChild = true
             var args = supervisor + [job.dir, String(work.killGraceSeconds)]
             if let limit = work.timeLimit { args += ["--time", String(limit)] }
-            if work.stdin == true {
-                try folders.write(id, "stdin", [])
-                args.append("--stdin")
-            }
+            if work.stdin == true { args.append("--stdin") }
             if let tty = work.tty { args += ["--tty", String(tty.rows), String(tty.columns)] }
             if let account { args += ["--user", account.name] }
             // The supervisor reports everything through the job's files (an error, too, goes to `exit`).
