@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 // The checks every job file must pass: regular, owned by `owner`, one link, not writable by others.
@@ -142,6 +143,38 @@ int mgpu_replace_file_at(int dirfd, const char *name, const void *bytes, unsigne
     close(fd);
     if (rc != 0) { unlinkat(dirfd, tmp, 0); errno = saved; return -1; }
     return renameat(dirfd, tmp, dirfd, name);
+}
+
+static void record_attribute(char *attr, size_t size, const char *name) { snprintf(attr, size, "user.mgpu.%s", name); }
+
+int mgpu_write_record(int dirfd, const char *name, const void *bytes, unsigned long length) {
+    char attr[300];
+    if (strlen(name) > 250) { errno = ENAMETOOLONG; return -1; }
+    record_attribute(attr, sizeof attr, name);
+    if (fsetxattr(dirfd, attr, bytes, length, 0) == 0) return 0;
+    // No user attributes here (or no room for this one): the file, written whole and renamed into place.
+    return mgpu_replace_file_at(dirfd, name, bytes, length);
+}
+
+long mgpu_read_record(int rootfd, const char *job, const char *name, void *buffer, unsigned long size, unsigned owner) {
+    char attr[300];
+    if (!name || !*name || strchr(name, '/') || strlen(name) > 250) { errno = EINVAL; return -1; }
+    int dir = mgpu_open_dir_beneath(rootfd, job, owner);
+    if (dir < 0) return -1;
+    record_attribute(attr, sizeof attr, name);
+    long n = (long)fgetxattr(dir, attr, buffer, size);
+    if (n < 0 && errno != ERANGE) {
+        // Not kept as an attribute: the file (a file system without user attributes; a supervisor of mgpu 0.2.0 or before).
+        int fd = mgpu_open_beneath(dir, name, O_RDONLY, owner);
+        n = fd < 0 ? -1 : mgpu_read_at(fd, buffer, size, 0);
+        int saved = errno;
+        if (fd >= 0) close(fd);
+        errno = saved;
+    }
+    int saved = errno;
+    close(dir);
+    errno = saved;
+    return n;
 }
 
 int mgpu_remove_tree(int parentfd, const char *name) {

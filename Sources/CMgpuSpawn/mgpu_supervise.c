@@ -76,10 +76,11 @@ static char *read_job_file(const char *name, size_t max, size_t *length) {
     return data;
 }
 
-// Written to NAME.tmp and renamed over NAME: readers see all of it or nothing. (No fsync: it guards against a
-// process dying, not the machine; after a machine crash the job is gone anyway.)
+// A record of the job folder (an attribute of the folder, else a file renamed into place: mgpu_write_record): readers
+// see all of it or nothing. (No fsync: it guards against a process dying, not the machine; after a machine crash the
+// job is gone anyway.)
 static void write_atomically(const char *name, const char *text) {
-    (void)mgpu_replace_file_at(job_dir, name, text, strlen(text));
+    (void)mgpu_write_record(job_dir, name, text, strlen(text));
 }
 
 static void finish(const char *line) __attribute__((noreturn));

@@ -1,3 +1,4 @@
+import CMgpuSpawn
 import Foundation
 import MgpuClient
 import MgpuCore
@@ -165,7 +166,7 @@ extension EndToEndTests {
             let id = try await cluster.submit(["--gpus", "0", "--kill-grace", "1", "echo started; sleep 300"], cwd: pub, env: ["MGPU_TOKEN": token])
             try await cluster.waitForState(id, [.running])
             let dir = cluster.dir + "/node001/jobs/\(id)"
-            try await waitUntil("the job's pid file", timeout: 10) { FileManager.default.fileExists(atPath: dir + "/pid") }
+            try await waitUntil("the job's pid record", timeout: 10) { TestCluster.jobRecord(dir, "pid") != nil }
             try await waitUntil("its first output shipped", timeout: 10) {
                 try await cluster.mgpu(["logs", id.rawValue], env: ["MGPU_TOKEN": token]).stdout.contains("started")
             }
@@ -175,7 +176,10 @@ extension EndToEndTests {
             }
             unlink(dir + "/stderr")
             mkfifo(dir + "/stderr", 0o600)
-            try "\(bystander) \(bystander)\n".write(toFile: dir + "/pid", atomically: false, encoding: .utf8)
+            // The pid record rewritten, as the attribute the supervisor set and as the file an older one wrote.
+            let forged = "\(bystander) \(bystander)\n"
+            #expect(setxattr(dir, "user.mgpu.pid", forged, forged.utf8.count, 0) == 0)
+            try forged.write(toFile: dir + "/pid", atomically: false, encoding: .utf8)
             symlink(keep, dir + "/subdir")
 
             // The agent stays responsive and cancels the right processes.

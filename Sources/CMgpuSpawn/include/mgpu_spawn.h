@@ -1,6 +1,7 @@
 #ifndef MGPU_SPAWN_H
 #define MGPU_SPAWN_H
 #include <spawn.h>
+#include <sys/xattr.h>  // getxattr and setxattr for Swift code (Glibc does not export them): job records
 
 /// Closes every file descriptor >= `from` in the child (glibc >= 2.34); returns non-zero when unsupported.
 int mgpu_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
@@ -33,6 +34,14 @@ long mgpu_read_at(int fd, void *buffer, unsigned long length, long long offset);
 int mgpu_write_all(int fd, const void *buffer, unsigned long length);
 /// Writes `name`.tmp in `dirfd` (created anew, not through a link) and renames it over `name`: all or nothing.
 int mgpu_replace_file_at(int dirfd, const char *name, const void *bytes, unsigned long length);
+/// A job's small record (`pid`, `exit`): kept as the extended attribute `user.mgpu.NAME` of the job's folder `dirfd`, set
+/// in one call (all or nothing), so a job creates and later deletes no file for it (on ext4 every file deleted makes
+/// the next ones created slower for a while); where the file system has no user attributes, the file `name` written
+/// as `mgpu_replace_file_at` does. 0, or -1.
+int mgpu_write_record(int dirfd, const char *name, const void *bytes, unsigned long length);
+/// Reads the record `name` of `rootfd`/`job` (the folder checked as above) into `buffer`: the attribute, else the file
+/// (checked as above). The count read, or -1.
+long mgpu_read_record(int rootfd, const char *job, const char *name, void *buffer, unsigned long size, unsigned owner);
 /// Removes `name` in `parentfd` and everything below it, unlinking links instead of following them.
 int mgpu_remove_tree(int parentfd, const char *name);
 /// Renames a finished job's folder to `spare` and empties it but for the agent-only files the next job overwrites.

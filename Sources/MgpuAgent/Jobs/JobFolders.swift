@@ -129,6 +129,14 @@ struct JobFolders: Sendable {
         return Array(bytes.prefix(n))
     }
 
+    /// A record the supervisor keeps for the job (`pid`, `exit`): the folder's attribute, else its file (at most
+    /// 64 KiB read; nil when there is none).
+    func record(_ id: JobID, _ name: String) -> String? {
+        var bytes = [UInt8](repeating: 0, count: 65536)
+        let n = bytes.withUnsafeMutableBytes { mgpu_read_record(fd, id.rawValue, name, $0.baseAddress, UInt($0.count), owner) }
+        return n < 0 ? nil : String(decoding: bytes[0..<n], as: UTF8.self)
+    }
+
     /// A small text file of the job (at most 64 KiB read).
     func text(_ id: JobID, _ name: String) -> String? {
         read(id, name, limit: 65536).map { String(decoding: $0, as: UTF8.self) }

@@ -66,10 +66,10 @@ public actor JobRunner {
         return count
     }
 
-    /// The supervisor's and the job's pids, from the supervisor's `pid` file (the agent's own file, in the agent's
+    /// The supervisor's and the job's pids, from the supervisor's `pid` record (the agent's own, on the agent's
     /// private folder).
     func pids(_ id: JobID) -> (Int32, Int32)? {
-        guard let text = folders.text(id, "pid") else { return nil }
+        guard let text = folders.record(id, "pid") else { return nil }
         let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard fields.count == 2, let supervisor = Int32(fields[0]), let main = Int32(fields[1]), supervisor > 1, main > 1 else { return nil }
         return (supervisor, main)
@@ -84,7 +84,7 @@ public actor JobRunner {
     }
 
     func readExit(_ id: JobID) -> ExitStatus? {
-        folders.text(id, "exit").flatMap(LocalJob.parseExit)
+        folders.record(id, "exit").flatMap(LocalJob.parseExit)
     }
 
     /// True when the part ended and all its output reached the master.

@@ -1,3 +1,4 @@
+import CMgpuSpawn
 import Foundation
 import MgpuClient
 import MgpuCore
@@ -196,12 +197,24 @@ final class TestCluster {
         for pid in started { var s: Int32 = 0; waitpid(pid, &s, 0) }
         let enumerator = FileManager.default.enumerator(atPath: dir)
         while let path = enumerator?.nextObject() as? String {
-            guard path.hasSuffix("/pid"), let text = try? String(contentsOfFile: "\(dir)/\(path)", encoding: .utf8) else { continue }
+            // A job's folder (<agent-state>/jobs/<JOB>): its supervisor's pid record.
+            let parts = path.split(separator: "/")
+            guard parts.count >= 2, parts[parts.count - 2] == "jobs", JobID(String(parts[parts.count - 1])) != nil,
+                  let text = Self.jobRecord("\(dir)/\(path)", "pid") else { continue }
             let pids = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
             if pids.count == 2 { Glibc.kill(-pids[1], SIGKILL); Glibc.kill(pids[0], SIGKILL) }
         }
         // A supervisor that had not written its pid file yet: found by the folder on its command line.
         for pid in processes(containing: "_supervise \(dir)/") { Glibc.kill(pid, SIGKILL) }
+    }
+
+    /// A job folder's record as its supervisor keeps it (`pid`, `exit`): the folder's `user.mgpu.NAME` attribute,
+    /// else the file.
+    static func jobRecord(_ folder: String, _ name: String) -> String? {
+        var bytes = [UInt8](repeating: 0, count: 65536)
+        let n = getxattr(folder, "user.mgpu." + name, &bytes, bytes.count)
+        if n >= 0 { return String(decoding: bytes[0..<n], as: UTF8.self) }
+        return try? String(contentsOfFile: folder + "/" + name, encoding: .utf8)
     }
 
     /// Everything the agent `id` logged, across its restarts.
