@@ -12,7 +12,7 @@ let package = Package(
     products: [
         .executable(name: "mgpu", targets: ["mgpu"]),
         .executable(name: "mgpu-supervise", targets: ["mgpu-supervise"]),
-        .executable(name: "mgpu-scheduler-bench", targets: ["MgpuSchedulerBenchmark"]),
+        .executable(name: "mgpu-bench", targets: ["MgpuBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -104,10 +104,11 @@ let package = Package(
         // installed beside mgpu, else `mgpu _supervise`.
         .executableTarget(name: "mgpu-supervise", dependencies: ["CMgpuSpawn"]),
 
-        // `bench/run --scale`: one scheduling pass over a long queue and many nodes (google/swift-benchmark).
-        .executableTarget(name: "MgpuSchedulerBenchmark", dependencies: [
-            "MgpuCore", .product(name: "Benchmark", package: "swift-benchmark"),
-        ], path: "Benchmarks/MgpuSchedulerBenchmark", swiftSettings: swiftSettings),
+        // Microbenchmarks of the hot paths (google/swift-benchmark): the scheduling pass, the master's listings,
+        // submissions and store commits, the sync answer's JSON, the table. `bench/run --scale` runs them.
+        .executableTarget(name: "MgpuBenchmarks", dependencies: [
+            "MgpuCore", "MgpuWire", "MgpuMaster", .product(name: "Benchmark", package: "swift-benchmark"),
+        ], path: "Benchmarks/MgpuBenchmarks", swiftSettings: swiftSettings),
 
         .testTarget(name: "MgpuCoreTests", dependencies: ["MgpuCore"], swiftSettings: swiftSettings),
         .testTarget(name: "MgpuWireTests", dependencies: ["MgpuWire"], swiftSettings: swiftSettings),

@@ -6,13 +6,16 @@ import Synchronization
 /// `GET /v1/queue` as JSON, each job's object encoded once while it stays the same: a listing of 10,000 pending jobs
 /// re-encoded every row with JSONEncoder (about 100 ms at the master); now only the rows that changed since the last
 /// listing are (a job's info is compared, not its encoding). The answer is the same JSON object.
-final class QueueJSON: Sendable {
+public final class QueueJSON: Sendable {
     private let rows = Mutex<[JobID: (info: JobInfo, json: Data)]>([:])
     private let encoder: JSONEncoder
 
-    init(encoder: JSONEncoder) { self.encoder = encoder }
+    /// The API's encoder (sorted keys), which the listing's bytes follow.
+    public static var encoder: JSONEncoder { APIRouter.encoder }
 
-    func encode(_ queue: QueueResponse) throws -> Data {
+    public init(encoder: JSONEncoder) { self.encoder = encoder }
+
+    public func encode(_ queue: QueueResponse) throws -> Data {
         let previous = rows.withLock { $0 }
         var current: [JobID: (info: JobInfo, json: Data)] = [:]
         current.reserveCapacity(queue.jobs.count)
