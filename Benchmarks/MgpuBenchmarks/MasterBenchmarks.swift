@@ -59,6 +59,13 @@ func masterBenchmarks() async throws -> BenchmarkSuite {
         _ = blocking { try await master.cancel(submitted.map(\.rawValue)) }
     }
 
+    suite.benchmark("cancel: 1 job of 10,000 pending (memory store)") { state in
+        let ids = blocking { try await master.submit([template("python train.py")]) }
+        var results: [CancelResponse.Result] = []
+        try state.measure { results = blocking { try await master.cancel(ids.map(\.rawValue)) } }
+        precondition(results.count == 1 && results[0].outcome == .cancelled)
+    }
+
     // The store alone: 1,000 new jobs committed to a database file (WAL, as the master opens it).
     let dir = NSTemporaryDirectory() + "mgpu-bench-\(UUID().uuidString.prefix(8))"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -8,6 +8,8 @@ public final class MemoryStore: StateStore {
 
     private struct State {
         var jobs: [JobID: Job] = [:]
+        /// The arrays its tasks belong to (as the SQLite store's index on ids finds them).
+        var arrays: Set<JobID> = []
         var nodes: [String: Node] = [:]
         var usage: [String: Usage] = [:]
         var policy: SharingPolicy?
@@ -43,7 +45,10 @@ public final class MemoryStore: StateStore {
                 throw StoreError(message: "the disk is full")
             }
             state.commits += 1
-            for job in change.jobs { state.jobs[job.id] = job }
+            for job in change.jobs {
+                state.jobs[job.id] = job
+                if let parent = job.id.arrayParent { state.arrays.insert(parent) }
+            }
             for node in change.nodes { state.nodes[node.id] = node }
             for id in change.removedNodes { state.nodes[id] = nil }
             for id in change.removedJobs { state.jobs[id] = nil }
@@ -53,10 +58,7 @@ public final class MemoryStore: StateStore {
     }
 
     public func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID> {
-        state.withLock { state in
-            let arrays = Set(state.jobs.keys.compactMap(\.arrayParent))
-            return Set(ids.filter { state.jobs[$0] != nil || arrays.contains($0) })
-        }
+        state.withLock { state in Set(ids.filter { state.jobs[$0] != nil || state.arrays.contains($0) }) }
     }
 
     public func tasks(of parent: JobID) throws -> [Job] {

@@ -213,7 +213,7 @@ public actor MasterState {
             // An array's record whose tasks have all started (or been cancelled one by one).
             guard let old = jobs.removeValue(forKey: id) else { continue }
             pendingByUser[old.user, default: 0] -= Self.pendingWeight(old)
-            pending.remove([id])
+            pending.remove([id: old.seq])
             dependent.remove(id)
             scheduleNeeded = true
             waiters.wake("job:\(id)")
@@ -227,12 +227,12 @@ public actor MasterState {
     /// Applies committed jobs in memory.
     func apply(_ changed: [Job]) {
         heap.churn += changed.count
-        var leftQueue = Set<JobID>()
+        var leftQueue: [JobID: Int64] = [:]
         for job in changed { apply(job, leftQueue: &leftQueue) }
         pending.remove(leftQueue)
     }
 
-    private func apply(_ job: Job, leftQueue: inout Set<JobID>) {
+    private func apply(_ job: Job, leftQueue: inout [JobID: Int64]) {
         var job = job
         // Equal environments share one dictionary in memory (a job changed keeps its own: the same storage, so the
         // comparison is immediate).
@@ -240,8 +240,8 @@ public actor MasterState {
         else { job.environment = environments.intern(job.environment) }
         let old = jobs.updateValue(job, forKey: job.id)
         pendingByUser[job.user, default: 0] += Self.pendingWeight(job) - (old.map(Self.pendingWeight) ?? 0)
-        if old?.state == .pending && job.state != .pending {
-            leftQueue.insert(job.id)
+        if let old, old.state == .pending && job.state != .pending {
+            leftQueue[job.id] = old.seq
             dependent.remove(job.id)
         }
         // New, or requeued after its node was lost: into the queue at its place in submission order.
