@@ -154,7 +154,9 @@ def main():
         rows.append((f"{b['name']} (ms)", ms, ms, ms, "< 50" if b["name"].startswith("scheduler.") else ""))
     table = ["| figure | min | median | max | target |", "|---|---|---|---|---|"]
     for name, lo, med, hi, target in rows:
-        table.append(f"| {name} | {lo:.1f} | {med:.1f} | {hi:.1f} | {target} |")
+        # Three significant digits below 10 (a microbenchmark of 0.06 ms is not "0.1").
+        num = lambda v: f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+        table.append(f"| {name} | {num(lo)} | {num(med)} | {num(hi)} | {target} |")
     text = (f"# mgpu at scale, {started:%Y-%m-%d %H:%M}\n\nMachine: {machine()}\n\n"
             f"Made by `bench/run --scale`. API submit: {a.runs} runs of 10 s; the agents and the microbenchmarks run "
             f"once each (a microbenchmark's figure is swift-benchmark's time per run, in process).\n\n" + "\n".join(table) + "\n")
