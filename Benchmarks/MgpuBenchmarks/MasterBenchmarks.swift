@@ -28,10 +28,7 @@ func masterBenchmarks() async throws -> BenchmarkSuite {
     precondition(queued.count == 10_000)
 
     suite.benchmark("listing: 10,000 pending, text (mgpu queue)") {
-        let text = blocking {
-            let lines = await master.queueLines(finishedWithin: 300)
-            return QueueResponse.renderTable(jobs: lines.lines, nodes: lines.nodes, anySilent: lines.anySilent)
-        }
+        let text = blocking { await master.queueListing(finishedWithin: 300, endedShown: QueueListing.endedShown).render() }
         precondition(text.utf8.count > 500_000)
     }
     suite.benchmark("listing: 10,000 pending, JSON, first") {

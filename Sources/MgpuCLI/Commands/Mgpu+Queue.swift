@@ -6,7 +6,7 @@ import MgpuWire
 extension Mgpu {
     struct Queue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "queue",
-            abstract: "List jobs (pending, running, and those ended in the last 5 minutes) and nodes.")
+            abstract: "List jobs (pending, running, and the last 20 that ended in the last 5 minutes) and nodes.")
 
         @OptionGroup var client: ClientOptions
 

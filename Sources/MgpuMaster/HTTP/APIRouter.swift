@@ -179,8 +179,7 @@ enum APIRouter {
                 headers[.contentType] = "application/json"
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try queueJSON.encode(queue))))
             case "text":
-                let listing = await state.queueLines(finishedWithin: max(0, within))
-                return text(QueueResponse.renderTable(jobs: listing.lines, nodes: listing.nodes, anySilent: listing.anySilent))
+                return text(await state.queueListing(finishedWithin: max(0, within), endedShown: QueueListing.endedShown).render())
             case let other?: throw HTTPError(.badRequest, message: "format must be json or text, got \(other.debugDescription)")
             }
         }

@@ -128,18 +128,28 @@ extension MasterState {
                              nodes: nodeInfos(now: now))
     }
 
-    /// The same listing as the lines of `mgpu queue` (`QueueResponse.renderTable(jobs:nodes:anySilent:)` renders
-    /// it): each line made from the job where it is kept, with no JobInfo or copy made of it (together a third of a
-    /// 10,000-job listing).
-    public func queueLines(finishedWithin: Double) -> (lines: [[String]], nodes: [NodeInfo], anySilent: Bool) {
+    /// The same listing as the lines of `mgpu queue` (`QueueListing.render` lays it out), with at most `endedShown`
+    /// of the jobs that ended (the most recently ended): each line made from the job where it is kept, with no
+    /// JobInfo or copy made of it (together a third of a 10,000-job listing).
+    public func queueListing(finishedWithin: Double, endedShown: Int = .max) -> QueueListing {
         let now = clock()
+        var shown = listed(finishedWithin: finishedWithin, now: now)
+        let ended = shown.filter { jobs.values[$0].state.isTerminal }
+        var endedNotShown = 0
+        if ended.count > endedShown {
+            let latest = ended.sorted { (jobs.values[$0].endTime ?? 0, jobs.values[$0].seq) > (jobs.values[$1].endTime ?? 0, jobs.values[$1].seq) }
+            let kept = Set(latest.prefix(max(0, endedShown)))
+            endedNotShown = ended.count - kept.count
+            shown.removeAll { jobs.values[$0].state.isTerminal && !kept.contains($0) }
+        }
         var anySilent = false
-        let lines = listed(finishedWithin: finishedWithin, now: now).map { index in
+        let lines = shown.map { index in
             let note = note(jobs.values[index], now: now)
             if QueueResponse.isSilent(note) { anySilent = true }
             return QueueResponse.cells(jobs.values[index], note: note, now: now)
         }
-        return (lines, nodeInfos(now: now), anySilent)
+        return QueueListing(lines: lines, nodes: nodeInfos(now: now), anySilent: anySilent, endedNotShown: endedNotShown,
+                            finishedWithin: finishedWithin)
     }
 
     /// Where the jobs a listing shows are kept, in submission order.

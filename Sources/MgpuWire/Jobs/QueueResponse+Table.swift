@@ -22,6 +22,36 @@ public protocol QueueListable {
 extension JobInfo: QueueListable {}
 extension Job: QueueListable {}
 
+/// `mgpu queue`'s listing before it is laid out: a line of cells per job (`QueueResponse.cells`), the nodes, and
+/// how many jobs that ended within the listing's window it leaves out (only the most recently ended are listed).
+public struct QueueListing: Sendable {
+    /// How many ended jobs `mgpu queue` lists at most (the most recently ended): a sweep of 1,000 jobs that just
+    /// finished would otherwise bury what waits and runs. `mgpu history` has them all.
+    public static let endedShown = 20
+
+    public var lines: [[String]]
+    public var nodes: [NodeInfo]
+    /// A running job's node is silent (its state shows as RUNNING*, explained under the tables).
+    public var anySilent: Bool
+    public var endedNotShown: Int
+    /// The window, in seconds, of the ended jobs listed.
+    public var finishedWithin: Double
+
+    public init(lines: [[String]], nodes: [NodeInfo], anySilent: Bool, endedNotShown: Int = 0, finishedWithin: Double = 300) {
+        self.lines = lines
+        self.nodes = nodes
+        self.anySilent = anySilent
+        self.endedNotShown = endedNotShown
+        self.finishedWithin = finishedWithin
+    }
+
+    /// The listing `mgpu queue` prints: jobs, then nodes.
+    public func render() -> String {
+        QueueResponse.renderTable(jobs: lines, nodes: nodes, anySilent: anySilent, endedNotShown: endedNotShown,
+                                  finishedWithin: finishedWithin)
+    }
+}
+
 extension QueueResponse {
     /// The listing `mgpu queue` prints: jobs, then nodes.
     public func renderTable() -> String {
@@ -30,7 +60,8 @@ extension QueueResponse {
     }
 
     /// The table of `cells` lines (one per job, as `cells` makes them) and of the nodes.
-    public static func renderTable(jobs lines: [[String]], nodes: [NodeInfo], anySilent: Bool) -> String {
+    public static func renderTable(jobs lines: [[String]], nodes: [NodeInfo], anySilent: Bool, endedNotShown: Int = 0,
+                                   finishedWithin: Double = 300) -> String {
         let jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "TIME LEFT", "REASON"], rows: lines)
         var table = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
         for node in nodes {
@@ -40,6 +71,10 @@ extension QueueResponse {
                                "\(node.cpuSlotsUsed)/\(node.cpuSlots)", "\(Int(node.secondsSinceHeartbeat))s ago"])
         }
         var out = lines.isEmpty ? "No jobs." : jobs.render()
+        if endedNotShown > 0 {
+            let window = finishedWithin >= 60 ? "\(Int(finishedWithin / 60)) min" : "\(Int(finishedWithin)) s"
+            out += "\n… and \(endedNotShown) more job\(endedNotShown == 1 ? "" : "s") ended in the last \(window): `mgpu history` lists them"
+        }
         out += "\n\n" + (nodes.isEmpty ? "No nodes registered." : table.render())
         if anySilent {
             out += "\n\nRUNNING*: running, node not responding (the job keeps its GPUs until the node is back or lost)"

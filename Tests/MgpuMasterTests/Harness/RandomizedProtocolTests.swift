@@ -77,8 +77,7 @@ import Testing
         let queue = await h.master.queue(finishedWithin: 0)
         // The text listing, made from the jobs themselves, is the table of the JSON listing's JobInfos.
         for within in [0.0, 1e9] {
-            let lines = await h.master.queueLines(finishedWithin: within)
-            let text = QueueResponse.renderTable(jobs: lines.lines, nodes: lines.nodes, anySilent: lines.anySilent)
+            let text = await h.master.queueListing(finishedWithin: within).render()
             #expect(text == (await h.master.queue(finishedWithin: within)).renderTable(), "seed \(seed): the text listing")
         }
         let running = queue.jobs.filter { $0.state == .running }

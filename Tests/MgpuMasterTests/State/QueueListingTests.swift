@@ -1,0 +1,36 @@
+@testable import MgpuMaster
+import MgpuCore
+import MgpuWire
+import Testing
+
+/// `mgpu queue` lists every job waiting or running, and of those that ended in its window only the most recently
+/// ended, saying how many more there are and where they are.
+@Suite struct QueueListingTests {
+    @Test func onlyTheMostRecentlyEndedJobsAreListed() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { work in work.command == "wait" ? nil : (1, ExitStatus(code: 0)) })
+        // 25 jobs end one after another, a second apart; then one runs and one waits.
+        var ended: [JobID] = []
+        for i in 0..<25 {
+            ended.append(try await h.submit("job \(i)"))
+            try await h.settle()
+            await h.advance(1)
+            try await h.settle()
+        }
+        let running = try await h.submit("wait")
+        let waiting = try await h.submit("wait")
+        try await h.settle()
+        let states = (await h.state(ended[24]), await h.state(running), await h.state(waiting))
+        #expect(states.0 == .completed && states.1 == .running && states.2 == .pending)
+
+        let listing = await h.master.queueListing(finishedWithin: 300, endedShown: 20)
+        let ids = listing.lines.map { $0[0] }
+        #expect(ids == (ended.suffix(20) + [running, waiting]).map(\.rawValue), "the 20 most recently ended, then what runs and waits")
+        #expect(listing.endedNotShown == 5)
+        #expect(listing.render().contains("… and 5 more jobs ended in the last 5 min: `mgpu history` lists them"))
+        // Without a limit (and in the JSON listing) every job of the window is there.
+        let all = await h.master.queueListing(finishedWithin: 300)
+        #expect(all.lines.count == 27 && all.endedNotShown == 0 && !all.render().contains("more job"))
+        #expect(await h.master.queue(finishedWithin: 300).jobs.count == 27)
+    }
+}
