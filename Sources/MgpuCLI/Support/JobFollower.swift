@@ -74,10 +74,17 @@ struct JobFollower {
             if !follow && !progressed { return info }
             if !progressed {
                 // Wait at the master for any new output or a state change; what the wait brings is printed, not read again.
-                let offset = offsets["0.stdout"] ?? 0
-                let out = try await retry.attempt { try await master.output(job: id, rank: 0, stream: .stdout, offset: offset, wait: longPoll) }
-                _ = take(out, rank: 0, stream: .stdout, ranks: ranks)
-                info = try await retry.attempt { try await master.job(id) }
+                // On a stream not complete yet (one that is would answer at once).
+                let keys = (0..<ranks).flatMap { rank in StreamName.allCases.map { (rank, $0) } }
+                let (rank, stream) = keys.first { !complete.contains("\($0.0).\($0.1.rawValue)") } ?? (0, .stdout)
+                let offset = offsets["\(rank).\(stream.rawValue)"] ?? 0
+                let out = try await retry.attempt { try await master.output(job: id, rank: rank, stream: stream, offset: offset, wait: longPoll) }
+                // The job is read again only when the wait brought neither output nor the stream's end (its state
+                // changed, or the wait ran out): output that came first says nothing of its state, and the end is
+                // read once all streams are complete, above.
+                if !take(out, rank: rank, stream: stream, ranks: ranks) && !out.complete {
+                    info = try await retry.attempt { try await master.job(id) }
+                }
             }
         }
     }
