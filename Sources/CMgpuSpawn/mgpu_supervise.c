@@ -76,11 +76,17 @@ static char *read_job_file(const char *name, size_t max, size_t *length) {
     return data;
 }
 
-// A record of the job folder (an attribute of the folder, else a file renamed into place: mgpu_write_record): readers
-// see all of it or nothing. (No fsync: it guards against a process dying, not the machine; after a machine crash the
-// job is gone anyway.)
+// With --attr-records (agents after 0.2.0 pass it), `pid` and `exit` are attributes of the job folder
+// (mgpu_write_record); without it, files, which is what an agent of 0.2.0 reads: such an agent can start this
+// supervisor between the new binaries' installation and its own restart.
+static int attribute_records = 0;
+
+// A record of the job folder (an attribute of the folder, else a file renamed into place): readers see all of it or
+// nothing. (No fsync: it guards against a process dying, not the machine; after a machine crash the job is gone
+// anyway.)
 static void write_atomically(const char *name, const char *text) {
-    (void)mgpu_write_record(job_dir, name, text, strlen(text));
+    if (attribute_records) (void)mgpu_write_record(job_dir, name, text, strlen(text));
+    else (void)mgpu_replace_file_at(job_dir, name, text, strlen(text));
 }
 
 static void finish(const char *line) __attribute__((noreturn));
@@ -142,7 +148,7 @@ static void feed(struct feeder *f) {
 }
 
 static int usage(void) {
-    const char *text = "usage: mgpu _supervise JOBDIR GRACE_SECONDS [--time S] [--stdin] [--tty ROWS COLS] [--user NAME]\n";
+    const char *text = "usage: mgpu _supervise JOBDIR GRACE_SECONDS [--time S] [--stdin] [--tty ROWS COLS] [--user NAME] [--attr-records]\n";
     write_all(2, text, strlen(text));
     return 2;
 }
@@ -211,6 +217,7 @@ int mgpu_supervise_main(int argc, char **argv) {
     for (int i = 2; i < argc;) {
         if (!strcmp(argv[i], "--time") && i + 1 < argc) { time_limit = strtod(argv[i + 1], NULL); i += 2; }
         else if (!strcmp(argv[i], "--stdin")) { want_stdin = 1; i += 1; }
+        else if (!strcmp(argv[i], "--attr-records")) { attribute_records = 1; i += 1; }
         else if (!strcmp(argv[i], "--user") && i + 1 < argc) { user = argv[i + 1]; i += 2; }
         else if (!strcmp(argv[i], "--tty") && i + 2 < argc) {
             tty_rows = atoi(argv[i + 1]); tty_columns = atoi(argv[i + 2]);

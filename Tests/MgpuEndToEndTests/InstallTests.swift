@@ -155,4 +155,30 @@ extension EndToEndTests.InstallTests {
         let second = try await cluster.submit(["--gpus", "0", "--nodelist", "node002", "tr '\\0' ' ' < /proc/$PPID/cmdline"])
         #expect(try await supervisorOf(second).hasPrefix(alone + "/mgpu _supervise "))
     }
+
+    /// A supervisor of mgpu 0.2.0 left beside a newer mgpu (installed without it): it knows no `--features` and no
+    /// `--attr-records` and refuses both; the agent asks it once, passes no flag it does not know, and reads the files
+    /// it writes. Jobs run and end with their own exit status.
+    @Test func anOlderSupervisorBesideMgpuStillRunsJobs() async throws {
+        let cluster = try await TestCluster.start(agents: [:])
+        defer { cluster.stop() }
+        let folder = cluster.dir + "/old-supervisor"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        if link(mgpuBinary, folder + "/mgpu") != 0 { try FileManager.default.copyItem(atPath: mgpuBinary, toPath: folder + "/mgpu") }
+        let real = (URL(fileURLWithPath: mgpuBinary).resolvingSymlinksInPath().path as NSString).deletingLastPathComponent + "/mgpu-supervise"
+        // 0.2.0's arguments only: anything else gets its usage and status 2.
+        let script = """
+            #!/bin/sh
+            for a in "$@"; do case "$a" in --features|--attr-records) echo "usage: mgpu _supervise JOBDIR GRACE_SECONDS" >&2; exit 2;; esac; done
+            exec \(real) "$@"
+            """
+        try script.write(toFile: folder + "/mgpu-supervise", atomically: true, encoding: .utf8)
+        chmod(folder + "/mgpu-supervise", 0o755)
+        try cluster.startAgent("node001", gpus: 1, binary: folder + "/mgpu")
+        try await cluster.waitForNodes(["node001"])
+        let id = try await cluster.submit(["--gpus", "0", "echo from the old supervisor; exit 5"])
+        let done = try await cluster.waitForState(id, [.failed, .completed])
+        #expect(done.exit?.code == 5, "\(String(describing: done.exit)) \(done.reason ?? "")")
+        #expect(try await cluster.mgpu(["logs", id.rawValue]).stdout == "from the old supervisor\n")
+    }
 }

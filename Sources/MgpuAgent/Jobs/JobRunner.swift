@@ -15,6 +15,8 @@ public actor JobRunner {
     let executable: String
     /// How a job's supervisor is started: `mgpu-supervise _supervise` or `mgpu _supervise`, then the job's arguments.
     let supervisor: [String]
+    /// Whether it keeps its records as attributes of the job's folder (`--attr-records`).
+    let attributeRecords: Bool
     var jobs: [JobID: LocalJob] = [:]
     /// Starts this agent has already taken (`WorkItem.startKey`), so a work item sent twice starts once, while a
     /// requeued job placed here again starts anew.
@@ -34,6 +36,10 @@ public actor JobRunner {
         // package put it there): a job start then loads a few MB, not all of mgpu. Else this executable's hidden mode.
         let beside = (self.executable as NSString).deletingLastPathComponent + "/mgpu-supervise"
         self.supervisor = isExecutable(beside) ? [beside, "_supervise"] : [self.executable, "_supervise"]
+        // The pid and exit records as the folder's attributes, when the supervisor can (`--features`): one of mgpu
+        // 0.2.0 left beside a newer mgpu refuses the flag, and would fail every job.
+        self.attributeRecords = !isExecutable(beside)
+            || (try? Spawn.capture([beside, "--features"], timeout: 10)).map { $0.status == 0 && $0.output.split(separator: "\n").contains("attr-records") } == true
     }
 
     /// The supervisor's environment: fixed, nothing of the job's (the job's own goes through its `environ` file and
@@ -124,7 +130,8 @@ public actor JobRunner {
             if work.stdin == true { files.append(("stdin", [])) }
             try folders.write(id, files)
             job.isChild = true
-            var args = supervisor + [job.dir, String(work.killGraceSeconds)]
+            // Its pid and exit as attributes of the folder (a supervisor started by an agent of 0.2.0 writes files).
+            var args = supervisor + [job.dir, String(work.killGraceSeconds)] + (attributeRecords ? ["--attr-records"] : [])
             if let limit = work.timeLimit { args += ["--time", String(limit)] }
             if work.stdin == true { args.append("--stdin") }
             if let tty = work.tty { args += ["--tty", String(tty.rows), String(tty.columns)] }

@@ -124,7 +124,7 @@ extension MasterState {
     /// Pending and running jobs, and those that ended in the last `finishedWithin` seconds.
     public func queue(finishedWithin: Double) -> QueueResponse {
         let now = clock()
-        return QueueResponse(now: now, jobs: listed(finishedWithin: finishedWithin, now: now).map { info(jobs.values[$0], now: now) },
+        return QueueResponse(now: now, jobs: listed(finishedWithin: finishedWithin, now: now).shown.map { info(jobs.values[$0], now: now) },
                              nodes: nodeInfos(now: now))
     }
 
@@ -133,15 +133,7 @@ extension MasterState {
     /// JobInfo or copy made of it (together a third of a 10,000-job listing).
     public func queueListing(finishedWithin: Double, endedShown: Int = .max) -> QueueListing {
         let now = clock()
-        var shown = listed(finishedWithin: finishedWithin, now: now)
-        let ended = shown.filter { jobs.values[$0].state.isTerminal }
-        var endedNotShown = 0
-        if ended.count > endedShown {
-            let latest = ended.sorted { (jobs.values[$0].endTime ?? 0, jobs.values[$0].seq) > (jobs.values[$1].endTime ?? 0, jobs.values[$1].seq) }
-            let kept = Set(latest.prefix(max(0, endedShown)))
-            endedNotShown = ended.count - kept.count
-            shown.removeAll { jobs.values[$0].state.isTerminal && !kept.contains($0) }
-        }
+        let (shown, endedNotShown) = listed(finishedWithin: finishedWithin, now: now, endedShown: endedShown)
         var anySilent = false
         let lines = shown.map { index in
             let note = note(jobs.values[index], now: now)
@@ -152,15 +144,27 @@ extension MasterState {
                             finishedWithin: finishedWithin)
     }
 
-    /// Where the jobs a listing shows are kept, in submission order.
-    func listed(finishedWithin: Double, now: Double) -> [[JobID: Job].Index] {
+    /// Where the jobs a listing shows are kept, in submission order: every pending and running job, and the
+    /// `endedShown` that ended last of those ended within `finishedWithin` (with how many more there were).
+    func listed(finishedWithin: Double, now: Double, endedShown: Int = .max) -> (shown: [[JobID: Job].Index], endedNotShown: Int) {
         computeExpectedStarts()
         heap.churn += jobs.count / 4
         // Sorted as (seq, index) pairs, not as whole jobs: moving Job values around was most of a listing's sort; an
-        // index reaches its job again without hashing its id.
-        return zip(jobs.indices, jobs.values).compactMap { index, job in
-            !job.state.isTerminal || now - (job.endTime ?? 0) <= finishedWithin ? (job.seq, index) : nil
-        }.sorted { $0.0 < $1.0 }.map(\.1)
+        // index reaches its job again without hashing its id. Ended jobs are sorted by their end in the same way.
+        var shown: [(seq: Int64, index: [JobID: Job].Index)] = []
+        var ended: [(end: Double, seq: Int64, index: [JobID: Job].Index)] = []
+        for (index, job) in zip(jobs.indices, jobs.values) {
+            if !job.state.isTerminal { shown.append((job.seq, index)) }
+            else if now - (job.endTime ?? 0) <= finishedWithin { ended.append((job.endTime ?? 0, job.seq, index)) }
+        }
+        var endedNotShown = 0
+        if ended.count > max(0, endedShown) {
+            ended.sort { ($0.end, $0.seq) > ($1.end, $1.seq) }
+            endedNotShown = ended.count - max(0, endedShown)
+            ended.removeLast(endedNotShown)
+        }
+        shown += ended.map { ($0.seq, $0.index) }
+        return (shown.sorted { $0.seq < $1.seq }.map(\.index), endedNotShown)
     }
 
     public func nodeInfos(now: Double) -> [NodeInfo] {
