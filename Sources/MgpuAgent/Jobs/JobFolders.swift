@@ -129,17 +129,12 @@ struct JobFolders: Sendable {
         return Array(bytes.prefix(n))
     }
 
-    /// A record the supervisor keeps for the job (`pid`, `exit`): the folder's attribute, else its file (at most
-    /// 64 KiB read; nil when there is none).
+    /// A record the supervisor keeps for the job (`pid`, `exit`): the folder's attribute, else its file (nil when
+    /// there is none). At most 8 KiB: the supervisor's records are under 4,200 bytes (read on every poll of a job).
     func record(_ id: JobID, _ name: String) -> String? {
-        var bytes = [UInt8](repeating: 0, count: 65536)
+        var bytes = [UInt8](repeating: 0, count: 8192)
         let n = bytes.withUnsafeMutableBytes { mgpu_read_record(fd, id.rawValue, name, $0.baseAddress, UInt($0.count), owner) }
         return n < 0 ? nil : String(decoding: bytes[0..<n], as: UTF8.self)
-    }
-
-    /// A small text file of the job (at most 64 KiB read).
-    func text(_ id: JobID, _ name: String) -> String? {
-        read(id, name, limit: 65536).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The size of a file of the job; 0 when it is missing or not acceptable.

@@ -35,11 +35,16 @@ public actor JobRunner {
         // The small supervisor program beside this executable when it is installed there (scripts/build, install and
         // package put it there): a job start then loads a few MB, not all of mgpu. Else this executable's hidden mode.
         let beside = (self.executable as NSString).deletingLastPathComponent + "/mgpu-supervise"
-        self.supervisor = isExecutable(beside) ? [beside, "_supervise"] : [self.executable, "_supervise"]
-        // The pid and exit records as the folder's attributes, when the supervisor can (`--features`): one of mgpu
-        // 0.2.0 left beside a newer mgpu refuses the flag, and would fail every job.
-        self.attributeRecords = !isExecutable(beside)
-            || (try? Spawn.capture([beside, "--features"], timeout: 10)).map { $0.status == 0 && $0.output.split(separator: "\n").contains("attr-records") } == true
+        // The pid and exit records as the folder's attributes, when the supervisor can (`--features`; mgpu's own
+        // `_supervise` can): one of mgpu 0.2.0 left beside a newer mgpu refuses the flag, and would fail every job.
+        if isExecutable(beside) {
+            self.supervisor = [beside, "_supervise"]
+            let features = try? Spawn.capture([beside, "--features"], timeout: 10)
+            self.attributeRecords = features.map { $0.status == 0 && $0.output.split(separator: "\n").contains("attr-records") } ?? false
+        } else {
+            self.supervisor = [self.executable, "_supervise"]
+            self.attributeRecords = true
+        }
     }
 
     /// The supervisor's environment: fixed, nothing of the job's (the job's own goes through its `environ` file and

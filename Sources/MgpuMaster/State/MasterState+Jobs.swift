@@ -157,10 +157,9 @@ extension MasterState {
             if !job.state.isTerminal { shown.append((job.seq, index)) }
             else if now - (job.endTime ?? 0) <= finishedWithin { ended.append((job.endTime ?? 0, job.seq, index)) }
         }
-        var endedNotShown = 0
-        if ended.count > max(0, endedShown) {
+        let endedNotShown = max(0, ended.count - max(0, endedShown))
+        if endedNotShown > 0 {
             ended.sort { ($0.end, $0.seq) > ($1.end, $1.seq) }
-            endedNotShown = ended.count - max(0, endedShown)
             ended.removeLast(endedNotShown)
         }
         shown += ended.map { ($0.seq, $0.index) }

@@ -355,7 +355,7 @@ struct EnvironmentPool {
     /// `environment`, or an equal one already held.
     mutating func intern(_ environment: [String: String]) -> [String: String] {
         if environment.isEmpty { return environment }
-        if environment.count == last.count && environment == last { return last }
+        if environment == last { return last }
         // Bounded: forgetting the pool only means that later equal environments start a new shared copy.
         if entries.count >= 4096 && !entries.contains(environment) { entries.removeAll(keepingCapacity: true) }
         last = entries.insert(environment).memberAfterInsert

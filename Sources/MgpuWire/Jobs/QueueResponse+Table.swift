@@ -47,26 +47,11 @@ public struct QueueListing: Sendable {
 
     /// The listing `mgpu queue` prints: jobs, then nodes.
     public func render() -> String {
-        QueueResponse.renderTable(jobs: lines, nodes: nodes, anySilent: anySilent, endedNotShown: endedNotShown,
-                                  finishedWithin: finishedWithin)
-    }
-}
-
-extension QueueResponse {
-    /// The listing `mgpu queue` prints: jobs, then nodes.
-    public func renderTable() -> String {
-        Self.renderTable(jobs: jobs.map { Self.cells($0, note: $0.note, now: now) }, nodes: nodes,
-                         anySilent: jobs.contains { Self.isSilent($0.note) })
-    }
-
-    /// The table of `cells` lines (one per job, as `cells` makes them) and of the nodes.
-    public static func renderTable(jobs lines: [[String]], nodes: [NodeInfo], anySilent: Bool, endedNotShown: Int = 0,
-                                   finishedWithin: Double = 300) -> String {
         let jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "TIME LEFT", "REASON"], rows: lines)
-        var table = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
+        var nodeTable = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
         for node in nodes {
             let sim = node.simulated ? " (simulated)" : ""
-            table.rows.append([node.id, node.address, node.state.rawValue + (node.drainState.map { ", " + $0 } ?? ""), "\(node.gpus.count)\(sim)",
+            nodeTable.rows.append([node.id, node.address, node.state.rawValue + (node.drainState.map { ", " + $0 } ?? ""), "\(node.gpus.count)\(sim)",
                                node.state == .up ? "\(node.freeGPUCount)" : "-", "\(node.busyGPUs.count)",
                                "\(node.cpuSlotsUsed)/\(node.cpuSlots)", "\(Int(node.secondsSinceHeartbeat))s ago"])
         }
@@ -75,11 +60,19 @@ extension QueueResponse {
             let window = finishedWithin >= 60 ? "\(Int(finishedWithin / 60)) min" : "\(Int(finishedWithin)) s"
             out += "\n… and \(endedNotShown) more job\(endedNotShown == 1 ? "" : "s") ended in the last \(window): `mgpu history` lists them"
         }
-        out += "\n\n" + (nodes.isEmpty ? "No nodes registered." : table.render())
+        out += "\n\n" + (nodes.isEmpty ? "No nodes registered." : nodeTable.render())
         if anySilent {
             out += "\n\nRUNNING*: running, node not responding (the job keeps its GPUs until the node is back or lost)"
         }
         return out
+    }
+}
+
+extension QueueResponse {
+    /// The listing `mgpu queue` prints, of every job of this answer.
+    public func renderTable() -> String {
+        QueueListing(lines: jobs.map { Self.cells($0, note: $0.note, now: now) }, nodes: nodes,
+                     anySilent: jobs.contains { Self.isSilent($0.note) }).render()
     }
 
     /// A running job's note when a node of it has gone silent (its state shows as RUNNING*).
