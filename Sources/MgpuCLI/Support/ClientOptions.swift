@@ -41,20 +41,7 @@ public struct ClientOptions: ParsableArguments {
     var resolvedToken: String? { knownTokens.first }
 
     /// Every token this user has at hand, in the order above: none of them is forwarded to a job.
-    var knownTokens: [String] {
-        let env = processEnvironment
-        var tokens: [String] = []
-        if let token = env["MGPU_TOKEN"], !token.isEmpty { tokens.append(token) }
-        let home = env["HOME"] ?? NSHomeDirectory()
-        let stateDir = env["MGPU_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? MasterConfig.defaultStateDir
-        for path in ["\(home)/.config/mgpu/token", "\(stateDir)/tokens/\(currentUser())"] {
-            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-                let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-                if !token.isEmpty { tokens.append(token) }
-            }
-        }
-        return tokens
-    }
+    var knownTokens: [String] { processTokens }
 
     /// Runs a client call, turning failures into one clear line.
     func call<T>(_ body: (MasterClient) async throws -> T) async throws -> T {
@@ -109,6 +96,23 @@ func validateJobIDs(_ ids: [String]) throws {
         throw ValidationError("job id must be 8 hex digits (e.g. F68FAFEC; an array task F68FAFEC_7), got \(id.debugDescription)")
     }
 }
+
+/// The tokens of `ClientOptions.knownTokens`, looked up once: a command that makes several requests (srun: four)
+/// read the environment, the passwd entry and two files again for each.
+let processTokens: [String] = {
+    let env = processEnvironment
+    var tokens: [String] = []
+    if let token = env["MGPU_TOKEN"], !token.isEmpty { tokens.append(token) }
+    let home = env["HOME"] ?? NSHomeDirectory()
+    let stateDir = env["MGPU_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? MasterConfig.defaultStateDir
+    for path in ["\(home)/.config/mgpu/token", "\(stateDir)/tokens/\(currentUser())"] {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !token.isEmpty { tokens.append(token) }
+        }
+    }
+    return tokens
+}()
 
 /// This process's environment, read once: Foundation builds the whole dictionary again on every read of
 /// `ProcessInfo.processInfo.environment`, which a client command did half a dozen times on its way to one request.

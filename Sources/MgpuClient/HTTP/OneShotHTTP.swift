@@ -67,14 +67,7 @@ enum OneShotHTTP {
 
     static func perform(_ request: Request, socket box: SocketBox) throws -> HTTPResult {
         let deadline = now() + request.timeout
-        let address: SocketAddress
-        do {
-            // An address as it is (the usual 127.0.0.1 of `mgpu up`), without getaddrinfo's look at the interfaces.
-            address = try (try? SocketAddress(ipAddress: request.host, port: request.port))
-                ?? SocketAddress.makeAddressResolvingHost(request.host, port: request.port)
-        } catch {
-            throw TransportError.unreachable(host: request.host, port: request.port, reason: "cannot resolve \(request.host)")
-        }
+        let address = try resolve(request.host, port: request.port)
         let fd = try connect(address, request: request)
         defer { box.clear(); close(fd) }
         guard box.set(fd) else { throw CancellationError() }
@@ -137,6 +130,25 @@ enum OneShotHTTP {
             }
         }
         return HTTPResult(status: status, headers: headers, body: body)
+    }
+
+    /// Addresses resolved in this process, by host and port: a command's later requests (srun makes four) skip
+    /// getaddrinfo, which reads nsswitch.conf, host.conf, resolv.conf and /etc/hosts and asks the kernel for the
+    /// interfaces' addresses each time.
+    static let resolved = Mutex<[String: SocketAddress]>([:])
+
+    static func resolve(_ host: String, port: Int) throws -> SocketAddress {
+        let key = "\(host) \(port)"
+        if let address = resolved.withLock({ $0[key] }) { return address }
+        let address: SocketAddress
+        do {
+            // An address as it is (the usual 127.0.0.1 of `mgpu up`), without getaddrinfo's look at the interfaces.
+            address = try (try? SocketAddress(ipAddress: host, port: port)) ?? SocketAddress.makeAddressResolvingHost(host, port: port)
+        } catch {
+            throw TransportError.unreachable(host: host, port: port, reason: "cannot resolve \(host)")
+        }
+        resolved.withLock { $0[key] = address }
+        return address
     }
 
     static func now() -> Double {

@@ -179,7 +179,7 @@ enum APIRouter {
                 headers[.contentType] = "application/json"
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try queueJSON.encode(queue))))
             case "text":
-                return text(await state.queueListing(finishedWithin: max(0, within), endedShown: QueueListing.endedShown).render())
+                return text(await state.queueListing(finishedWithin: max(0, within), endedShown: QueueListing.endedShown).renderBytes())
             case let other?: throw HTTPError(.badRequest, message: "format must be json or text, got \(other.debugDescription)")
             }
         }
@@ -381,10 +381,14 @@ enum APIRouter {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    static func text(_ body: String) -> Response {
+    static func text(_ body: String) -> Response { text(ByteBuffer(string: body)) }
+
+    static func text(_ body: [UInt8]) -> Response { text(ByteBuffer(bytes: body)) }
+
+    static func text(_ body: ByteBuffer) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; charset=utf-8"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
     static let encoder: JSONEncoder = {

@@ -135,10 +135,13 @@ extension MasterState {
         let now = clock()
         let (shown, endedNotShown) = listed(finishedWithin: finishedWithin, now: now, endedShown: endedShown)
         var anySilent = false
+        // One copy of each job for both uses (a dictionary's value is copied out: a Job is large, and each copy was a
+        // block move and a retain of its every field).
         let lines = shown.map { index in
-            let note = note(jobs.values[index], now: now)
+            let job = jobs.values[index]
+            let note = note(job, now: now)
             if QueueResponse.isSilent(note) { anySilent = true }
-            return QueueResponse.cells(jobs.values[index], note: note, now: now)
+            return QueueResponse.cells(job, note: note, now: now)
         }
         return QueueListing(lines: lines, nodes: nodeInfos(now: now), anySilent: anySilent, endedNotShown: endedNotShown,
                             finishedWithin: finishedWithin)
@@ -153,9 +156,12 @@ extension MasterState {
         // index reaches its job again without hashing its id. Ended jobs are sorted by their end in the same way.
         var shown: [(seq: Int64, index: [JobID: Job].Index)] = []
         var ended: [(end: Double, seq: Int64, index: [JobID: Job].Index)] = []
-        for (index, job) in zip(jobs.indices, jobs.values) {
-            if !job.state.isTerminal { shown.append((job.seq, index)) }
-            else if now - (job.endTime ?? 0) <= finishedWithin { ended.append((job.endTime ?? 0, job.seq, index)) }
+        let jobs = self.jobs
+        shown.reserveCapacity(jobs.count)
+        for index in jobs.indices {
+            let state = jobs.values[index].state, seq = jobs.values[index].seq
+            if !state.isTerminal { shown.append((seq, index)) }
+            else if now - (jobs.values[index].endTime ?? 0) <= finishedWithin { ended.append((jobs.values[index].endTime ?? 0, seq, index)) }
         }
         let endedNotShown = max(0, ended.count - max(0, endedShown))
         if endedNotShown > 0 {

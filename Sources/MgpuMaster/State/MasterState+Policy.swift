@@ -155,17 +155,21 @@ extension MasterState {
 
     /// Why a pending job waits, in words.
     func waitingNote(_ job: Job, now: Double) -> String {
-        if dependent.contains(job.id), let dependencies = job.dependencies,
+        // Each table looked in only when it holds anything: a listing asks this of every pending job.
+        if !dependent.isEmpty, dependent.contains(job.id), let dependencies = job.dependencies,
            case .waiting(let why) = Dependency.standing(dependencies, state: { self.jobState($0) }) { return why }
-        if let note = arrayLimitNote(job) { return note }
+        if job.array?.maxRunning != nil, let note = arrayLimitNote(job) { return note }
         guard policy.order != .fifo else { return job.waitingReason }
-        if let held = lastPass.held[job.id] { return "waiting: \(held)" }
+        if !lastPass.held.isEmpty, let held = lastPass.held[job.id] { return "waiting: " + held }
         if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
-            return "\(job.waitingReason); expected start \(formatClock(reservation.start, now: now))"
+            return job.waitingReason + "; expected start " + formatClock(reservation.start, now: now)
         }
-        let start = lastPass.expected?[job.id].map { "; expected start \(formatClock($0, now: now))" } ?? ""
+        var start = ""
+        if let expected = lastPass.expected, !expected.isEmpty, let at = expected[job.id] {
+            start = "; expected start " + formatClock(at, now: now)
+        }
         if let ahead = lastPass.ahead[job.id], ahead > 0 {
-            return "waiting: \(ahead) job\(ahead == 1 ? "" : "s") of higher priority" + start
+            return (ahead == 1 ? "waiting: 1 job of higher priority" : "waiting: " + String(ahead) + " jobs of higher priority") + start
         }
         return job.waitingReason + start
     }

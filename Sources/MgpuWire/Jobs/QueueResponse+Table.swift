@@ -46,7 +46,10 @@ public struct QueueListing: Sendable {
     }
 
     /// The listing `mgpu queue` prints: jobs, then nodes.
-    public func render() -> String {
+    public func render() -> String { String(decoding: renderBytes(), as: UTF8.self) }
+
+    /// `render()`'s text as UTF-8, as the master sends it.
+    public func renderBytes() -> [UInt8] {
         let jobs = Table(header: ["JOBID", "NAME", "USER", "STATE", "GPUS", "ELAPSED", "TIME LEFT", "REASON"], rows: lines)
         var nodeTable = Table(header: ["NODE", "ADDRESS", "STATE", "GPUS", "FREE", "BUSY", "CPU-SLOTS", "HEARTBEAT"])
         for node in nodes {
@@ -55,14 +58,16 @@ public struct QueueListing: Sendable {
                                node.state == .up ? "\(node.freeGPUCount)" : "-", "\(node.busyGPUs.count)",
                                "\(node.cpuSlotsUsed)/\(node.cpuSlots)", "\(Int(node.secondsSinceHeartbeat))s ago"])
         }
-        var out = lines.isEmpty ? "No jobs." : jobs.render()
+        var out: [UInt8] = []
+        if lines.isEmpty { out += "No jobs.".utf8 } else { jobs.render(into: &out) }
         if endedNotShown > 0 {
             let window = finishedWithin >= 60 ? "\(Int(finishedWithin / 60)) min" : "\(Int(finishedWithin)) s"
-            out += "\n… and \(endedNotShown) more job\(endedNotShown == 1 ? "" : "s") ended in the last \(window): `mgpu history` lists them"
+            out += "\n… and \(endedNotShown) more job\(endedNotShown == 1 ? "" : "s") ended in the last \(window): `mgpu history` lists them".utf8
         }
-        out += "\n\n" + (nodes.isEmpty ? "No nodes registered." : nodeTable.render())
+        out += "\n\n".utf8
+        if nodes.isEmpty { out += "No nodes registered.".utf8 } else { nodeTable.render(into: &out) }
         if anySilent {
-            out += "\n\nRUNNING*: running, node not responding (the job keeps its GPUs until the node is back or lost)"
+            out += "\n\nRUNNING*: running, node not responding (the job keeps its GPUs until the node is back or lost)".utf8
         }
         return out
     }
@@ -87,7 +92,7 @@ extension QueueResponse {
         default: elapsed = formatElapsed((job.endTime ?? now) - (job.startTime ?? job.endTime ?? now))
         }
         var gpus = job.parts.isEmpty
-            ? (job.request.pinned != nil ? "pinned" : "\(job.request.totalGPUs)")
+            ? (job.request.pinned != nil ? "pinned" : String(job.request.totalGPUs))
             : JobPart.placementText(job.parts)
         if job.request.distributed { gpus += " (distributed)" }
         var reason = note ?? job.reason ?? ""
@@ -104,7 +109,9 @@ extension QueueResponse {
         }
         // An array's record: the tasks not started, on one line ("3F2A9C01_[10-99%8]").
         var id = job.array.map { job.id.rawValue + "_" + $0.pendingText } ?? job.id.rawValue
-        if id.count > 48 { id = id.prefix(46) + "…]" }
-        return [id, String(job.name.prefix(24)), job.user, state, gpus, elapsed, left, reason]
+        // (Counted in characters only when the bytes could be too many: a count of characters walks the text.)
+        if id.utf8.count > 48 && id.count > 48 { id = id.prefix(46) + "…]" }
+        let name = job.name.utf8.count <= 24 ? job.name : String(job.name.prefix(24))
+        return [id, name, job.user, state, gpus, elapsed, left, reason]
     }
 }
