@@ -40,5 +40,25 @@ func schedulerBenchmarks() -> BenchmarkSuite {
     suite.benchmark("pass: 100k pending, full, CPU-only job last (walks all)") {
         precondition(Scheduler.plan(queue: queueWithCPUJobAtTheEnd, nodes: fullWithASlot, cpuOnlyPending: 1).assignments.count == 1)
     }
+    // What every pass at the master starts from: each node's capacity, from the nodes and the running jobs' parts.
+    let nodes = (0..<nodeCount).map { n in
+        Node(id: "node\(String(n + 10000).dropFirst())", address: "10.0.\(n / 256).\(n % 256)",
+             gpus: (0..<gpusPerNode).map { GPU(index: $0, uuid: "GPU-\(n)-\($0)", name: "NVIDIA A100-SXM4-80GB", memoryMB: 81920) },
+             cpuSlots: 16, now: 0, incarnation: "i\(n)")
+    }.shuffled()
+    let running = (0..<4000).map { i in
+        var job = Job(id: JobID(number: UInt32(i + 1)), seq: Int64(i), name: "train", user: "alice", command: "python train.py",
+                      workdir: "/home/alice", environment: [:], request: ResourceRequest(gpusPerNode: 1), submitTime: 0)
+        job.state = .running
+        job.parts = [JobPart(rank: 0, nodeId: "node\(String(i / 4 + 10000).dropFirst())", gpus: [i % 4])]
+        return job
+    }
+    // As the master holds them: jobs by id, and the set of the running ones.
+    let jobs = Dictionary(uniqueKeysWithValues: running.map { ($0.id, $0) }), runningIDs = Set(running.map(\.id))
+    suite.benchmark("capacities: 1000 nodes of 8 GPUs, 4000 running jobs") {
+        let parts = runningIDs.compactMap { id in jobs[id]?.isActive == true ? jobs[id]?.parts : nil }
+        let caps = NodeCapacity.build(nodes: nodes, activeParts: parts, now: 1, nodeTimeout: 30)
+        precondition(caps.count == nodeCount && caps[0].busyGPUs.count == 4)
+    }
     return suite
 }

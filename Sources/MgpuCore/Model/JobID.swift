@@ -43,9 +43,20 @@ public struct JobID: Hashable, Comparable, Codable, Sendable, CustomStringConver
 
     public var description: String { rawValue }
     /// By the hex digits, then a task's index as a number (`_9` before `_10`).
+    /// (Compared as bytes: an id is ASCII, at least eight of them, checked when made. Counting off eight characters
+    /// of each was most of sorting the running jobs, which every scheduling pass does.)
     public static func < (a: JobID, b: JobID) -> Bool {
-        let (x, y) = (a.rawValue.prefix(8), b.rawValue.prefix(8))
-        if x != y { return x < y }
+        var order = 0
+        var (x, y) = (a.rawValue, b.rawValue)
+        x.withUTF8 { p in
+            y.withUTF8 { q in
+                for i in 0..<min(8, p.count, q.count) where p[i] != q[i] {
+                    order = p[i] < q[i] ? -1 : 1
+                    return
+                }
+            }
+        }
+        if order != 0 { return order < 0 }
         return (a.arrayIndex ?? -1) < (b.arrayIndex ?? -1)
     }
 

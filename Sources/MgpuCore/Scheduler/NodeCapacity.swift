@@ -36,22 +36,45 @@ extension NodeCapacity {
     /// The capacity of every node, from the nodes and the jobs that hold resources on them.
     public static func build(nodes: [Node], activeJobs: some Sequence<Job>, now: Double, nodeTimeout: Double,
                              unavailableGPUs: [String: Set<Int>] = [:]) -> [NodeCapacity] {
-        var byId: [String: NodeCapacity] = [:]
-        for node in nodes {
+        build(nodes: nodes, activeParts: activeJobs.filter(\.isActive).map(\.parts), now: now, nodeTimeout: nodeTimeout,
+              unavailableGPUs: unavailableGPUs)
+    }
+
+    /// The same from the parts of the running jobs (what the master has at hand without copying its jobs), sorted by
+    /// node id; of nodes with the same id, the last. Every scheduling pass starts here: with 1,000 nodes, building a
+    /// dictionary of capacities and sorting its values (each move and comparison retaining the capacity's fields)
+    /// was 1.7 ms a pass. (An array, not any sequence: a generic parameter is not specialized across modules, and
+    /// the runtime then looks up the sequence's type metadata on every step.)
+    public static func build(nodes: [Node], activeParts: [[JobPart]], now: Double, nodeTimeout: Double,
+                             unavailableGPUs: [String: Set<Int>] = [:]) -> [NodeCapacity] {
+        var last: [String: Int] = [:]   // node id -> its last index in `nodes`
+        last.reserveCapacity(nodes.count)
+        for i in nodes.indices { last[nodes[i].id] = i }
+        var order = last.count == nodes.count ? Array(nodes.indices) : last.values.sorted()
+        order.sort { nodes[$0].id < nodes[$1].id }
+        var caps: [NodeCapacity] = []
+        caps.reserveCapacity(order.count)
+        var position: [String: Int] = [:]   // node id -> its capacity's index
+        position.reserveCapacity(order.count)
+        for i in order {
+            let node = nodes[i]
             var busy = Set(node.orphanGPUs)
-            busy.formUnion(unavailableGPUs[node.id] ?? [])
-            byId[node.id] = NodeCapacity(id: node.id, gpus: node.gpus.map(\.index),
-                                         schedulable: node.isResponding(now: now, timeout: nodeTimeout) && node.drain == nil,
-                                         busyGPUs: busy, cpuSlots: node.cpuSlots, cpuSlotsUsed: node.orphanCPUSlots,
-                                         models: Dictionary(node.gpus.map { ($0.index, GPUModel(name: $0.name, memoryMB: $0.memoryMB)) },
-                                                            uniquingKeysWith: { a, _ in a }))
+            if let unavailable = unavailableGPUs[node.id] { busy.formUnion(unavailable) }
+            var models: [Int: GPUModel] = [:]
+            models.reserveCapacity(node.gpus.count)
+            for gpu in node.gpus where models[gpu.index] == nil { models[gpu.index] = GPUModel(name: gpu.name, memoryMB: gpu.memoryMB) }
+            position[node.id] = caps.count
+            caps.append(NodeCapacity(id: node.id, gpus: node.gpus.map(\.index),
+                                     schedulable: node.isResponding(now: now, timeout: nodeTimeout) && node.drain == nil,
+                                     busyGPUs: busy, cpuSlots: node.cpuSlots, cpuSlotsUsed: node.orphanCPUSlots, models: models))
         }
-        for job in activeJobs where job.isActive {
-            for part in job.parts where byId[part.nodeId] != nil {
-                if part.gpus.isEmpty { byId[part.nodeId]!.cpuSlotsUsed += 1 }
-                byId[part.nodeId]!.busyGPUs.formUnion(part.gpus)
+        for parts in activeParts {
+            for part in parts {
+                guard let at = position[part.nodeId] else { continue }
+                if part.gpus.isEmpty { caps[at].cpuSlotsUsed += 1 }
+                caps[at].busyGPUs.formUnion(part.gpus)
             }
         }
-        return byId.values.sorted { $0.id < $1.id }
+        return caps
     }
 }

@@ -88,9 +88,11 @@ extension MasterState {
     private func noteReport(_ request: SyncRequest, node id: String) {
         if let port = request.freePort, (1024...65535).contains(port) { freePorts[id] = port }
         if let sample = request.telemetry?.sanitized(), sample.time > (telemetry[id]?.time ?? 0), sample.gpus.count <= 1024 {
-            let outsideChanged = sample.unavailableGPUs != (telemetry[id]?.unavailableGPUs ?? [])
+            let outside = sample.unavailableGPUs
+            let outsideChanged = outside != (unavailableGPUs[id] ?? [])
             account(sample, since: telemetry[id], node: id)
             telemetry[id] = sample
+            unavailableGPUs[id] = outside.isEmpty ? nil : outside
             history[id, default: NodeHistory()].append(sample)
             waiters.wake("dashboard")
             if outsideChanged {
@@ -192,6 +194,7 @@ extension MasterState {
         downNodes.remove(id)
         unreported.remove(id)
         telemetry[id] = nil
+        unavailableGPUs[id] = nil
         history[id] = nil
         freePorts[id] = nil
         acknowledgedRecently[id] = nil

@@ -69,6 +69,9 @@ public actor MasterState {
     var freePorts: [String: Int] = [:]
     /// The latest telemetry of each node, and the last hour of it.
     var telemetry: [String: NodeTelemetry] = [:]
+    /// Each node's GPUs its last telemetry says are not to be used (unhealthy, or in use outside mgpu where the node
+    /// avoids those), kept as each sample comes: every scheduling pass reads them. Nodes with none are absent.
+    var unavailableGPUs: [String: Set<Int>] = [:]
     var history: [String: NodeHistory] = [:]
     /// What telemetry said of each running job's GPUs since its run started (folded into the job when the run ends).
     var jobSamples: [JobID: JobUsage] = [:]
@@ -175,21 +178,17 @@ public actor MasterState {
     // MARK: Helpers
 
     func capacities(now: Double) -> [NodeCapacity] {
-        var caps = NodeCapacity.build(nodes: Array(nodes.values), activeJobs: running.lazy.compactMap { self.jobs[$0] },
-                                      now: now, nodeTimeout: config.nodeTimeout, unavailableGPUs: outsideGPUs())
+        // The running jobs' parts, read where they are kept (a Job copied out of the dictionary retains its every field).
+        let jobs = self.jobs
+        let parts = running.compactMap { id in jobs[id]?.isActive == true ? jobs[id]?.parts : nil }
+        var caps = NodeCapacity.build(nodes: Array(nodes.values), activeParts: parts, now: now, nodeTimeout: config.nodeTimeout,
+                                      unavailableGPUs: outsideGPUs())
         for i in caps.indices where unreported.contains(caps[i].id) { caps[i].schedulable = false }
         return caps
     }
 
     /// GPUs in use outside mgpu on nodes that avoid them, except those an mgpu job holds (its own processes).
-    func outsideGPUs() -> [String: Set<Int>] {
-        var result: [String: Set<Int>] = [:]
-        for (id, t) in telemetry {
-            let outside = t.unavailableGPUs
-            if !outside.isEmpty { result[id] = outside }
-        }
-        return result
-    }
+    func outsideGPUs() -> [String: Set<Int>] { unavailableGPUs }
 
     /// Commits jobs and nodes, then applies them in memory.
     func commit(jobs changes: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = [],

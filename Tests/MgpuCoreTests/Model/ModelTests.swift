@@ -14,6 +14,35 @@ import Testing
         #expect(JobID(text) == nil)
     }
 
+    /// Ids order by their hex digits, then a task's index as a number: compared as bytes, as the plain comparison of
+    /// the first eight characters and the index did, on seeded random ids and tasks of a few shared arrays.
+    @Test func orderMatchesThePlainComparison() {
+        func plain(_ a: JobID, _ b: JobID) -> Bool {
+            let (x, y) = (a.rawValue.prefix(8), b.rawValue.prefix(8))
+            if x != y { return x < y }
+            return (a.arrayIndex ?? -1) < (b.arrayIndex ?? -1)
+        }
+        var random = SeededRandom(seed: 17)
+        let parents = (0..<4).map { _ in JobID.random(using: &random) }
+        var ids = (0..<300).map { _ in JobID.random(using: &random) } + [JobID(number: 0), JobID(number: .max), JobID("abcdef01")!]
+        for _ in 0..<300 {
+            ids.append(JobID(parent: parents.randomElement(using: &random)!, index: Int.random(in: 0...JobID.maxArrayIndex, using: &random)))
+        }
+        ids += parents + [JobID(parent: parents[0], index: 9), JobID(parent: parents[0], index: 10)]
+        // Ids that differ only in their last digits.
+        for _ in 0..<40 {
+            let n = UInt32.random(in: 0...UInt32.max, using: &random)
+            ids += [JobID(number: n), JobID(number: n ^ 1), JobID(number: n ^ 0x10)]
+        }
+        for _ in 0..<20_000 {
+            let (a, b) = (ids.randomElement(using: &random)!, ids.randomElement(using: &random)!)
+            #expect((a < b) == plain(a, b), "\(a) < \(b)")
+        }
+        #expect(JobID(parent: parents[0], index: 9) < JobID(parent: parents[0], index: 10))
+        #expect(JobID(number: 0xA) < JobID(number: 0xB) && !(JobID(number: 0xB) < JobID(number: 0xA)))
+        #expect(ids.sorted() == ids.sorted(by: plain))
+    }
+
     @Test func decodingRejectsBadIds() {
         #expect(throws: DecodingError.self) { try JSONDecoder().decode([JobID].self, from: Data(#"["../x"]"#.utf8)) }
     }
