@@ -64,7 +64,7 @@ extension MasterState {
         }
         node.orphanGPUs = result.orphanGPUs
         node.orphanCPUSlots = result.orphanCPUSlots
-        nodes[node.id] = node
+        setNode(node, id: node.id)
         if unreported.remove(node.id) != nil { scheduleNeeded = true }
         if !result.acknowledged.isEmpty {
             acknowledgedRecently[node.id, default: []].append(contentsOf: result.acknowledged)

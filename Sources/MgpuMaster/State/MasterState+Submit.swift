@@ -48,7 +48,7 @@ extension MasterState {
             throw RequestError("--dependency names job \(id), which the master does not know")
         }
         // The cluster checks, once per distinct request (a template's jobs share one).
-        let caps = capacities(now: clock())
+        let caps = nodeShapes()
         var refusals: [ResourceRequest: RequestError?] = [:]
         for (i, spec) in specs.enumerated() {
             let refusal = refusals[spec.request] ?? Admission.check(command: "-", request: spec.request, nodes: caps)
