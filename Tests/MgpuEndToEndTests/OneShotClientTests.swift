@@ -21,6 +21,13 @@ extension EndToEndTests {
         let long = String(repeating: "x", count: 300)
         let template = JobSpec(name: nil, user: unixUser, command: "sleep 30 # \(long)", workdir: cluster.dir, environment: ["PATH": "/usr/bin:/bin"],
                                request: ResourceRequest(gpusPerNode: 1))
+        // The requests of one process go over one connection (the master counts those it accepts).
+        func opened() async throws -> Int {
+            let text = String(decoding: try await pooled.http.request(.GET, "/metrics").body, as: UTF8.self)
+            return text.split(separator: "\n").first { $0.hasPrefix("mgpu_http_connections_opened_total ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? -1
+        }
+        let before = try await opened()
         let ids = try await oneShot.submit(template: template, commands: (0..<400).map { "sleep 30 # \($0) \(long)" })
         #expect(ids.count == 400)
         let big = try await oneShot.queueJSON()
@@ -31,6 +38,7 @@ extension EndToEndTests {
         #expect(viaPool.jobs.map(\.id) == queue.jobs.map(\.id))
         #expect(try await oneShot.job(ids[7].rawValue).command == "sleep 30 # 7 \(long)")
         #expect(try await oneShot.queueTable().contains(ids[0].rawValue))
+        #expect(try await opened() - before == 1, "five requests, one connection")
         // An error answer: its status and the master's message.
         do {
             _ = try await oneShot.job("DEADBEEF")
@@ -90,6 +98,34 @@ extension EndToEndTests {
         }
     }
 
+    /// A kept connection the server has closed meanwhile (its idle timeout, a restart) is not used: the next request
+    /// goes over a new one. The server here answers one request on each connection and keeps it open until told.
+    @Test func aKeptConnectionTheServerClosedIsReplaced() async throws {
+        let server = try Listener()
+        defer { server.close() }
+        let closeNow = DispatchSemaphore(value: 0), closed = DispatchSemaphore(value: 0)
+        let serving = Thread {
+            for n in 1...2 {
+                let connection = server.answerOnce(body: "answer \(n)")
+                closeNow.wait()
+                // As an idle timeout closes it: the client's kept connection reaches its end.
+                shutdown(connection, Int32(SHUT_RDWR))
+                Glibc.close(connection)
+                closed.signal()
+            }
+        }
+        serving.start()
+        let http = HTTPClient(host: "127.0.0.1", port: server.port, oneShot: true)
+        let first = try await http.request(.POST, "/v1/jobs", body: Array("{}".utf8), timeout: 5)
+        #expect(String(decoding: first.body, as: UTF8.self) == "answer 1")
+        closeNow.signal()
+        closed.wait()
+        let second = try await http.request(.POST, "/v1/jobs", body: Array("{}".utf8), timeout: 5)
+        #expect(String(decoding: second.body, as: UTF8.self) == "answer 2", "sent over a new connection")
+        closeNow.signal()
+        closed.wait()
+    }
+
     func expectTransport(port: Int, timeout: Double, _ matches: (TransportError) -> Bool) async {
         let http = HTTPClient(host: "127.0.0.1", port: port, oneShot: true)
         do {
@@ -130,6 +166,18 @@ private final class Listener: Sendable {
         var buffer = [UInt8](repeating: 0, count: 4096)
         _ = read(client, &buffer, buffer.count)
         Glibc.close(client)
+    }
+
+    /// Takes one connection, reads a request and answers it with `body` over HTTP/1.1, leaving the connection open
+    /// (as a server that keeps connections does); returns it.
+    func answerOnce(body: String) -> Int32 {
+        let client = accept(fd, nil, nil)
+        guard client >= 0 else { return client }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        _ = read(client, &buffer, buffer.count)
+        let answer = Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        _ = answer.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+        return client
     }
 
     func close() { Glibc.close(fd) }

@@ -56,8 +56,8 @@ public struct HTTPClient: Sendable {
     public var token: String?
     /// HTTPS when set.
     public var tls: ClientTLS?
-    /// A command-line client's: plain-HTTP requests each go over a connection of their own, with blocking calls on a
-    /// thread of their own (`OneShotHTTP`), instead of starting AsyncHTTPClient's event loops and pool for them.
+    /// A command-line client's: plain-HTTP requests with blocking calls on a thread of their own, over a connection
+    /// kept for the process's next request (`OneShotHTTP`), instead of starting AsyncHTTPClient's event loops and pool.
     public var oneShot: Bool
 
     public init(host: String, port: Int, connectTimeout: Double = 5, token: String? = nil, tls: ClientTLS? = nil,

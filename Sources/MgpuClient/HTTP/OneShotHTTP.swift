@@ -7,9 +7,10 @@ import NIOEmbedded
 import NIOHTTP1
 import Synchronization
 
-/// A command-line client's request over plain HTTP: one connection, blocking socket calls on a thread of its own, and
-/// NIO's own HTTP/1.1 request encoder and response decoder driven in an `EmbeddedChannel` (no event-loop threads, no
-/// connection pool: a CLI process makes one or a few requests and exits, and starting those cost more than the request).
+/// A command-line client's request over plain HTTP: blocking socket calls on a thread of its own, and NIO's own
+/// HTTP/1.1 request encoder and response decoder driven in an `EmbeddedChannel` (no event-loop threads, no connection
+/// pool: a CLI process makes one or a few requests and exits, and starting those cost more than the request). The
+/// connection is kept for the process's next request (`idle`).
 /// Agents, long-lived, and HTTPS keep AsyncHTTPClient.
 enum OneShotHTTP {
     struct Request {
@@ -65,12 +66,62 @@ enum OneShotHTTP {
         }
     }
 
+    /// Connections kept open between the requests of one process, by host and port (at most two each: a command's
+    /// requests come one after another, with at most its stdin's beside them). srun made four connections, each
+    /// accepted and set up by the master, where one serves.
+    static let idle = Mutex<[String: [Int32]]>([:])
+
+    /// A kept connection to `key`'s server that is still open (a connection the server closed while it was kept,
+    /// at its idle timeout or a restart, reads as ready: it is closed here), or nil.
+    static func takeIdle(_ key: String) -> Int32? {
+        while let fd = idle.withLock({ $0[key]?.popLast() }) {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 0) == 0 { return fd }
+            close(fd)
+        }
+        return nil
+    }
+
+    static func keepIdle(_ fd: Int32, _ key: String) {
+        let kept = idle.withLock { idle in
+            guard idle[key, default: []].count < 2 else { return false }
+            idle[key, default: []].append(fd)
+            return true
+        }
+        if !kept { close(fd) }
+    }
+
     static func perform(_ request: Request, socket box: SocketBox) throws -> HTTPResult {
-        let deadline = now() + request.timeout
-        let address = try resolve(request.host, port: request.port)
-        let fd = try connect(address, request: request)
-        defer { box.clear(); close(fd) }
+        let key = "\(request.host) \(request.port)"
+        if let fd = takeIdle(key) {
+            do {
+                return try perform(request, on: fd, key: key, box: box)
+            } catch ReuseFailure.closedBeforeAnswer {
+                // The server closed the kept connection as the request went out (its idle timeout, or stopping):
+                // nothing was answered, so the request goes again on a new connection. (Only a master that read it,
+                // committed it and died before answering would see it twice.)
+            }
+        }
+        let fd = try connect(try resolve(request.host, port: request.port), request: request)
+        do {
+            return try perform(request, on: fd, key: key, box: box)
+        } catch ReuseFailure.closedBeforeAnswer {
+            throw TransportError.closed(host: request.host, port: request.port)
+        }
+    }
+
+    /// A kept connection that ended before a byte of the answer came.
+    enum ReuseFailure: Error { case closedBeforeAnswer }
+
+    /// One request on `fd`; the connection is kept for the next request when the answer leaves it open, else closed.
+    static func perform(_ request: Request, on fd: Int32, key: String, box: SocketBox) throws -> HTTPResult {
+        var keep = false
+        defer {
+            box.clear()
+            if keep { keepIdle(fd, key) } else { close(fd) }
+        }
         guard box.set(fd) else { throw CancellationError() }
+        let deadline = now() + request.timeout
 
         let channel = EmbeddedChannel()
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
@@ -80,7 +131,6 @@ enum OneShotHTTP {
             head.headers.add(name: "Host", value: request.authority)
             for (name, value) in request.headers { head.headers.add(name: name, value: value) }
             head.headers.add(name: "Content-Length", value: "\(request.body?.count ?? 0)")
-            head.headers.add(name: "Connection", value: "close")
             try channel.writeOutbound(HTTPClientRequestPart.head(head))
             if let body = request.body, !body.isEmpty {
                 try channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))))
@@ -93,9 +143,14 @@ enum OneShotHTTP {
         while let data = try? channel.readOutbound(as: IOData.self) {
             if case .byteBuffer(let buffer) = data { out += buffer.readableBytesView }
         }
-        try send(fd, out, request: request, deadline: deadline, box: box)
+        do {
+            try send(fd, out, request: request, deadline: deadline, box: box)
+        } catch TransportError.closed {
+            throw ReuseFailure.closedBeforeAnswer
+        }
 
-        var status = 0, headers: [(String, String)] = [], body: [UInt8] = [], ended = false
+        var status = 0, headers: [(String, String)] = [], body: [UInt8] = [], ended = false, received = 0
+        var version = HTTPVersion.http1_1
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while !ended {
             try wait(fd, for: Int16(POLLIN), request: request, deadline: deadline, box: box)
@@ -103,8 +158,10 @@ enum OneShotHTTP {
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 if box.isCancelled { throw CancellationError() }
+                if received == 0 && errno == ECONNRESET { throw ReuseFailure.closedBeforeAnswer }
                 throw TransportError.closed(host: request.host, port: request.port)
             }
+            received += n
             if n == 0 {
                 // The end of the stream ends a body that had no length.
                 _ = try? channel.finish(acceptAlreadyClosed: true)
@@ -118,6 +175,7 @@ enum OneShotHTTP {
                 case .head(let head):
                     status = Int(head.status.code)
                     headers = head.headers.map { ($0.name, $0.value) }
+                    version = head.version
                 case .body(let buffer):
                     body += buffer.readableBytesView
                 case .end:
@@ -126,10 +184,20 @@ enum OneShotHTTP {
             }
             if n == 0 && !ended {
                 if box.isCancelled { throw CancellationError() }
+                if received == 0 { throw ReuseFailure.closedBeforeAnswer }
                 throw TransportError.closed(host: request.host, port: request.port)
             }
         }
+        // Kept when the answer came whole, over HTTP/1.1, without `Connection: close`, and the stream is still open.
+        let closes = headers.contains { $0.0.lowercased() == "connection" && $0.1.lowercased().contains("close") }
+        keep = ended && received > 0 && version == .http1_1 && !closes && !box.isCancelled && !streamEnded(fd)
         return HTTPResult(status: status, headers: headers, body: body)
+    }
+
+    /// True when the server has closed `fd` (or sent more than was asked for): such a connection is not kept.
+    static func streamEnded(_ fd: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) != 0
     }
 
     /// Addresses resolved in this process, by host and port: a command's later requests (srun makes four) skip
