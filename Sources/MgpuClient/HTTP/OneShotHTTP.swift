@@ -67,8 +67,8 @@ enum OneShotHTTP {
     }
 
     /// Connections kept open between the requests of one process, by host and port (at most two each: a command's
-    /// requests come one after another, with at most its stdin's beside them). srun made four connections, each
-    /// accepted and set up by the master, where one serves.
+    /// requests come one after another, with at most its stdin's beside them). An srun made ten connections, each
+    /// accepted and set up by the master, where two serve.
     static let idle = Mutex<[String: [Int32]]>([:])
 
     /// A kept connection to `key`'s server that is still open (a connection the server closed while it was kept,
