@@ -75,8 +75,7 @@ enum OneShotHTTP {
     /// at its idle timeout or a restart, reads as ready: it is closed here), or nil.
     static func takeIdle(_ key: String) -> Int32? {
         while let fd = idle.withLock({ $0[key]?.popLast() }) {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 0) == 0 { return fd }
+            if !streamEnded(fd) { return fd }
             close(fd)
         }
         return nil
@@ -200,23 +199,14 @@ enum OneShotHTTP {
         return poll(&p, 1, 0) != 0
     }
 
-    /// Addresses resolved in this process, by host and port: a command's later requests (srun makes four) skip
-    /// getaddrinfo, which reads nsswitch.conf, host.conf, resolv.conf and /etc/hosts and asks the kernel for the
-    /// interfaces' addresses each time.
-    static let resolved = Mutex<[String: SocketAddress]>([:])
-
+    /// The server's address, for a new connection (a command's later requests go over the kept one).
     static func resolve(_ host: String, port: Int) throws -> SocketAddress {
-        let key = "\(host) \(port)"
-        if let address = resolved.withLock({ $0[key] }) { return address }
-        let address: SocketAddress
         do {
             // An address as it is (the usual 127.0.0.1 of `mgpu up`), without getaddrinfo's look at the interfaces.
-            address = try (try? SocketAddress(ipAddress: host, port: port)) ?? SocketAddress.makeAddressResolvingHost(host, port: port)
+            return try (try? SocketAddress(ipAddress: host, port: port)) ?? SocketAddress.makeAddressResolvingHost(host, port: port)
         } catch {
             throw TransportError.unreachable(host: host, port: port, reason: "cannot resolve \(host)")
         }
-        resolved.withLock { $0[key] = address }
-        return address
     }
 
     static func now() -> Double {

@@ -50,8 +50,7 @@ extension NodeCapacity {
         var last: [String: Int] = [:]   // node id -> its last index in `nodes`
         last.reserveCapacity(nodes.count)
         for i in nodes.indices { last[nodes[i].id] = i }
-        var order = last.count == nodes.count ? Array(nodes.indices) : last.values.sorted()
-        order.sort { nodes[$0].id < nodes[$1].id }
+        let order = last.values.sorted { nodes[$0].id < nodes[$1].id }
         var caps: [NodeCapacity] = []
         caps.reserveCapacity(order.count)
         var position: [String: Int] = [:]   // node id -> its capacity's index

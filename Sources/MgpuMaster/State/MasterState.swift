@@ -202,13 +202,10 @@ public actor MasterState {
         let jobs = self.jobs
         let parts = running.compactMap { id in jobs[id]?.isActive == true ? jobs[id]?.parts : nil }
         var caps = NodeCapacity.build(nodes: Array(nodes.values), activeParts: parts, now: now, nodeTimeout: config.nodeTimeout,
-                                      unavailableGPUs: outsideGPUs())
+                                      unavailableGPUs: unavailableGPUs)
         for i in caps.indices where unreported.contains(caps[i].id) { caps[i].schedulable = false }
         return caps
     }
-
-    /// GPUs in use outside mgpu on nodes that avoid them, except those an mgpu job holds (its own processes).
-    func outsideGPUs() -> [String: Set<Int>] { unavailableGPUs }
 
     /// Commits jobs and nodes, then applies them in memory.
     func commit(jobs changes: [Job], nodes changedNodes: [Node] = [], removingNodes removed: [String] = [],
