@@ -60,5 +60,16 @@ func schedulerBenchmarks() -> BenchmarkSuite {
         let caps = NodeCapacity.build(nodes: nodes, activeParts: parts, now: 1, nodeTimeout: 30)
         precondition(caps.count == nodeCount && caps[0].busyGPUs.count == 4)
     }
+    // What a pass reads now: the capacities kept as jobs start and end (a job ends, another starts, between passes).
+    var ledger = CapacityLedger(nodes: nodes, activeParts: running.map(\.parts))
+    let ending = running[0].parts, starting = [JobPart(rank: 0, nodeId: running[0].parts[0].nodeId, gpus: [7])]
+    suite.benchmark("capacities kept: 1000 nodes of 8 GPUs, a job ends and one starts") {
+        ledger.remove(ending)
+        ledger.add(starting)
+        let caps = ledger.capacities(now: 1, nodeTimeout: 30)
+        precondition(caps.count == nodeCount && caps[0].busyGPUs == [1, 2, 3, 7])
+        ledger.remove(starting)
+        ledger.add(ending)
+    }
     return suite
 }

@@ -302,7 +302,8 @@ enum APIRouter {
         router.post("/v1/agent/sync") { request, context in
             let body = try await decodeAgentMessage(request, context, as: SyncRequest.self, logger: logger)
             _ = try context.node(named: body.nodeId)
-            return try json(try await state.sync(body))
+            let answer = try await state.sync(body)
+            return answer.isEmpty ? emptySyncAnswer() : try json(answer)
         }
         router.post("/v1/agent/deregister") { request, context in
             let body = try await request.decode(as: DeregisterRequest.self, context: context)
@@ -396,6 +397,16 @@ enum APIRouter {
         e.outputFormatting = [.sortedKeys]
         return e
     }()
+
+    /// `json(SyncResponse())`, encoded once: most syncs bring the agent nothing (every node, every few seconds), and
+    /// encoding even an empty answer was 3 % of the master's CPU with 1,000 agents.
+    static let emptySyncBody = ByteBuffer(bytes: (try? encoder.encode(SyncResponse())) ?? Data())
+
+    static func emptySyncAnswer() -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: emptySyncBody))
+    }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try encoder.encode(value)

@@ -92,7 +92,7 @@ extension MasterState {
             let outsideChanged = outside != (unavailableGPUs[id] ?? [])
             account(sample, since: telemetry[id], node: id)
             telemetry[id] = sample
-            unavailableGPUs[id] = outside.isEmpty ? nil : outside
+            setUnavailable(outside, node: id)
             history[id, default: NodeHistory()].append(sample)
             waiters.wake("dashboard")
             if outsideChanged {
@@ -194,7 +194,7 @@ extension MasterState {
         downNodes.remove(id)
         unreported.remove(id)
         telemetry[id] = nil
-        unavailableGPUs[id] = nil
+        setUnavailable([], node: id)
         history[id] = nil
         freePorts[id] = nil
         acknowledgedRecently[id] = nil
@@ -234,6 +234,7 @@ extension MasterState {
         }
         checkIdle(now: now)
         trimHeap(now: now)
+        checkCapacityLedger(now: now)
         // Every tick, whether or not anything was marked as changed: a safety net for what time alone changes.
         schedule(force: true)
         pruneEnded(now: now, every: min(30, max(0.5, config.keepEndedSeconds / 4)))

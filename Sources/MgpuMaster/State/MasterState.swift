@@ -71,9 +71,15 @@ public actor MasterState {
     var telemetry: [String: NodeTelemetry] = [:]
     /// Each node's GPUs its last telemetry says are not to be used (unhealthy, or in use outside mgpu where the node
     /// avoids those), kept as each sample comes: every scheduling pass reads them. Nodes with none are absent.
-    var unavailableGPUs: [String: Set<Int>] = [:]
+    private(set) var unavailableGPUs: [String: Set<Int>] = [:]
     /// `nodeShapes()`, made when first asked for after a node's shape changed (`setNode`).
     var shapes: [NodeCapacity]?
+    /// Every node's capacity for the scheduling passes, kept as jobs start and end and nodes change (`setNode`,
+    /// `apply`, `setUnavailable`); made from everything when first needed, and again if the check against a build
+    /// (`checkCapacityLedger`, every liveness tick) ever finds it wrong.
+    var ledger: CapacityLedger?
+    /// How many times that check found the ledger wrong (0, or a bug: it is logged as an error).
+    var ledgerMismatches = 0
     var history: [String: NodeHistory] = [:]
     /// What telemetry said of each running job's GPUs since its run started (folded into the job when the run ends).
     var jobSamples: [JobID: JobUsage] = [:]
@@ -185,6 +191,13 @@ public actor MasterState {
         let old = nodes[id]
         if (old == nil) != (node == nil) || old?.gpus != node?.gpus || old?.cpuSlots != node?.cpuSlots { shapes = nil }
         nodes[id] = node
+        if let node { ledger?.setNode(node) } else { ledger?.removeNode(id) }
+    }
+
+    /// Stores the GPUs a node's telemetry says are not to be used (every change of `unavailableGPUs` goes through here).
+    func setUnavailable(_ gpus: Set<Int>, node id: String) {
+        unavailableGPUs[id] = gpus.isEmpty ? nil : gpus
+        ledger?.setUnavailable(gpus, node: id)
     }
 
     /// What admission checks a submission against: each node's GPUs, their models and its CPU slots, whatever is
@@ -198,13 +211,33 @@ public actor MasterState {
     }
 
     func capacities(now: Double) -> [NodeCapacity] {
-        // The running jobs' parts, read where they are kept (a Job copied out of the dictionary retains its every field).
-        let jobs = self.jobs
-        let parts = running.compactMap { id in jobs[id]?.isActive == true ? jobs[id]?.parts : nil }
-        var caps = NodeCapacity.build(nodes: Array(nodes.values), activeParts: parts, now: now, nodeTimeout: config.nodeTimeout,
-                                      unavailableGPUs: unavailableGPUs)
-        for i in caps.indices where unreported.contains(caps[i].id) { caps[i].schedulable = false }
+        if ledger == nil { ledger = CapacityLedger(nodes: Array(nodes.values), activeParts: runningParts(), unavailableGPUs: unavailableGPUs) }
+        var caps = ledger!.capacities(now: now, nodeTimeout: config.nodeTimeout)
+        if !unreported.isEmpty {
+            for i in caps.indices where unreported.contains(caps[i].id) { caps[i].schedulable = false }
+        }
         return caps
+    }
+
+    /// The running jobs' parts, read where they are kept (a Job copied out of the dictionary retains its every field).
+    func runningParts() -> [[JobPart]] {
+        let jobs = self.jobs
+        return running.compactMap { id in jobs[id]?.isActive == true ? jobs[id]?.parts : nil }
+    }
+
+    /// Compares the kept capacities with a build from everything (`NodeCapacity.build`, their definition); if they
+    /// differ, logs it and builds the ledger again. Run every liveness tick: a build is about a millisecond with
+    /// 1,000 nodes.
+    func checkCapacityLedger(now: Double) {
+        guard var kept = ledger else { return }
+        let built = NodeCapacity.build(nodes: Array(nodes.values), activeParts: runningParts(), now: now,
+                                       nodeTimeout: config.nodeTimeout, unavailableGPUs: unavailableGPUs)
+        let held = kept.capacities(now: now, nodeTimeout: config.nodeTimeout)
+        guard held != built else { return }
+        ledgerMismatches += 1
+        let differ = zip(held, built).filter { $0 != $1 }.map(\.0.id) + (held.count == built.count ? [] : ["(\(held.count) vs \(built.count) nodes)"])
+        logger.error("kept node capacities differed from a build: built again", metadata: ["nodes": "\(differ.prefix(10).joined(separator: ","))"])
+        ledger = nil
     }
 
     /// Commits jobs and nodes, then applies them in memory.
@@ -228,6 +261,7 @@ public actor MasterState {
         for id in removedJobs {
             // An array's record whose tasks have all started (or been cancelled one by one).
             guard let old = jobs.removeValue(forKey: id) else { continue }
+            if old.state == .running { ledger?.remove(old.parts) }
             pendingByUser[old.user, default: 0] -= Self.pendingWeight(old)
             pending.remove([id: old.seq])
             dependent.remove(id)
@@ -271,6 +305,8 @@ public actor MasterState {
             if was != now { arrayRunning[parent, default: 0] += now ? 1 : -1 }
         }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
+        if old?.state == .running { ledger?.remove(old!.parts) }
+        if job.state == .running { ledger?.add(job.parts) }
         if let old, old.state == .running {
             for part in old.parts {
                 runningOn[part.nodeId]?.remove(job.id)

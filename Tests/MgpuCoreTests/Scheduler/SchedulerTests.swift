@@ -278,4 +278,26 @@ import Testing
         #expect(Admission.check(command: "x", request: ResourceRequest(nodes: 2, gpuIds: [3]), nodes: cluster) != nil)
         #expect(Admission.check(command: "x", request: ResourceRequest(gpuIds: [1, 1]), nodes: cluster) != nil)
     }
+
+    /// `mayStartAnything` walks the capacities in place; it must say what a pass's own count says (free GPUs on
+    /// schedulable nodes, or free CPU slots there when CPU-only jobs wait), on seeded random capacities: nodes down,
+    /// full, with busy GPUs they do not have, repeated GPU indices, slots over-used.
+    @Test func mayStartAnythingIsAPassCount() {
+        var random = SeededRandom(seed: 2311)
+        for round in 0..<2000 {
+            let nodes = (0..<Int.random(in: 0...5, using: &random)).map { n -> NodeCapacity in
+                var gpus = Array(0..<Int.random(in: 0...4, using: &random))
+                if gpus.count > 1 && Bool.random(using: &random) { gpus[1] = gpus[0] }
+                return NodeCapacity(id: "n\(n)", gpus: gpus, schedulable: Int.random(in: 0..<4, using: &random) > 0,
+                                    busyGPUs: Set((0..<Int.random(in: 0...5, using: &random)).map { _ in Int.random(in: 0...5, using: &random) }),
+                                    cpuSlots: Int.random(in: 0...2, using: &random), cpuSlotsUsed: Int.random(in: 0...3, using: &random))
+            }
+            let cpuOnly = Int.random(in: 0...1, using: &random), preemptible = Int.random(in: 0..<8, using: &random) == 0
+            let up = nodes.filter(\.schedulable)
+            let expected = preemptible || up.reduce(0) { $0 + $1.freeGPUs.count } > 0
+                || (cpuOnly > 0 && up.reduce(0) { $0 + max(0, $1.cpuSlots - $1.cpuSlotsUsed) } > 0)
+            #expect(Scheduler.mayStartAnything(nodes: nodes, cpuOnlyPending: cpuOnly, preemptibleRunning: preemptible) == expected,
+                    "round \(round): \(nodes)")
+        }
+    }
 }
