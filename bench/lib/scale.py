@@ -1,6 +1,6 @@
-"""mgpu alone at scale (bench/run --scale): API submit throughput with 32 concurrent HTTP clients (wrk), 1,000
-simulated agents (real HTTP) heartbeating every 5 s while 5,000 jobs flow through them, and the
-microbenchmarks of the hot paths (mgpu-bench). Prints figures and writes them to bench/results/<date>-scale.md."""
+"""mgpu alone at scale (bench/run --scale): API submit throughput with 32 concurrent HTTP clients (wrk), on one node
+and on 1,000 full ones, 1,000 simulated agents (real HTTP) heartbeating every 5 s while 5,000 jobs flow through them,
+and the microbenchmarks of the hot paths (mgpu-bench). Prints figures and writes them to bench/results/<date>-scale.md."""
 import argparse, datetime, http.client, json, math, os, random, statistics, subprocess, sys, tempfile, threading, time
 import urllib.request
 
@@ -13,14 +13,39 @@ def cpu_ticks(pid):
     return int(f[11]) + int(f[12])
 
 
-def api_submit(binary, seconds, connections):
-    """wrk, 32 keep-alive connections, each request one job; every GPU is held so the jobs stay pending. The pending
-    limit is lifted (a refusal is a cheap answer, and the default 10,000 is reached within seconds): the figure is
-    jobs accepted per second, and any refusal is reported as an error."""
+def full_nodes(m, count):
+    """`count` more nodes of 8 GPUs (real HTTP: registered, one report each) whose every GPU is in use outside mgpu:
+    a large cluster, full, where every submission is checked against every node and nothing can start."""
+    secret = open(f"{m.dir}/state/cluster.secret").read().strip()
+    for i in range(count):
+        node, inc = f"full{i:04d}", f"inc-{i}"
+        gpus = [{"index": g, "uuid": f"SIM-{node}-{g}", "name": "Simulated GPU", "memoryMB": 24576, "simulated": True}
+                for g in range(8)]
+        credential = post(m, "/v1/agent/register", {"nodeId": node, "incarnation": inc, "gpus": gpus, "cpuSlots": 16},
+                          secret)["credential"]
+        tel = {"time": time.time(), "cpuPercent": 1.0, "load": [0, 0, 0], "memoryUsedMB": 1000, "memoryTotalMB": 64000,
+               "avoidForeign": True, "gpus": [{"index": g, "utilization": 90.0, "memoryUsedMB": 20000, "memoryTotalMB": 24576,
+               "temperatureC": 60.0, "powerW": 250.0, "processes": [], "inUseOutside": True} for g in range(8)]}
+        post(m, "/v1/agent/sync", {"nodeId": node, "incarnation": inc, "running": [], "finished": [], "wait": 0,
+                                   "telemetry": tel}, credential)
+
+
+def post(m, path, body, token):
+    req = urllib.request.Request(f"http://127.0.0.1:{m.port}{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def api_submit(binary, seconds, connections, nodes=0):
+    """wrk, 32 keep-alive connections, each request one job; every GPU is held so the jobs stay pending (with `nodes`,
+    that many more full nodes). The pending limit is lifted (a refusal is a cheap answer, and the default 10,000 is
+    reached within seconds): the figure is jobs accepted per second, and any refusal is reported as an error."""
     m = Mgpu(binary, master_args=["--max-pending-per-user", "10000000"])
     m.start()
     try:
         m.hold_all()
+        full_nodes(m, nodes)
         spec = {"jobs": [{"user": "bench", "command": "true", "workdir": "/tmp", "environment": {"PATH": "/usr/bin:/bin"},
                           "request": {"gpusPerNode": 1, "nodes": 1}}]}
         script = os.path.join(m.dir, "submit.lua")
@@ -155,6 +180,12 @@ def main():
         print(f"  {r['jobs/s']:.0f} jobs/s, p99 {r['p99']}, {r['errors']} errors, {r['accepted']} pending after, RSS {r['rss']:.0f} MiB", flush=True)
     rates = [r["jobs/s"] for r in runs]
     rows.append(("API submit, 32 HTTP clients (jobs/s)", min(rates), statistics.median(rates), max(rates), "≥ 10,000"))
+    print(f"== API submit, the same, with {a.agents} more nodes of 8 GPUs, all in use (a large full cluster)", flush=True)
+    runs = [api_submit(a.mgpu, 10, 32, nodes=a.agents) for _ in range(a.runs)]
+    for r in runs:
+        print(f"  {r['jobs/s']:.0f} jobs/s, p99 {r['p99']}, {r['errors']} errors, {r['accepted']} pending after, RSS {r['rss']:.0f} MiB", flush=True)
+    rates = [r["jobs/s"] for r in runs]
+    rows.append((f"API submit, {a.agents} full nodes (jobs/s)", min(rates), statistics.median(rates), max(rates), ""))
     print(f"== {a.agents} agents heartbeating every 5 s for {a.seconds} s, {a.jobs} jobs flowing", flush=True)
     r = agents_with_jobs(a.mgpu, a.agents, a.seconds, a.jobs)
     print(f"  master CPU {r['cpu%']:.1f}% of one core, RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f}), heartbeat p50 "
