@@ -244,6 +244,9 @@ class Bench:
         try:
             if hasattr(system, "pid"):
                 self.record("controller RSS, idle", "MiB", "lower", system, rss_mib(system.pid))
+                # What of it is the controller's own (heap, stacks): the rest is pages of its binary and libraries,
+                # mapped from the page cache, shared with other processes of the same files and reclaimable.
+                self.record("controller anonymous memory, idle", "MiB", "lower", system, rss_mib(system.pid, "RssAnon:"))
             for _ in range(a.runs):
                 system.clear()
                 t = timed(loop(system.submit_one, a.jobs), env=system.env)
@@ -267,6 +270,8 @@ class Bench:
                 assert len(ids) == a.pending, f"{system.name}: {len(ids)} of {a.pending} submitted"
                 time.sleep(2)
                 self.record(f"controller RSS, {a.pending} pending", "MiB", "lower", system, rss_mib(system.pid))
+                self.record(f"controller anonymous memory, {a.pending} pending", "MiB", "lower", system,
+                            rss_mib(system.pid, "RssAnon:"))
                 for figure, cmd in system.listing.items():
                     for _ in range(a.runs):
                         self.record(f"{figure}, {a.pending} pending", "ms", "lower", system, timed(cmd, env=system.env) * 1000)

@@ -152,11 +152,12 @@ def agents_with_jobs(binary, agents, seconds, jobs):
     c1, t1 = cpu_ticks(m.pid), time.time()
     peak = rss(m.pid, "VmHWM:")
     now_rss = rss(m.pid)
+    anon = rss(m.pid, "RssAnon:")
     stop.set()
     time.sleep(1)
     lat = sorted(latencies)
     result = {"cpu%": 100 * (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0), "rss": now_rss, "peak": peak,
-              "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000, "errors": errors[0],
+              "anon": anon, "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000, "errors": errors[0],
               "submitted": submitted, "finished": finished[0], "heartbeats": len(lat)}
     m.stop(wait_for_jobs=False)
     return result
@@ -188,11 +189,12 @@ def main():
     rows.append((f"API submit, {a.agents} full nodes (jobs/s)", min(rates), statistics.median(rates), max(rates), ""))
     print(f"== {a.agents} agents heartbeating every 5 s for {a.seconds} s, {a.jobs} jobs flowing", flush=True)
     r = agents_with_jobs(a.mgpu, a.agents, a.seconds, a.jobs)
-    print(f"  master CPU {r['cpu%']:.1f}% of one core, RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f}), heartbeat p50 "
+    print(f"  master CPU {r['cpu%']:.1f}% of one core, RSS {r['rss']:.1f} MiB (peak {r['peak']:.1f}, anonymous {r['anon']:.1f}), heartbeat p50 "
           f"{r['p50']:.1f} ms p99 {r['p99']:.1f} ms, {r['heartbeats']} heartbeats, {r['errors']} errors, "
           f"{r['submitted']} jobs submitted, {r['finished']} reported finished", flush=True)
     rows.append((f"{a.agents} agents: master CPU (% of one core)", r["cpu%"], r["cpu%"], r["cpu%"], "< 10"))
     rows.append((f"{a.agents} agents: master RSS (MiB)", r["rss"], r["rss"], r["rss"], ""))
+    rows.append((f"{a.agents} agents: master anonymous memory (MiB)", r["anon"], r["anon"], r["anon"], ""))
     rows.append((f"{a.agents} agents: heartbeat p99 (ms)", r["p99"], r["p99"], r["p99"], ""))
     print("== microbenchmarks of the hot paths (mgpu-bench, google/swift-benchmark)", flush=True)
     out = subprocess.run([a.microbench, "--min-time", "1", "--format", "json", "--quiet"], capture_output=True, text=True)
