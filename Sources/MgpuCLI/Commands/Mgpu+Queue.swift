@@ -21,8 +21,11 @@ extension Mgpu {
                 FileHandle.standardOutput.write(Data(bytes))
                 return
             }
-            // The master renders the table: no JSON of every job to encode, send and decode.
-            print(try await client.call { try await $0.queueTable() })
+            // The master renders the table: no JSON of every job to encode, send and decode; its bytes are written out
+            // as they came (a String of them was a megabyte checked and copied again for 10,000 jobs).
+            var bytes = try await client.call { try await $0.queueTableBytes() }
+            bytes.append(UInt8(ascii: "\n"))
+            FileHandle.standardOutput.write(Data(bytes))
         }
     }
 }

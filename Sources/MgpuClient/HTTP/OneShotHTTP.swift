@@ -175,8 +175,13 @@ enum OneShotHTTP {
                     status = Int(head.status.code)
                     headers = head.headers.map { ($0.name, $0.value) }
                     version = head.version
+                    // Room for the whole body at once (a listing of 10,000 jobs is a megabyte).
+                    if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
+                        body.reserveCapacity(min(length, 64 << 20))
+                    }
                 case .body(let buffer):
-                    body += buffer.readableBytesView
+                    // Copied as one block (appending the buffer's view went through it a byte at a time).
+                    buffer.withUnsafeReadableBytes { body.append(contentsOf: $0) }
                 case .end:
                     ended = true
                 }

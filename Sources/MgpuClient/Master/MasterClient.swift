@@ -67,9 +67,14 @@ public struct MasterClient: Sendable {
 
     /// The queue as the table `mgpu queue` prints, rendered by the master.
     public func queueTable() async throws -> String {
+        String(decoding: try await queueTableBytes(), as: UTF8.self)
+    }
+
+    /// The same as the master sent it (`mgpu queue` writes it out as it is).
+    public func queueTableBytes() async throws -> [UInt8] {
         let result = try await http.request(.GET, "/v1/queue?format=text")
         try Self.check(result)
-        return String(decoding: result.body, as: UTF8.self)
+        return result.body
     }
 
     // MARK: History

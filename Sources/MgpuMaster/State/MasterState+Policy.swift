@@ -13,6 +13,8 @@ struct PolicyPassInfo {
     var estimateInputs: (() -> [JobID: Double])?
     /// Each waiting job's expected start (array tasks' under their record's id too), once computed.
     var expected: [JobID: Double]?
+    /// When the pass ran.
+    var at = -Double.infinity
 }
 
 extension MasterState {
@@ -97,6 +99,7 @@ extension MasterState {
 
     /// One pass of the sharing policy: priority order, limits, EASY backfill (Scheduler.plan(byPriority:)).
     func policyPass(_ caps: [NodeCapacity], now: Double, excluding blocked: Set<JobID> = []) -> Plan {
+        policyPasses += 1
         let ordered = priorityOrder(now: now, excluding: blocked)
         var parts: [RunningPart] = []
         var holdings: [String: Holding] = [:]
@@ -148,6 +151,7 @@ extension MasterState {
             info.ahead[job.id] = ahead
             if plan.held[job.id] == nil { ahead += 1 }
         }
+        info.at = now
         lastPass = info
         passInfoStale = false
         return plan

@@ -1,5 +1,5 @@
 import MgpuCore
-import MgpuMaster
+@testable import MgpuMaster
 import MgpuWire
 import Testing
 
@@ -50,5 +50,29 @@ import Testing
         #expect(await h.job(waiting[2])?.note?.hasPrefix("waiting: 2 jobs of higher priority") == true)
         #expect(await h.job(waiting[2])?.expectedStart == t0 + 160)
     }
-}
 
+    /// On a full cluster the liveness tick's pass (every second) is skipped; what listings say of the waiting jobs is
+    /// computed again after a change, or once it is `passInfoMaxAge` old, not after every tick.
+    @Test func listingsOnAFullClusterRecomputeAfterAChangeNotAfterEveryTick() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1, plan: { _ in nil })
+        _ = try await h.submit("a", user: "alice") { $0.timeLimit = 1000 }
+        try await h.settle()
+        let b = try await h.submit("b", user: "alice") { $0.timeLimit = 50 }
+        _ = await h.master.queueListing(finishedWithin: 0)
+        let first = await h.master.policyPasses
+        #expect(await h.job(b)?.expectedStart != nil)
+        for _ in 0..<5 {
+            await h.advance(1)
+            _ = await h.master.queueListing(finishedWithin: 0)
+        }
+        #expect(await h.master.policyPasses == first, "ticks alone: the listing keeps the last pass's figures")
+        let c = try await h.submit("c", user: "bob") { $0.timeLimit = 10 }
+        _ = await h.master.queueListing(finishedWithin: 0)
+        #expect(await h.master.policyPasses == first + 1, "a submission: computed again")
+        #expect(await h.job(c)?.expectedStart != nil, "the new job has its expected start")
+        await h.advance(MasterState.passInfoMaxAge)
+        _ = await h.master.queueListing(finishedWithin: 0)
+        #expect(await h.master.policyPasses == first + 2, "past the age limit: computed again")
+    }
+}
