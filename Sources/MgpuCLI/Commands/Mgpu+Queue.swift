@@ -14,16 +14,9 @@ extension Mgpu {
         var json = false
 
         func run() async throws {
-            if json {
-                // The master's bytes as they are: decoding 10,000 jobs to encode them again was most of the time.
-                var bytes = try await client.call { try await $0.queueJSON() }
-                bytes.append(UInt8(ascii: "\n"))
-                FileHandle.standardOutput.write(Data(bytes))
-                return
-            }
-            // The master renders the table: no JSON of every job to encode, send and decode; its bytes are written out
-            // as they came (a String of them was a megabyte checked and copied again for 10,000 jobs).
-            var bytes = try await client.call { try await $0.queueTableBytes() }
+            // The master's bytes as they are, JSON or the table it renders: decoding 10,000 jobs to encode them again,
+            // or making a String of a megabyte, was most of the time.
+            var bytes = try await client.call { json ? try await $0.queueJSON() : try await $0.queueTableBytes() }
             bytes.append(UInt8(ascii: "\n"))
             FileHandle.standardOutput.write(Data(bytes))
         }

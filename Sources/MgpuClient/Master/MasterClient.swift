@@ -60,9 +60,7 @@ public struct MasterClient: Sendable {
 
     /// The master's JSON of the queue, as it sent it (`mgpu queue --json`: nothing decoded and encoded again).
     public func queueJSON() async throws -> [UInt8] {
-        let result = try await http.request(.GET, "/v1/queue")
-        try Self.check(result)
-        return result.body
+        try await bytes("/v1/queue")
     }
 
     /// The queue as the table `mgpu queue` prints, rendered by the master.
@@ -72,7 +70,12 @@ public struct MasterClient: Sendable {
 
     /// The same as the master sent it (`mgpu queue` writes it out as it is).
     public func queueTableBytes() async throws -> [UInt8] {
-        let result = try await http.request(.GET, "/v1/queue?format=text")
+        try await bytes("/v1/queue?format=text")
+    }
+
+    /// A GET's answer as the master sent it.
+    func bytes(_ path: String) async throws -> [UInt8] {
+        let result = try await http.request(.GET, path)
         try Self.check(result)
         return result.body
     }

@@ -109,6 +109,11 @@ public struct CapacityLedger: Sendable, Equatable {
         }
     }
 
+    /// The capacities as kept, sorted by node id: every node's GPUs, models, CPU slots and what holds them are
+    /// current; `schedulable` is as of the last `capacities(now:nodeTimeout:)` (what admission reads, which looks at
+    /// nothing time changes).
+    public var shapes: [NodeCapacity] { caps }
+
     /// The capacities, sorted by node id, as `NodeCapacity.build` makes them at `now`.
     public mutating func capacities(now: Double, nodeTimeout: Double) -> [NodeCapacity] {
         for i in caps.indices {

@@ -80,8 +80,6 @@ public actor MasterState {
     /// Each node's GPUs its last telemetry says are not to be used (unhealthy, or in use outside mgpu where the node
     /// avoids those), kept as each sample comes: every scheduling pass reads them. Nodes with none are absent.
     private(set) var unavailableGPUs: [String: Set<Int>] = [:]
-    /// `nodeShapes()`, made when first asked for after a node's shape changed (`setNode`).
-    var shapes: [NodeCapacity]?
     /// Every node's capacity for the scheduling passes, kept as jobs start and end and nodes change (`setNode`,
     /// `apply`, `setUnavailable`); made from everything when first needed, and again if the check against a build
     /// (`checkCapacityLedger`, every liveness tick) ever finds it wrong.
@@ -193,11 +191,9 @@ public actor MasterState {
 
     // MARK: Helpers
 
-    /// Stores (or removes) a node: every change of `nodes` after start goes through here (it is `private(set)`), so that the nodes' shapes are made
-    /// again when a node comes or goes or its GPUs or CPU slots change, and only then.
+    /// Stores (or removes) a node: every change of `nodes` after start goes through here (it is `private(set)`), so that
+    /// the kept capacities (`ledger`) follow it.
     func setNode(_ node: Node?, id: String) {
-        let old = nodes[id]
-        if (old == nil) != (node == nil) || old?.gpus != node?.gpus || old?.cpuSlots != node?.cpuSlots { shapes = nil }
         nodes[id] = node
         if let node { ledger?.setNode(node) } else { ledger?.removeNode(id) }
     }
@@ -208,18 +204,21 @@ public actor MasterState {
         ledger?.setUnavailable(gpus, node: id)
     }
 
-    /// What admission checks a submission against: each node's GPUs, their models and its CPU slots, whatever is
-    /// running (`Admission.check` looks at nothing else). Kept until a node's shape changes: with 1,000 nodes,
-    /// building every node's capacity took a millisecond of each submission.
+    /// What admission checks a submission against: each node's GPUs, their models and its CPU slots (`Admission.check`
+    /// looks at nothing else), read from the kept capacities (with 1,000 nodes, building every node's capacity took a
+    /// millisecond of each submission).
     func nodeShapes() -> [NodeCapacity] {
-        if let shapes { return shapes }
-        let made = NodeCapacity.build(nodes: Array(nodes.values), activeParts: [], now: 0, nodeTimeout: .infinity)
-        shapes = made
-        return made
+        makeLedgerIfNeeded()
+        return ledger!.shapes
+    }
+
+    /// Makes the kept capacities from everything if there are none yet.
+    func makeLedgerIfNeeded() {
+        if ledger == nil { ledger = CapacityLedger(nodes: Array(nodes.values), activeParts: runningParts(), unavailableGPUs: unavailableGPUs) }
     }
 
     func capacities(now: Double) -> [NodeCapacity] {
-        if ledger == nil { ledger = CapacityLedger(nodes: Array(nodes.values), activeParts: runningParts(), unavailableGPUs: unavailableGPUs) }
+        makeLedgerIfNeeded()
         var caps = ledger!.capacities(now: now, nodeTimeout: config.nodeTimeout)
         if !unreported.isEmpty {
             for i in caps.indices where unreported.contains(caps[i].id) { caps[i].schedulable = false }
@@ -313,15 +312,17 @@ public actor MasterState {
             if was != now { arrayRunning[parent, default: 0] += now ? 1 : -1 }
         }
         if job.state == .running { running.insert(job.id) } else { running.remove(job.id) }
-        if old?.state == .running { ledger?.remove(old!.parts) }
-        if job.state == .running { ledger?.add(job.parts) }
         if let old, old.state == .running {
+            ledger?.remove(old.parts)
             for part in old.parts {
                 runningOn[part.nodeId]?.remove(job.id)
                 if runningOn[part.nodeId]?.isEmpty == true { runningOn[part.nodeId] = nil }
             }
         }
-        if job.state == .running { for part in job.parts { runningOn[part.nodeId, default: []].insert(job.id) } }
+        if job.state == .running {
+            ledger?.add(job.parts)
+            for part in job.parts { runningOn[part.nodeId, default: []].insert(job.id) }
+        }
         if old?.state != job.state { scheduleNeeded = true }
         if old?.state != job.state || old?.cancelRequested != job.cancelRequested || old?.terminating != job.terminating
             || old?.preemptedBy != job.preemptedBy {
