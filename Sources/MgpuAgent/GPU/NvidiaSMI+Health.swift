@@ -1,8 +1,8 @@
 import MgpuCore
 
-/// GPU health from what the driver reports: `nvidia-smi -q` (retired pages or row remapping pending, row remapping
-/// failed, volatile uncorrectable ECC errors, "GPU is lost" / "[GPU requires reset]") and the kernel's `NVRM: Xid`
-/// lines. Each finding names the GPU by UUID (or by PCI bus id, which `-q` maps to a UUID).
+/// GPU health from what the driver reports: `nvidia-smi -q` (retired pages, row remapping or a channel/TPC repair
+/// pending, row remapping failed, unrepairable memory, SRAM errors past the RMA threshold, volatile uncorrectable ECC
+/// errors, "GPU is lost" / "[GPU requires reset]") and the kernel's `NVRM: Xid` lines. Each finding names the GPU by UUID (or by PCI bus id, which `-q` maps to a UUID).
 extension NvidiaSMI {
     public static let healthArguments = ["-q"]
 
@@ -87,14 +87,26 @@ extension NvidiaSMI {
                 if key == "Pending", value == "Yes" { findings.append("row remapping pending (needs a GPU reset)") }
                 if key == "Remapping Failure Occurred", value == "Yes" { findings.append("row remapping failed") }
             }
+            // Newer drivers (seen in "ECC Errors" on an H100 with driver 580): memory or cores the
+            // GPU repairs at its next reset, memory it cannot repair, and SRAM errors past NVIDIA's RMA threshold.
+            if value == "Yes", let finding = Self.repairFindings[key] { findings.append(finding) }
         }
         finish()
         return report
     }
 
+    /// Yes/No fields of newer drivers that mean the GPU should get no new work, and what each finding says.
+    static let repairFindings = [
+        "Channel Repair Pending": "memory channel repair pending (needs a GPU reset)",
+        "TPC Repair Pending": "TPC repair pending (needs a GPU reset)",
+        "Unrepairable Memory": "unrepairable memory",
+        "SRAM Threshold Exceeded": "SRAM uncorrectable errors past NVIDIA's RMA threshold",
+    ]
+
     /// XIDs that mean the GPU should get no more work until someone looks at it (NVIDIA's XID catalogue: double-bit
-    /// ECC, GPU exceptions, row remapping events, NVLink, fallen off the bus, contained/uncontained ECC, GSP errors).
-    public static let seriousXIDs: Set<Int> = [48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120, 140]
+    /// ECC, GPU exceptions, row remapping events, NVLink, fallen off the bus, contained/uncontained ECC, GSP errors,
+    /// and the uncorrectable DRAM/SRAM ECC XIDs that newer drivers log beside 48).
+    public static let seriousXIDs: Set<Int> = [48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120, 140, 171, 172]
 
     /// `[86100.0] NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus.` -> ("3b:00", 79,
     /// text). Strict: the driver's message must start the line (after the kernel's time stamp) with a PCI address in

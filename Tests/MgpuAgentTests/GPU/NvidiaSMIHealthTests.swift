@@ -3,7 +3,8 @@ import Foundation
 import MgpuCore
 import Testing
 
-/// GPU health from recorded `nvidia-smi -q` outputs (driver 535 on A100s; 470 on a V100) and kernel XID lines.
+/// GPU health from recorded `nvidia-smi -q` outputs (driver 535 on A100s; 470 on a V100; 580 on an H100, recorded by
+/// scripts/gpu-check on a real one) and kernel XID lines.
 @Suite struct NvidiaSMIHealthTests {
     static let gpu0 = "GPU-6d2a7c1e-1b2f-4c53-9a8e-0e1f2a3b4c50"
     static let gpu1 = "GPU-6d2a7c1e-1b2f-4c53-9a8e-0e1f2a3b4c51"
@@ -24,6 +25,35 @@ import Testing
         #expect(reset.unhealthy[Self.gpu0]?.hasPrefix("GPU requires a reset") == true && reset.unhealthy[Self.gpu1] == nil)
         let v100 = NvidiaSMI.parseHealth(try fixture("nvidia-smi-q-v100-dbe.txt"))
         #expect(v100.unhealthy == ["GPU-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0": "1 volatile uncorrectable ECC error; retired pages pending (needs a GPU reset)"])
+    }
+
+    /// A real H100 on driver 580: its new fields (SRAM parity and SEC-DED counts, repair flags, unrepairable memory, the
+    /// SRAM threshold) all clear, so healthy; each of the Yes/No ones set says why, by itself.
+    @Test func anH100OnDriver580() throws {
+        let text = try fixture("nvidia-smi-q-h100.txt")
+        let uuid = "GPU-109121be-1dac-0bac-6646-684ca0048e23"
+        let report = NvidiaSMI.parseHealth(text)
+        #expect(report.unhealthy.isEmpty && report.deviceErrors.isEmpty)
+        #expect(report.busIDs == [uuid: "00:06"])
+        let expected = [
+            "Channel Repair Pending": "memory channel repair pending (needs a GPU reset)",
+            "TPC Repair Pending": "TPC repair pending (needs a GPU reset)",
+            "Unrepairable Memory": "unrepairable memory",
+            "SRAM Threshold Exceeded": "SRAM uncorrectable errors past NVIDIA's RMA threshold",
+            "Remapping Failure Occurred": "row remapping failed",
+        ]
+        for (key, finding) in expected {
+            let line = try #require(text.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(key + " ") })
+            #expect(line.hasSuffix(": No"), "the recording has \(key) clear")
+            let flipped = text.replacingOccurrences(of: line, with: line.dropLast(2) + "Yes")
+            #expect(NvidiaSMI.parseHealth(flipped).unhealthy == [uuid: finding], "\(key)")
+        }
+        let sram = text.replacingOccurrences(of: "            SRAM Uncorrectable SEC-DED                 : 0\n            DRAM Correctable",
+                                             with: "            SRAM Uncorrectable SEC-DED                 : 3\n            DRAM Correctable")
+        #expect(sram != text)
+        #expect(NvidiaSMI.parseHealth(sram).unhealthy == [uuid: "3 volatile uncorrectable ECC errors (SRAM Uncorrectable SEC-DED)"],
+                "the volatile count is a finding, the aggregate (history) is not")
+        #expect(NvidiaSMI.seriousXIDs.isSuperset(of: [48, 171, 172]))
     }
 
     /// Processes choose their own names: a process called "GPU requires reset" on a GPU says nothing of the GPU.

@@ -23,6 +23,13 @@ func fixture(_ name: String) throws -> String {
         #expect(parsed.gpus == [GPU(index: 0, uuid: "GPU-9d1a2b3c-4d5e-6f70-8192-a3b4c5d6e7f8", name: "NVIDIA GeForce RTX 3080 Ti", memoryMB: 12288)])
     }
 
+    /// Recorded on a real H100 (driver 580) by scripts/gpu-check.
+    @Test func anH100() throws {
+        let parsed = NvidiaSMI.parse(try fixture("nvidia-smi-h100.txt"))
+        #expect(parsed.gpus == [GPU(index: 0, uuid: "GPU-109121be-1dac-0bac-6646-684ca0048e23", name: "NVIDIA H100 80GB HBM3", memoryMB: 81559)])
+        #expect(parsed.rejected.isEmpty)
+    }
+
     @Test func noGPUs() throws {
         let parsed = NvidiaSMI.parse(try fixture("nvidia-smi-0gpu.txt"))
         #expect(parsed.gpus.isEmpty)
