@@ -27,6 +27,9 @@ public struct SimulatedAgent: Sendable {
     public private(set) var finished: [FinishedPart] = []
     /// Every part it was told to start, in order (a work item sent twice starts once).
     public private(set) var started: [WorkItem] = []
+    /// The telemetry each report carries (stamped with the report's time), if any: GPUs in use outside mgpu or
+    /// unhealthy, as a real agent's sample says.
+    public var telemetry: NodeTelemetry?
     /// The master asked it to register again.
     public private(set) var needsRegistration = true
     private var restarts = 0
@@ -66,7 +69,12 @@ public struct SimulatedAgent: Sendable {
         }
         let parts = running.values.sorted { $0.work.jobId < $1.work.jobId }
             .map { PartRef(jobId: $0.work.jobId, rank: $0.work.rank, gpus: $0.work.gpus, attempt: $0.work.attempt) }
-        return SyncRequest(nodeId: nodeId, incarnation: incarnation, running: parts, finished: finished, wait: wait)
+        var request = SyncRequest(nodeId: nodeId, incarnation: incarnation, running: parts, finished: finished, wait: wait)
+        if var sample = telemetry {
+            sample.time = now
+            request.telemetry = sample
+        }
+        return request
     }
 
     /// Takes the master's answer: forget what it committed, stop what it stops, start what it starts.

@@ -163,10 +163,10 @@ extension MasterState {
         if !dependent.isEmpty, dependent.contains(job.id), let dependencies = job.dependencies,
            case .waiting(let why) = Dependency.standing(dependencies, state: { self.jobState($0) }) { return why }
         if job.array?.maxRunning != nil, let note = arrayLimitNote(job) { return note }
-        guard policy.order != .fifo else { return job.waitingReason }
+        guard policy.order != .fifo else { return requestNote(job) }
         if !lastPass.held.isEmpty, let held = lastPass.held[job.id] { return "waiting: " + held }
         if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
-            return job.waitingReason + "; expected start " + formatClock(reservation.start, now: now)
+            return requestNote(job) + "; expected start " + formatClock(reservation.start, now: now)
         }
         var start = ""
         if let expected = lastPass.expected, !expected.isEmpty, let at = expected[job.id] {
@@ -175,7 +175,19 @@ extension MasterState {
         if let ahead = lastPass.ahead[job.id], ahead > 0 {
             return (ahead == 1 ? "waiting: 1 job of higher priority" : "waiting: " + String(ahead) + " jobs of higher priority") + start
         }
-        return job.waitingReason + start
+        return requestNote(job) + start
+    }
+
+    /// What the job waits for, and GPUs that are neither busy nor free ("waiting for 1 GPU (1 GPU in use outside
+    /// mgpu)"): without it, a queue saying "waiting for 1 GPU" beside nodes with no job on a GPU reads as a stuck queue.
+    func requestNote(_ job: Job) -> String {
+        let reason = job.waitingReason
+        let (outside, unhealthy) = unavailableTotals
+        guard outside > 0 || unhealthy > 0, job.usesGPUs else { return reason }
+        func gpus(_ n: Int) -> String { n == 1 ? "1 GPU" : "\(n) GPUs" }
+        if unhealthy == 0 { return reason + " (" + gpus(outside) + " in use outside mgpu)" }
+        if outside == 0 { return reason + " (" + gpus(unhealthy) + " unhealthy)" }
+        return reason + " (" + gpus(outside) + " in use outside mgpu, " + String(unhealthy) + " unhealthy)"
     }
 
     /// Computes the last pass's expected starts if nobody has asked for them since it ran.

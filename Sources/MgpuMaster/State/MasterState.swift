@@ -80,6 +80,10 @@ public actor MasterState {
     /// Each node's GPUs its last telemetry says are not to be used (unhealthy, or in use outside mgpu where the node
     /// avoids those), kept as each sample comes: every scheduling pass reads them. Nodes with none are absent.
     private(set) var unavailableGPUs: [String: Set<Int>] = [:]
+    /// How many of a node's `unavailableGPUs` are unhealthy (the others are in use outside mgpu), and both totals over
+    /// all nodes: what a waiting job's note says keeps GPUs from it that are neither busy nor free.
+    private var unhealthyCounts: [String: Int] = [:]
+    private(set) var unavailableTotals = (outside: 0, unhealthy: 0)
     /// Every node's capacity for the scheduling passes, kept as jobs start and end and nodes change (`setNode`,
     /// `apply`, `setUnavailable`); made from everything when first needed, and again if the check against a build
     /// (`checkCapacityLedger`, every liveness tick) ever finds it wrong.
@@ -199,8 +203,13 @@ public actor MasterState {
     }
 
     /// Stores the GPUs a node's telemetry says are not to be used (every change of `unavailableGPUs` goes through here).
-    func setUnavailable(_ gpus: Set<Int>, node id: String) {
+    /// `unhealthy`: how many of `gpus` are unhealthy (the rest are in use outside mgpu).
+    func setUnavailable(_ gpus: Set<Int>, unhealthy: Int = 0, node id: String) {
+        let before = (all: unavailableGPUs[id]?.count ?? 0, unhealthy: unhealthyCounts[id] ?? 0)
+        unavailableTotals.outside += (gpus.count - unhealthy) - (before.all - before.unhealthy)
+        unavailableTotals.unhealthy += unhealthy - before.unhealthy
         unavailableGPUs[id] = gpus.isEmpty ? nil : gpus
+        unhealthyCounts[id] = unhealthy == 0 ? nil : unhealthy
         ledger?.setUnavailable(gpus, node: id)
     }
 

@@ -1,0 +1,58 @@
+import MgpuCore
+import MgpuMaster
+import Testing
+
+/// GPUs that are neither busy with a job nor free (a process outside mgpu holds them, or the driver says they are
+/// unhealthy): a job waiting for GPUs says so, and stops saying so when they come back or their node goes.
+@Suite struct UnavailableGPUScenarioTests {
+    static func sample(outside: [Int] = [], unhealthy: [Int] = [], gpus: Int = 2) -> NodeTelemetry {
+        NodeTelemetry(time: 0, gpus: (0..<gpus).map { i in
+            var gpu = GPUTelemetry(index: i, inUseOutside: outside.contains(i))
+            if unhealthy.contains(i) { gpu.unhealthy = "row remapping failed" }
+            return gpu
+        })
+    }
+
+    @Test(arguments: [SharingPolicy.Order.fifo, .fairShare])
+    func aWaitingJobSaysWhatKeepsGPUsFromIt(order: SharingPolicy.Order) async throws {
+        let h = try Harness { $0.policy.order = order }
+        try await h.addNode("n1", gpus: 2)
+        try await h.addNode("n2", gpus: 2)
+        h.agents["n1"]!.telemetry = Self.sample(outside: [0], unhealthy: [1])
+        h.agents["n2"]!.telemetry = Self.sample(outside: [0, 1])
+        try await h.settle()
+        let waiting = try await h.submit()
+        try await h.settle()
+        #expect(await h.state(waiting) == .pending)
+        #expect(await h.job(waiting)?.note == "waiting for 1 GPU (3 GPUs in use outside mgpu, 1 unhealthy)")
+        let cpu = try await h.submit(request: ResourceRequest(gpusPerNode: 0))
+        try await h.settle()
+        #expect(await h.state(cpu) == .running, "CPU-only jobs do not wait for GPUs")
+
+        // n1's outside process lets go: the job starts there; the next one waits, and its note counts what is left.
+        h.agents["n1"]!.telemetry = Self.sample(unhealthy: [1])
+        await h.advance(1)
+        try await h.settle()
+        #expect(await h.state(waiting) == .running)
+        let next = try await h.submit()
+        try await h.settle()
+        let nextNote = await h.job(next)?.note ?? ""
+        #expect(nextNote.hasPrefix("waiting for 1 GPU (2 GPUs in use outside mgpu, 1 unhealthy)"), "\(nextNote)")
+        // n2 is removed: only n1's unhealthy GPU is left.
+        #expect(try await h.master.removeNode("n2", by: "admin"))
+        h.agents["n2"] = nil
+        await h.advance(1)
+        try await h.settle()
+        let afterRemoval = await h.job(next)?.note ?? ""
+        #expect(afterRemoval.hasPrefix("waiting for 1 GPU (1 GPU unhealthy)"), "\(afterRemoval)")
+        // n1's GPU is healthy again: the job starts, and a waiting job's note is the request alone.
+        h.agents["n1"]!.telemetry = Self.sample()
+        await h.advance(1)
+        try await h.settle()
+        #expect(await h.state(next) == .running)
+        let last = try await h.submit()
+        try await h.settle()
+        let lastNote = await h.job(last)?.note ?? ""
+        #expect(lastNote.hasPrefix("waiting for 1 GPU") && !lastNote.contains("("), "\(lastNote)")
+    }
+}
