@@ -48,6 +48,17 @@ import Testing
         #expect(policy.placement(2) != nil)
     }
 
+    /// What a real H100 80GB reports (nvidia-smi on driver 580: 81,559 MiB, less than 80 GiB) is what `--gpu-type h100
+    /// --gpu-mem 80G` asks for; 90G is more than it has.
+    @Test func anH100AsItReportsItself() throws {
+        let h100 = GPUModel(name: "NVIDIA H100 80GB HBM3", memoryMB: 81559)
+        let eighty = try #require(GPUModel.parseMemory("80G"))
+        #expect(ResourceRequest(gpusPerNode: 1, gpuType: "H100", gpuMemoryMB: eighty).admits(h100))
+        #expect(ResourceRequest(gpusPerNode: 1, gpuMemoryMB: GPUModel.parseMemory("80GB")).admits(h100))
+        #expect(!ResourceRequest(gpusPerNode: 1, gpuMemoryMB: GPUModel.parseMemory("90G")).admits(h100))
+        #expect(!ResourceRequest(gpusPerNode: 1, gpuType: "a100").admits(h100))
+    }
+
     @Test func admissionSaysWhatExists() {
         func refusal(_ request: ResourceRequest) -> String? { Admission.check(command: "x", request: request, nodes: Self.cluster)?.message }
         #expect(refusal(ResourceRequest(gpusPerNode: 4, gpuType: "a100")) == nil)
