@@ -92,7 +92,7 @@ extension MasterState {
             let outsideChanged = outside != (unavailableGPUs[id] ?? [])
             account(sample, since: telemetry[id], node: id)
             telemetry[id] = sample
-            setUnavailable(outside, unhealthy: Set(sample.unhealthyGPUs).count, node: id)
+            setUnavailable(outside, unhealthy: Set(sample.unhealthyGPUs), node: id)
             history[id, default: NodeHistory()].append(sample)
             waiters.wake("dashboard")
             if outsideChanged {

@@ -80,9 +80,9 @@ public actor MasterState {
     /// Each node's GPUs its last telemetry says are not to be used (unhealthy, or in use outside mgpu where the node
     /// avoids those), kept as each sample comes: every scheduling pass reads them. Nodes with none are absent.
     private(set) var unavailableGPUs: [String: Set<Int>] = [:]
-    /// How many of a node's `unavailableGPUs` are unhealthy (the others are in use outside mgpu), and both totals over
-    /// all nodes: what a waiting job's note says keeps GPUs from it that are neither busy nor free.
-    private var unhealthyCounts: [String: Int] = [:]
+    /// How many of each node's own GPUs its `unavailableGPUs` hold in use outside mgpu and how many unhealthy, and both
+    /// totals over all nodes: what a waiting job's note says keeps GPUs from it that are neither busy nor free.
+    private var unavailableCounts: [String: (outside: Int, unhealthy: Int)] = [:]
     private(set) var unavailableTotals = (outside: 0, unhealthy: 0)
     /// Every node's capacity for the scheduling passes, kept as jobs start and end and nodes change (`setNode`,
     /// `apply`, `setUnavailable`); made from everything when first needed, and again if the check against a build
@@ -203,13 +203,20 @@ public actor MasterState {
     }
 
     /// Stores the GPUs a node's telemetry says are not to be used (every change of `unavailableGPUs` goes through here).
-    /// `unhealthy`: how many of `gpus` are unhealthy (the rest are in use outside mgpu).
-    func setUnavailable(_ gpus: Set<Int>, unhealthy: Int = 0, node id: String) {
-        let before = (all: unavailableGPUs[id]?.count ?? 0, unhealthy: unhealthyCounts[id] ?? 0)
-        unavailableTotals.outside += (gpus.count - unhealthy) - (before.all - before.unhealthy)
-        unavailableTotals.unhealthy += unhealthy - before.unhealthy
+    /// `unhealthy`: those of `gpus` that are unhealthy (the rest are in use outside mgpu). Only GPUs the node registered
+    /// are counted: an agent's sample naming others changes no one's notes.
+    func setUnavailable(_ gpus: Set<Int>, unhealthy: Set<Int> = [], node id: String) {
+        var counts = (outside: 0, unhealthy: 0)
+        if !gpus.isEmpty, let node = nodes[id] {
+            for gpu in node.gpus where gpus.contains(gpu.index) {
+                if unhealthy.contains(gpu.index) { counts.unhealthy += 1 } else { counts.outside += 1 }
+            }
+        }
+        let before = unavailableCounts[id] ?? (0, 0)
+        unavailableTotals.outside += counts.outside - before.outside
+        unavailableTotals.unhealthy += counts.unhealthy - before.unhealthy
+        unavailableCounts[id] = counts == (0, 0) ? nil : counts
         unavailableGPUs[id] = gpus.isEmpty ? nil : gpus
-        unhealthyCounts[id] = unhealthy == 0 ? nil : unhealthy
         ledger?.setUnavailable(gpus, node: id)
     }
 

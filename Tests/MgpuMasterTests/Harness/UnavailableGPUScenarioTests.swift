@@ -19,7 +19,8 @@ import Testing
         try await h.addNode("n1", gpus: 2)
         try await h.addNode("n2", gpus: 2)
         h.agents["n1"]!.telemetry = Self.sample(outside: [0], unhealthy: [1])
-        h.agents["n2"]!.telemetry = Self.sample(outside: [0, 1])
+        // n2 also reports a GPU 7 it never registered, held outside mgpu: not one of its GPUs, not counted.
+        h.agents["n2"]!.telemetry = Self.sample(outside: [0, 1, 7], gpus: 8)
         try await h.settle()
         let waiting = try await h.submit()
         try await h.settle()
