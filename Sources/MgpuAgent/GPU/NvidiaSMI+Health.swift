@@ -1,8 +1,9 @@
 import MgpuCore
 
 /// GPU health from what the driver reports: `nvidia-smi -q` (retired pages, row remapping or a channel/TPC repair
-/// pending, row remapping failed, unrepairable memory, SRAM errors past the RMA threshold, volatile uncorrectable ECC
-/// errors, "GPU is lost" / "[GPU requires reset]") and the kernel's `NVRM: Xid` lines. Each finding names the GPU by UUID (or by PCI bus id, which `-q` maps to a UUID).
+/// pending, row remapping failed, unrepairable memory, SRAM errors past the RMA threshold, a recovery action the driver
+/// asks for, volatile uncorrectable ECC errors, "GPU is lost" / "[GPU requires reset]") and the kernel's `NVRM: Xid`
+/// lines. Each finding names the GPU by UUID (or by PCI bus id, which `-q` maps to a UUID).
 extension NvidiaSMI {
     public static let healthArguments = ["-q"]
 
@@ -89,7 +90,14 @@ extension NvidiaSMI {
             }
             // Newer drivers (seen in "ECC Errors" on an H100 with driver 580): memory or cores the
             // GPU repairs at its next reset, memory it cannot repair, and SRAM errors past NVIDIA's RMA threshold.
-            if value == "Yes", let finding = Self.repairFindings[key] { findings.append(finding) }
+            if value == "Yes", path.first == "ECC Errors" || path.first == "Remapped Rows", let finding = Self.repairFindings[key] {
+                findings.append(finding)
+            }
+            // What the driver says must be done before the GPU is used again (NVML's recovery action: a reset, a
+            // reboot, draining peer-to-peer traffic); "None" when nothing is.
+            if key == "GPU Recovery Action", path.isEmpty, value != "None", value != "N/A" {
+                findings.append("the driver asks for a recovery action: \(value)")
+            }
         }
         finish()
         return report

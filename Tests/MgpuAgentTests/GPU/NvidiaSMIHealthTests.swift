@@ -48,6 +48,13 @@ import Testing
             let flipped = text.replacingOccurrences(of: line, with: line.dropLast(2) + "Yes")
             #expect(NvidiaSMI.parseHealth(flipped).unhealthy == [uuid: finding], "\(key)")
         }
+        let recovery = text.replacingOccurrences(of: "    GPU Recovery Action                                : None",
+                                                 with: "    GPU Recovery Action                                : Reset")
+        #expect(recovery != text)
+        #expect(NvidiaSMI.parseHealth(recovery).unhealthy == [uuid: "the driver asks for a recovery action: Reset"])
+        // The same keys anywhere but where the driver puts them (a section a later driver adds) say nothing.
+        let elsewhere = text.replacingOccurrences(of: "    Temperature\n", with: "    Some Future Section\n        Unrepairable Memory : Yes\n    Temperature\n")
+        #expect(elsewhere != text && NvidiaSMI.parseHealth(elsewhere).unhealthy.isEmpty)
         let sram = text.replacingOccurrences(of: "            SRAM Uncorrectable SEC-DED                 : 0\n            DRAM Correctable",
                                              with: "            SRAM Uncorrectable SEC-DED                 : 3\n            DRAM Correctable")
         #expect(sram != text)
