@@ -20,6 +20,9 @@ extension MasterState {
         try commit(jobs: [], nodes: [node])
         downNodes.remove(node.id)
         unreported.insert(node.id)
+        if let unavailable = unavailableGPUs[node.id] {   // counted again against the GPUs it has now
+            setUnavailable(unavailable, unhealthy: Set(telemetry[node.id]?.unhealthyGPUs ?? []), node: node.id)
+        }
         let gpuText = node.gpus.map { "\($0.index): \($0.name)\($0.simulated ? " (simulated)" : "")" }.joined(separator: ", ")
         logger.info("node registered", metadata: ["node": "\(node.id)", "address": "\(address)", "gpus": "\(node.gpus.count)",
                                                   "detail": "\(gpuText)", "agent": "\(restarted ? "restarted" : "new")"])

@@ -178,12 +178,15 @@ extension MasterState {
         return requestNote(job) + start
     }
 
-    /// What the job waits for, and GPUs that are neither busy nor free ("waiting for 1 GPU (1 GPU in use outside
-    /// mgpu)"): without it, a queue saying "waiting for 1 GPU" beside nodes with no job on a GPU reads as a stuck queue.
+    /// What the job waits for, and how many GPUs of nodes that are UP the scheduler withholds ("waiting for 1 GPU (1
+    /// GPU in use outside mgpu)"): without it, a queue saying "waiting for 1 GPU" beside nodes with no job on a GPU
+    /// reads as a stuck queue. A count over the whole cluster, not only GPUs of the job's kind; none for a job that
+    /// names its exact GPUs (its note names them).
     func requestNote(_ job: Job) -> String {
         let reason = job.waitingReason
-        let (outside, unhealthy) = unavailableTotals
-        guard outside > 0 || unhealthy > 0, job.usesGPUs else { return reason }
+        guard job.usesGPUs, job.request.pinned == nil else { return reason }
+        let (outside, unhealthy) = unavailableTotals()
+        guard outside > 0 || unhealthy > 0 else { return reason }
         func gpus(_ n: Int) -> String { n == 1 ? "1 GPU" : "\(n) GPUs" }
         if unhealthy == 0 { return reason + " (" + gpus(outside) + " in use outside mgpu)" }
         if outside == 0 { return reason + " (" + gpus(unhealthy) + " unhealthy)" }

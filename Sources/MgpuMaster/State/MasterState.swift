@@ -63,7 +63,7 @@ public actor MasterState {
     var arrayOutcomes: [JobID: JobState] = [:]
     private(set) var nodes: [String: Node] = [:]
     /// Nodes currently marked DOWN (for logging the change once).
-    var downNodes: Set<String> = []
+    var downNodes: Set<String> = [] { didSet { unavailableTotalsStale = true } }
     /// Nodes whose current agent run has not reported yet: they take no new work until it has said what it still runs
     /// (a restarted agent re-adopts the parts its supervisors kept running; after a master restart, likewise).
     var unreported: Set<String> = []
@@ -80,10 +80,12 @@ public actor MasterState {
     /// Each node's GPUs its last telemetry says are not to be used (unhealthy, or in use outside mgpu where the node
     /// avoids those), kept as each sample comes: every scheduling pass reads them. Nodes with none are absent.
     private(set) var unavailableGPUs: [String: Set<Int>] = [:]
-    /// How many of each node's own GPUs its `unavailableGPUs` hold in use outside mgpu and how many unhealthy, and both
-    /// totals over all nodes: what a waiting job's note says keeps GPUs from it that are neither busy nor free.
+    /// How many of each node's own GPUs its `unavailableGPUs` hold in use outside mgpu and how many unhealthy (nodes
+    /// with none are absent), and their totals over the nodes that are UP and not drained, summed again when a
+    /// waiting job's note is asked for after any change (`unavailableTotals()`).
     private var unavailableCounts: [String: (outside: Int, unhealthy: Int)] = [:]
-    private(set) var unavailableTotals = (outside: 0, unhealthy: 0)
+    private var unavailableTotalsCache = (outside: 0, unhealthy: 0)
+    private var unavailableTotalsStale = false
     /// Every node's capacity for the scheduling passes, kept as jobs start and end and nodes change (`setNode`,
     /// `apply`, `setUnavailable`); made from everything when first needed, and again if the check against a build
     /// (`checkCapacityLedger`, every liveness tick) ever finds it wrong.
@@ -199,6 +201,7 @@ public actor MasterState {
     /// the kept capacities (`ledger`) follow it.
     func setNode(_ node: Node?, id: String) {
         nodes[id] = node
+        if unavailableCounts[id] != nil { unavailableTotalsStale = true }   // drained, resumed or removed
         if let node { ledger?.setNode(node) } else { ledger?.removeNode(id) }
     }
 
@@ -212,12 +215,27 @@ public actor MasterState {
                 if unhealthy.contains(gpu.index) { counts.unhealthy += 1 } else { counts.outside += 1 }
             }
         }
-        let before = unavailableCounts[id] ?? (0, 0)
-        unavailableTotals.outside += counts.outside - before.outside
-        unavailableTotals.unhealthy += counts.unhealthy - before.unhealthy
-        unavailableCounts[id] = counts == (0, 0) ? nil : counts
+        if counts != unavailableCounts[id] ?? (0, 0) {
+            unavailableCounts[id] = counts == (0, 0) ? nil : counts
+            unavailableTotalsStale = true
+        }
         unavailableGPUs[id] = gpus.isEmpty ? nil : gpus
         ledger?.setUnavailable(gpus, node: id)
+    }
+
+    /// GPUs in use outside mgpu and unhealthy GPUs on the nodes that are UP and not drained (those a job could get
+    /// once they are free again).
+    func unavailableTotals() -> (outside: Int, unhealthy: Int) {
+        if unavailableTotalsStale {
+            var totals = (outside: 0, unhealthy: 0)
+            for (id, counts) in unavailableCounts where !downNodes.contains(id) && nodes[id].map({ $0.drain == nil }) == true {
+                totals.outside += counts.outside
+                totals.unhealthy += counts.unhealthy
+            }
+            unavailableTotalsCache = totals
+            unavailableTotalsStale = false
+        }
+        return unavailableTotalsCache
     }
 
     /// What admission checks a submission against: each node's GPUs, their models and its CPU slots (`Admission.check`
