@@ -13,7 +13,9 @@
 // everything goes to JOBDIR/stdout. With --stdin, what the agent appends to JOBDIR/stdin is fed to the job's stdin,
 // which closes (for a terminal: Ctrl-D) once JOBDIR/stdin.eof exists and all of it was fed. SIGTERM, SIGINT or SIGHUP
 // to the supervisor, or the time limit, terminate the job: SIGTERM to its whole group, SIGKILL after the grace period.
-// When the job's main process ends, whatever is left of its group is killed and the status is written atomically to
+// When the job's main process ends, whatever is left of it is killed: its group, and every process it started that
+// left the group (`setsid`, a daemon's double fork), which the supervisor, a child subreaper, inherits when their
+// parents end. Then the status is written atomically to
 // JOBDIR/exit ("code N", "signal N", after "timeout " when the time limit stopped it, or "error ..."). It outlives the
 // agent, which re-adopts it by reading JOBDIR. JOBDIR/pid holds "SUPERVISOR_PID JOB_PID" once the job started.
 //
@@ -37,7 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -95,6 +99,76 @@ static void finish(const char *line) {
     snprintf(text, sizeof text, "%s\n", line);
     write_atomically("exit", text);
     _exit(0);
+}
+
+// The supervisor's children now (what its job left behind, once the job's main process is reaped): up to `max` pids
+// into `out`, from /proc/self/task/PID/children, else from every process's parent in /proc; -1 when neither reads.
+static int children_of_self(pid_t *out, int max) {
+    char path[64], text[8192];
+    pid_t self = getpid();
+    int count = 0;
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)self);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n >= 0) {
+            text[n] = 0;
+            // A pid cut off at the end of a full buffer is left for the next round.
+            char *last = n == (ssize_t)sizeof text - 1 ? strrchr(text, ' ') : NULL;
+            if (last) *last = 0;
+            for (char *word = strtok(text, " \n"); word && count < max; word = strtok(NULL, " \n")) {
+                long pid = strtol(word, NULL, 10);
+                if (pid > 0) out[count++] = (pid_t)pid;
+            }
+            return count;
+        }
+    }
+    DIR *proc = opendir("/proc");
+    if (!proc) return -1;
+    struct dirent *entry;
+    while ((entry = readdir(proc)) && count < max) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        int stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (stat_fd < 0) continue;
+        ssize_t n = read(stat_fd, text, sizeof text - 1);
+        close(stat_fd);
+        if (n <= 0) continue;
+        text[n] = 0;
+        char *close_paren = strrchr(text, ')');  // the name may hold spaces and parentheses; the state and ppid follow
+        if (!close_paren) continue;
+        char state = 0;
+        long parent = 0;
+        if (sscanf(close_paren + 1, " %c %ld", &state, &parent) == 2 && parent == (long)self) {
+            out[count++] = (pid_t)strtol(entry->d_name, NULL, 10);
+        }
+    }
+    closedir(proc);
+    return count;
+}
+
+// Kills what the job left behind and waits until it is gone (at most 10 s: a process stuck in the kernel, say in a
+// GPU driver's teardown, is left to end by itself). Each round reaps what ended, then kills each child still there
+// and the group it leads. Safe against pid reuse: a child is never reaped between being listed and being signalled.
+static void kill_leftovers(void) {
+    double deadline = monotonic_seconds() + 10;
+    for (;;) {
+        int status;
+        pid_t reaped;
+        while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {}
+        if (reaped < 0 && errno == ECHILD) return;   // nothing is left
+        if (reaped < 0 && errno != EINTR) return;
+        pid_t children[256];
+        int count = children_of_self(children, 256);
+        for (int i = 0; i < count; i++) {
+            kill(-children[i], SIGKILL);   // the group it leads, if it leads one (else: no such group)
+            kill(children[i], SIGKILL);
+        }
+        if (monotonic_seconds() >= deadline) return;
+        struct timespec pause = {0, 2 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
 }
 
 // Copies what the job wrote to its terminal into its output file.
@@ -226,6 +300,10 @@ int mgpu_supervise_main(int argc, char **argv) {
             i += 3;
         } else return usage();
     }
+
+    // Processes of the job that leave its group are re-parented to the supervisor when their parents end, so that
+    // none outlives the job (kill_leftovers).
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
     sigset_t watched;
     sigemptyset(&watched);
@@ -453,6 +531,7 @@ int mgpu_supervise_main(int argc, char **argv) {
     // The main process is gone (not reaped yet, so its group id is still the job's): leave nothing of the group behind.
     kill(-job, SIGKILL);
     while (waitpid(job, &status, 0) < 0 && errno == EINTR) {}
+    kill_leftovers();
     const char *prefix = timed_out ? "timeout " : "";
     if (WIFSIGNALED(status)) snprintf(line, sizeof line, "%ssignal %d", prefix, WTERMSIG(status));
     else snprintf(line, sizeof line, "%scode %d", prefix, WIFEXITED(status) ? WEXITSTATUS(status) : 255);

@@ -1,0 +1,41 @@
+import CMgpuSpawn
+import Foundation
+import MgpuSupervisor
+import Testing
+
+/// What a job leaves behind ends with it (as Slurm's process tracking does): a process that left the job's group
+/// (`setsid`) and a daemon (a double fork into a session of its own, its parent gone) are killed when the job's main
+/// process ends, before the job's end is recorded; on a GPU node, that is the GPU memory they held, freed.
+@Suite struct SupervisorLeftoversTests {
+    @Test func processesThatLeftTheJobsGroupEndWithIt() throws {
+        let root = NSTemporaryDirectory() + "mgpu-leftovers-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/AAAAAAAA"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o700)
+        let command = """
+            setsid sleep 301 </dev/null >/dev/null 2>&1 & echo $! > \(root)/escaped
+            ( setsid sh -c 'sleep 302 </dev/null >/dev/null 2>&1 & echo $! > \(root)/daemon' & )
+            while [ ! -s \(root)/daemon ]; do sleep 0.01; done
+            exit 0
+            """
+        for (name, text) in [("command", command), ("workdir", "/tmp"), ("environ", "PATH=/usr/bin:/bin\0"),
+                             ("stdout", ""), ("stderr", "")] {
+            try text.write(toFile: dir + "/" + name, atomically: false, encoding: .utf8)
+            chmod(dir + "/" + name, 0o600)
+        }
+        let supervisor = URL(fileURLWithPath: mgpuBinary).deletingLastPathComponent().appendingPathComponent("mgpu-supervise").path
+        let started = Date()
+        let pid = try Spawn.start([supervisor, "_supervise", dir, "1"], stdout: .devNull, stderr: .devNull)
+        #expect(Spawn.waitStatus(pid) == 0)
+        #expect(Date().timeIntervalSince(started) < 5, "it does not wait for its leftovers to end by themselves")
+        #expect(try String(contentsOfFile: dir + "/exit", encoding: .utf8) == "code 0\n")
+        for name in ["escaped", "daemon"] {
+            let text = try String(contentsOfFile: root + "/" + name, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let leftover = try #require(pid_t(text), "\(name): \(text)")
+            let alive = kill(leftover, 0) == 0
+            if alive { kill(leftover, SIGKILL) }
+            #expect(!alive, "\(name) (pid \(leftover)) outlived its job")
+        }
+    }
+}
