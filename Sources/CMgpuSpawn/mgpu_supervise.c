@@ -101,33 +101,52 @@ static void finish(const char *line) {
     _exit(0);
 }
 
-// The supervisor's children now (what its job left behind, once the job's main process is reaped): up to `max` pids
-// into `out`, from /proc/self/task/PID/children, else from every process's parent in /proc; -1 when neither reads.
-static int children_of_self(pid_t *out, int max) {
-    char path[64], text[8192];
+// SIGKILL to one of the supervisor's unreaped children and to the group it leads (if it leads none: no such group,
+// since a group's id is its creator's pid and stays reserved while the group lives). 1 when it could be signalled
+// (or is gone already), 0 when not (EPERM: under an unprivileged supervisor, a setuid program the job ran).
+static int kill_child(pid_t child) {
+    if (child <= 1 || child == getpid()) return 0;
+    (void)kill(-child, SIGKILL);
+    return kill(child, SIGKILL) == 0 || errno == ESRCH;
+}
+
+// Kills each of the supervisor's children now: from /proc/self/task/PID/children (read to the end, each pid killed as
+// it is read), else from every process's parent in /proc (only when /proc is this pid namespace's). Returns how many
+// could be signalled, or -1 when neither can be read.
+static int kill_children(void) {
+    char path[64], text[4096];
     pid_t self = getpid();
-    int count = 0;
+    int signalled = 0;
     snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)self);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        ssize_t n = read(fd, text, sizeof text - 1);
-        close(fd);
-        if (n >= 0) {
-            text[n] = 0;
-            // A pid cut off at the end of a full buffer is left for the next round.
-            char *last = n == (ssize_t)sizeof text - 1 ? strrchr(text, ' ') : NULL;
-            if (last) *last = 0;
-            for (char *word = strtok(text, " \n"); word && count < max; word = strtok(NULL, " \n")) {
-                long pid = strtol(word, NULL, 10);
-                if (pid > 0) out[count++] = (pid_t)pid;
+        long pid = 0;
+        int digits = 0;
+        ssize_t n;
+        while ((n = read(fd, text, sizeof text)) > 0 || (n < 0 && errno == EINTR)) {
+            for (ssize_t i = 0; i < n; i++) {
+                if (text[i] >= '0' && text[i] <= '9') {
+                    if (pid < 100000000) pid = pid * 10 + (text[i] - '0');
+                    digits = 1;
+                } else {
+                    if (digits) signalled += kill_child((pid_t)pid);
+                    pid = 0;
+                    digits = 0;
+                }
             }
-            return count;
         }
+        if (digits) signalled += kill_child((pid_t)pid);
+        close(fd);
+        if (n == 0) return signalled;
     }
+    char self_link[32], expected[32];
+    ssize_t length = readlink("/proc/self", self_link, sizeof self_link - 1);
+    snprintf(expected, sizeof expected, "%d", (int)self);
+    if (length <= 0 || (self_link[length] = 0, strcmp(self_link, expected) != 0)) return -1;
     DIR *proc = opendir("/proc");
     if (!proc) return -1;
     struct dirent *entry;
-    while ((entry = readdir(proc)) && count < max) {
+    while ((entry = readdir(proc))) {
         if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
         snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
         int stat_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -141,40 +160,58 @@ static int children_of_self(pid_t *out, int max) {
         char state = 0;
         long parent = 0;
         if (sscanf(close_paren + 1, " %c %ld", &state, &parent) == 2 && parent == (long)self) {
-            out[count++] = (pid_t)strtol(entry->d_name, NULL, 10);
+            signalled += kill_child((pid_t)strtol(entry->d_name, NULL, 10));
         }
     }
     closedir(proc);
-    return count;
+    return signalled;
 }
 
-// Kills what the job left behind and waits until it is gone (at most 10 s: a process stuck in the kernel, say in a
-// GPU driver's teardown, is left to end by itself). Each round reaps what ended, then kills each child still there
-// and the group it leads. Safe against pid reuse: a child is never reaped between being listed and being signalled.
+// Reaps at most `max` of the supervisor's children that have ended, other than `keep` (the job's main process while
+// it runs: its end is noticed, not reaped, by the main loop). Returns -1 once it has no child at all.
+static int reap_children(pid_t keep, int max) {
+    for (int i = 0; i < max; i++) {
+        siginfo_t ended;
+        memset(&ended, 0, sizeof ended);
+        if (waitid(P_ALL, 0, &ended, WEXITED | WNOHANG | WNOWAIT) < 0) return errno == ECHILD ? -1 : 0;
+        if (ended.si_pid == 0 || ended.si_pid == keep) return 0;
+        int status;
+        (void)waitpid(ended.si_pid, &status, WNOHANG);
+    }
+    return 0;
+}
+
+// Kills what the job left behind and waits until it is gone: at most 10 s (a process stuck in the kernel, say in a
+// GPU driver's teardown, is left to end by itself), and no longer than it takes to find only children it may not
+// signal. Each round kills every child still there (and the group each leads), then reaps a bounded number of those
+// that ended: a child is never reaped between being listed and being signalled, so its pid cannot have been reused.
 static void kill_leftovers(void) {
     double deadline = monotonic_seconds() + 10;
+    sigset_t child_ended;
+    sigemptyset(&child_ended);
+    sigaddset(&child_ended, SIGCHLD);   // blocked since the start: waited for here
     for (;;) {
-        int status;
-        pid_t reaped;
-        while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {}
-        if (reaped < 0 && errno == ECHILD) return;   // nothing is left
-        if (reaped < 0 && errno != EINTR) return;
-        pid_t children[256];
-        int count = children_of_self(children, 256);
-        for (int i = 0; i < count; i++) {
-            kill(-children[i], SIGKILL);   // the group it leads, if it leads one (else: no such group)
-            kill(children[i], SIGKILL);
+        if (reap_children(0, 4096) < 0) return;   // nothing is left
+        int signalled = kill_children();
+        if (signalled < 0) return;                 // no list to go by
+        if (signalled == 0) {                      // only children it may not signal
+            (void)reap_children(0, 4096);
+            return;
         }
-        if (monotonic_seconds() >= deadline) return;
-        struct timespec pause = {0, 2 * 1000 * 1000};
-        nanosleep(&pause, NULL);
+        double left = deadline - monotonic_seconds();
+        if (left <= 0) return;
+        if (left > 0.05) left = 0.05;
+        struct timespec wait = {0, (long)(left * 1e9)};
+        (void)sigtimedwait(&child_ended, NULL, &wait);
     }
 }
 
-// Copies what the job wrote to its terminal into its output file.
+// Copies what the job wrote to its terminal into its output file, at most 1 MiB a call: a job (or what is left of it)
+// writing faster than this copies cannot keep the supervisor from its signals, its time limit or the job's end. (Once
+// the writers are gone the terminal holds far less than that.)
 static void pump(int from, int to) {
     char buffer[65536];
-    for (;;) {
+    for (int rounds = 0; rounds < 16; rounds++) {
         ssize_t n = read(from, buffer, sizeof buffer);
         if (n <= 0) return;
         write_all(to, buffer, (size_t)n);
@@ -469,6 +506,7 @@ int mgpu_supervise_main(int argc, char **argv) {
         if (stopped) { kill(job, SIGKILL); kill(-job, SIGKILL); }
         int ignored;
         while (waitpid(job, &ignored, 0) < 0 && errno == EINTR) {}
+        kill_leftovers();
         if (pty_master >= 0) pump(pty_master, out_fd);
         why[got] = 0;
         if (stopped == 1) finish("signal 9");
@@ -496,6 +534,9 @@ int mgpu_supervise_main(int argc, char **argv) {
         do { r = waitid(P_PID, (id_t)job, &ended, WEXITED | WNOHANG | WNOWAIT); } while (r < 0 && errno == EINTR);
         if (r == 0 && ended.si_pid == job) break;
         if (r < 0 && errno == ECHILD) break;
+        // Orphans of the job that ended while it runs (re-parented here, the subreaper) are reaped as they come: left
+        // as zombies they would count against the owner's process limit for as long as the job runs.
+        (void)reap_children(job, 64);
         double now = monotonic_seconds();
         // Wait for a signal (the job's end, a termination request) or, when interactive, at most 20 ms.
         double wait = interactive ? 0.02 : 1.0;
@@ -532,6 +573,7 @@ int mgpu_supervise_main(int argc, char **argv) {
     kill(-job, SIGKILL);
     while (waitpid(job, &status, 0) < 0 && errno == EINTR) {}
     kill_leftovers();
+    if (pty_master >= 0) pump(pty_master, out_fd);   // what the leftovers wrote before they ended
     const char *prefix = timed_out ? "timeout " : "";
     if (WIFSIGNALED(status)) snprintf(line, sizeof line, "%ssignal %d", prefix, WTERMSIG(status));
     else snprintf(line, sizeof line, "%scode %d", prefix, WIFEXITED(status) ? WEXITSTATUS(status) : 255);

@@ -38,4 +38,47 @@ import Testing
             #expect(!alive, "\(name) (pid \(leftover)) outlived its job")
         }
     }
+
+    /// Orphans of a running job that end are reaped as they come, not kept as zombies until the job ends (they would
+    /// count against the owner's process limit all the while).
+    @Test func orphansThatEndWhileTheJobRunsAreReaped() throws {
+        let root = NSTemporaryDirectory() + "mgpu-orphans-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/AAAAAAAA"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o700)
+        let command = """
+            for i in 1 2 3 4 5 6 7 8 9 10; do ( sh -c 'exit 0' & ); done
+            touch \(root)/ready
+            while [ ! -e \(root)/done ]; do sleep 0.05; done
+            """
+        for (name, text) in [("command", command), ("workdir", "/tmp"), ("environ", "PATH=/usr/bin:/bin\0"),
+                             ("stdout", ""), ("stderr", "")] {
+            try text.write(toFile: dir + "/" + name, atomically: false, encoding: .utf8)
+            chmod(dir + "/" + name, 0o600)
+        }
+        let supervisor = URL(fileURLWithPath: mgpuBinary).deletingLastPathComponent().appendingPathComponent("mgpu-supervise").path
+        let pid = try Spawn.start([supervisor, "_supervise", dir, "1"], stdout: .devNull, stderr: .devNull)
+        defer {
+            FileManager.default.createFile(atPath: root + "/done", contents: nil)
+            _ = Spawn.waitStatus(pid)
+        }
+        /// The supervisor's children that are zombies.
+        func zombies() -> [String] {
+            let list = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            return list.split(separator: " ").filter { child in
+                let stat = (try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8)) ?? ""
+                return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+            }.map(String.init)
+        }
+        let start = Date()
+        while !FileManager.default.fileExists(atPath: root + "/ready") && Date().timeIntervalSince(start) < 10 { usleep(10_000) }
+        // Each orphan's end wakes the supervisor (SIGCHLD): give it until then and a little.
+        var left = zombies()
+        while !left.isEmpty && Date().timeIntervalSince(start) < 5 {
+            usleep(20_000)
+            left = zombies()
+        }
+        #expect(left.isEmpty, "zombies of the running job's orphans: \(left)")
+    }
 }
