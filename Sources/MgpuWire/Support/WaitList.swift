@@ -21,8 +21,11 @@ public final class WaitList<Key: Hashable & Sendable>: Sendable {
 
     public init() {}
 
-    /// Returns once `key` is woken or after `seconds`; at once after `close()`.
-    public func wait(_ key: Key, seconds: Double) async {
+    /// Returns once `key` is woken or after `seconds`; at once after `close()`. It runs on the caller's actor until it
+    /// suspends (`nonisolated(nonsending)`), so the waiter is registered before the actor can run anything else: an
+    /// actor that checks its state and then waits cannot miss a wake that its next job sends. (Hopping off the actor
+    /// first, a wake sent meanwhile found nobody waiting, and the long-poll slept its whole timeout.)
+    nonisolated(nonsending) public func wait(_ key: Key, seconds: Double) async {
         guard seconds > 0 else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let token: Int? = state.withLock { state in
