@@ -35,7 +35,7 @@ public final class WaitList<Key: Hashable & Sendable>: Sendable {
                 return state.next
             }
             guard let token else { return continuation.resume() }
-            let timer = Task { [weak self] in
+            let timer = Task.detached { [weak self] in   // on the global pool, not the caller's actor
                 try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
                 guard !Task.isCancelled else { return }
                 self?.expire(key, token)
