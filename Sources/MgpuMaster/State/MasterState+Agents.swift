@@ -20,9 +20,7 @@ extension MasterState {
         try commit(jobs: [], nodes: [node])
         downNodes.remove(node.id)
         unreported.insert(node.id)
-        if let unavailable = unavailableGPUs[node.id] {   // counted again against the GPUs it has now
-            setUnavailable(unavailable, unhealthy: Set(telemetry[node.id]?.unhealthyGPUs ?? []), node: node.id)
-        }
+        if let unavailable = unavailableGPUs[node.id] { setUnavailable(unavailable, node: node.id) }   // counted against the GPUs it has now
         let gpuText = node.gpus.map { "\($0.index): \($0.name)\($0.simulated ? " (simulated)" : "")" }.joined(separator: ", ")
         logger.info("node registered", metadata: ["node": "\(node.id)", "address": "\(address)", "gpus": "\(node.gpus.count)",
                                                   "detail": "\(gpuText)", "agent": "\(restarted ? "restarted" : "new")"])
@@ -95,7 +93,7 @@ extension MasterState {
             let outsideChanged = outside != (unavailableGPUs[id] ?? [])
             account(sample, since: telemetry[id], node: id)
             telemetry[id] = sample
-            setUnavailable(outside, unhealthy: Set(sample.unhealthyGPUs), node: id)
+            setUnavailable(outside, node: id)
             history[id, default: NodeHistory()].append(sample)
             waiters.wake("dashboard")
             if outsideChanged {

@@ -205,12 +205,13 @@ public actor MasterState {
         if let node { ledger?.setNode(node) } else { ledger?.removeNode(id) }
     }
 
-    /// Stores the GPUs a node's telemetry says are not to be used (every change of `unavailableGPUs` goes through here).
-    /// `unhealthy`: those of `gpus` that are unhealthy (the rest are in use outside mgpu). Only GPUs the node registered
-    /// are counted: an agent's sample naming others changes no one's notes.
-    func setUnavailable(_ gpus: Set<Int>, unhealthy: Set<Int> = [], node id: String) {
+    /// Stores the GPUs a node's telemetry says are not to be used (every change of `unavailableGPUs` goes through here),
+    /// and counts them: those its latest sample (`telemetry`) calls unhealthy, the rest in use outside mgpu. Only GPUs
+    /// the node registered are counted: an agent's sample naming others changes no one's notes.
+    func setUnavailable(_ gpus: Set<Int>, node id: String) {
         var counts = (outside: 0, unhealthy: 0)
         if !gpus.isEmpty, let node = nodes[id] {
+            let unhealthy = Set(telemetry[id]?.unhealthyGPUs ?? [])
             for gpu in node.gpus where gpus.contains(gpu.index) {
                 if unhealthy.contains(gpu.index) { counts.unhealthy += 1 } else { counts.outside += 1 }
             }
