@@ -8,25 +8,17 @@ import Testing
 /// process ends, before the job's end is recorded; on a GPU node, that is the GPU memory they held, freed.
 @Suite struct SupervisorLeftoversTests {
     @Test func processesThatLeftTheJobsGroupEndWithIt() throws {
-        let root = NSTemporaryDirectory() + "mgpu-leftovers-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let dir = root + "/AAAAAAAA"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        chmod(dir, 0o700)
-        let command = """
+        let (root, dir) = try makeJobFolder(prefix: "mgpu-leftovers") { root in
+            """
             setsid sleep 301 </dev/null >/dev/null 2>&1 & echo $! > \(root)/escaped
             ( setsid sh -c 'sleep 302 </dev/null >/dev/null 2>&1 & echo $! > \(root)/daemon' & )
             while [ ! -s \(root)/daemon ]; do sleep 0.01; done
             exit 0
             """
-        for (name, text) in [("command", command), ("workdir", "/tmp"), ("environ", "PATH=/usr/bin:/bin\0"),
-                             ("stdout", ""), ("stderr", "")] {
-            try text.write(toFile: dir + "/" + name, atomically: false, encoding: .utf8)
-            chmod(dir + "/" + name, 0o600)
         }
-        let supervisor = URL(fileURLWithPath: mgpuBinary).deletingLastPathComponent().appendingPathComponent("mgpu-supervise").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let started = Date()
-        let pid = try Spawn.start([supervisor, "_supervise", dir, "1"], stdout: .devNull, stderr: .devNull)
+        let pid = try Spawn.start([supervisorBinary, "_supervise", dir, "1"], stdout: .devNull, stderr: .devNull)
         #expect(Spawn.waitStatus(pid) == 0)
         #expect(Date().timeIntervalSince(started) < 5, "it does not wait for its leftovers to end by themselves")
         #expect(try String(contentsOfFile: dir + "/exit", encoding: .utf8) == "code 0\n")
@@ -42,23 +34,15 @@ import Testing
     /// Orphans of a running job that end are reaped as they come, not kept as zombies until the job ends (they would
     /// count against the owner's process limit all the while).
     @Test func orphansThatEndWhileTheJobRunsAreReaped() throws {
-        let root = NSTemporaryDirectory() + "mgpu-orphans-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let dir = root + "/AAAAAAAA"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        chmod(dir, 0o700)
-        let command = """
+        let (root, dir) = try makeJobFolder(prefix: "mgpu-orphans") { root in
+            """
             for i in 1 2 3 4 5 6 7 8 9 10; do ( sh -c 'exit 0' & ); done
             touch \(root)/ready
             while [ ! -e \(root)/done ]; do sleep 0.05; done
             """
-        for (name, text) in [("command", command), ("workdir", "/tmp"), ("environ", "PATH=/usr/bin:/bin\0"),
-                             ("stdout", ""), ("stderr", "")] {
-            try text.write(toFile: dir + "/" + name, atomically: false, encoding: .utf8)
-            chmod(dir + "/" + name, 0o600)
         }
-        let supervisor = URL(fileURLWithPath: mgpuBinary).deletingLastPathComponent().appendingPathComponent("mgpu-supervise").path
-        let pid = try Spawn.start([supervisor, "_supervise", dir, "1"], stdout: .devNull, stderr: .devNull)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let pid = try Spawn.start([supervisorBinary, "_supervise", dir, "1"], stdout: .devNull, stderr: .devNull)
         defer {
             FileManager.default.createFile(atPath: root + "/done", contents: nil)
             _ = Spawn.waitStatus(pid)

@@ -9,18 +9,9 @@ import Testing
 @Suite struct SupervisorRecordsTests {
     /// A job folder as the agent makes it, for `echo hi; exit 3`; the records the supervisor left: (attribute, file).
     static func supervise(extra: [String]) throws -> (pid: String?, exit: String?, pidFile: Bool, exitFile: Bool) {
-        let root = NSTemporaryDirectory() + "mgpu-supervisor-\(UUID().uuidString.prefix(8))"
+        let (root, dir) = try makeJobFolder(prefix: "mgpu-supervisor") { _ in "echo hi; exit 3" }
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let dir = root + "/AAAAAAAA"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        chmod(dir, 0o700)
-        for (name, text) in [("command", "echo hi; exit 3"), ("workdir", "/tmp"), ("environ", "PATH=/usr/bin:/bin\0"),
-                             ("stdout", ""), ("stderr", "")] {
-            try text.write(toFile: dir + "/" + name, atomically: false, encoding: .utf8)
-            chmod(dir + "/" + name, 0o600)
-        }
-        let supervisor = URL(fileURLWithPath: mgpuBinary).deletingLastPathComponent().appendingPathComponent("mgpu-supervise").path
-        let pid = try Spawn.start([supervisor, "_supervise", dir, "1"] + extra, stdout: .devNull, stderr: .devNull)
+        let pid = try Spawn.start([supervisorBinary, "_supervise", dir, "1"] + extra, stdout: .devNull, stderr: .devNull)
         #expect(Spawn.waitStatus(pid) == 0)
         #expect(try String(contentsOfFile: dir + "/stdout", encoding: .utf8) == "hi\n")
         func attribute(_ name: String) -> String? {

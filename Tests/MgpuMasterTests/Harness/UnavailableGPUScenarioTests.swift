@@ -23,10 +23,11 @@ import Testing
         // n2 also reports a GPU 7 it never registered, held outside mgpu: not one of its GPUs, not counted.
         h.agents["n2"]!.telemetry = Self.sample(outside: [0, 1, 7], gpus: 8)
         try await h.settle()
+        func note(_ id: JobID) async -> String { await h.job(id)?.note ?? "" }
         let waiting = try await h.submit()
         try await h.settle()
         #expect(await h.state(waiting) == .pending)
-        #expect(await h.job(waiting)?.note == "waiting for 1 GPU (3 GPUs in use outside mgpu, 1 unhealthy)")
+        #expect(await note(waiting) == "waiting for 1 GPU (3 GPUs in use outside mgpu, 1 unhealthy)")
         let cpu = try await h.submit(request: ResourceRequest(gpusPerNode: 0))
         try await h.settle()
         #expect(await h.state(cpu) == .running, "CPU-only jobs do not wait for GPUs")
@@ -38,14 +39,14 @@ import Testing
         #expect(await h.state(waiting) == .running)
         let next = try await h.submit()
         try await h.settle()
-        let nextNote = await h.job(next)?.note ?? ""
+        let nextNote = await note(next)
         #expect(nextNote.hasPrefix("waiting for 1 GPU (2 GPUs in use outside mgpu, 1 unhealthy)"), "\(nextNote)")
         // n2 is removed: only n1's unhealthy GPU is left.
         #expect(try await h.master.removeNode("n2", by: "admin"))
         h.agents["n2"] = nil
         await h.advance(1)
         try await h.settle()
-        let afterRemoval = await h.job(next)?.note ?? ""
+        let afterRemoval = await note(next)
         #expect(afterRemoval.hasPrefix("waiting for 1 GPU (1 GPU unhealthy)"), "\(afterRemoval)")
         // n1's GPU is healthy again: the job starts, and a waiting job's note is the request alone.
         h.agents["n1"]!.telemetry = Self.sample()
@@ -54,7 +55,7 @@ import Testing
         #expect(await h.state(next) == .running)
         let last = try await h.submit()
         try await h.settle()
-        let lastNote = await h.job(last)?.note ?? ""
+        let lastNote = await note(last)
         #expect(lastNote.hasPrefix("waiting for 1 GPU") && !lastNote.contains("("), "\(lastNote)")
     }
 
