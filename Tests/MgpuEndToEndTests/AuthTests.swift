@@ -292,10 +292,17 @@ extension EndToEndTests.AuthTests {
         let older = try await register(#"{"protocolVersion":0,"node":"n1","shape":"of another age"}"#)
         #expect(older.0 == 409 && older.1.contains("too old") && older.1.contains("upgrade mgpu on this node"), "\(older)")
         // mgpu 0.1's agents send no version: served (protocol 1 is accepted), and answered with the master's.
-        let previous = try await register(#"{"nodeId":"n1","incarnation":"i","gpus":[],"cpuSlots":1}"#)
+        let previous = try await register(#"{"nodeId":"n1","incarnation":"i","gpus":[{"index":0,"uuid":"GPU-old","name":"Old GPU","memoryMB":1000,"simulated":true}],"cpuSlots":1}"#)
         #expect(previous.0 == 200, "\(previous)")
         let answer = try JSONDecoder().decode(RegisterResponse.self, from: Data(previous.1.utf8))
         #expect(answer.protocolVersion == AgentProtocol.current && answer.mgpuVersion == mgpuVersion)
+        // Its syncs send telemetry with GPUs as objects (protocol 1-2; this build's agents send rows): read as before.
+        var old = HTTPClient(host: "127.0.0.1", port: cluster.port)
+        old.token = try #require(answer.credential)
+        let sync = try await old.request(.POST, "/v1/agent/sync", body: Array(#"{"nodeId":"n1","incarnation":"i","running":[],"finished":[],"wait":0,"telemetry":{"time":1,"avoidForeign":true,"gpus":[{"index":0,"utilization":37.5,"memoryUsedMB":10,"memoryTotalMB":1000,"processes":[{"pid":7,"user":"ann","memoryMB":10}],"inUseOutside":true}]}}"#.utf8))
+        #expect(sync.status == 200, "\(String(decoding: sync.body, as: UTF8.self))")
+        let nodes = String(decoding: try await cluster.client.http.request(.GET, "/v1/nodes").body, as: UTF8.self)
+        #expect(nodes.contains(#""utilization":37.5"#) && nodes.contains(#""user":"ann""#) && nodes.contains(#""inUseOutside":true"#), "\(nodes)")
         // A real agent of this build is served, and the refusal is logged as one line naming the peer.
         try cluster.startAgent("node001", gpus: 1)
         try await cluster.waitForNodes(["node001"])

@@ -65,6 +65,13 @@ def api_submit(binary, seconds, connections, nodes=0):
         m.stop()
 
 
+def heartbeat_sample(now):
+    """An 8-GPU node's telemetry as this build's agents send it with each sync (protocol 3: each GPU a row,
+    [index, utilization, memoryUsedMB, memoryTotalMB, temperatureC, powerW, inUseOutside])."""
+    return {"time": now, "cpuPercent": 50.0, "load": [1, 1, 1], "memoryUsedMB": 30000, "memoryTotalMB": 64000,
+            "avoidForeign": True, "gpuRows": [[g, 50.0, 1000, 24576, 50.0, 200.0, False] for g in range(8)]}
+
+
 def agents_with_jobs(binary, agents, seconds, jobs):
     """N simulated agents (one thread each, real HTTP): register 8 GPUs, sync every 5 s reporting what they run;
     a job they are given ends by their next sync. Meanwhile `jobs` jobs are submitted, evenly over the run."""
@@ -116,11 +123,7 @@ def agents_with_jobs(binary, agents, seconds, jobs):
 
         stop.wait(random.random() * 5)
         while not stop.is_set():
-            now = time.time()
-            tel = {"time": now, "cpuPercent": 50.0, "load": [1, 1, 1], "memoryUsedMB": 30000, "memoryTotalMB": 64000,
-                   "avoidForeign": True, "gpus": [{"index": g, "utilization": 50.0, "memoryUsedMB": 1000,
-                   "memoryTotalMB": 24576, "temperatureC": 50.0, "powerW": 200.0, "processes": [],
-                   "inUseOutside": False} for g in range(8)]}
+            tel = heartbeat_sample(time.time())
             # What it was given last time has ended by now.
             done = [{"jobId": w["jobId"], "rank": w["rank"], "exit": {"code": 0}} for w in running]
             t0 = time.time()

@@ -22,10 +22,17 @@ public struct MasterClient: Sendable {
     }
 
     static let encoder = JSONEncoder()
+    /// An agent's syncs: its telemetry's GPUs as rows (protocol 3, NodeTelemetry.compactGPUs).
+    static let syncEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.userInfo[NodeTelemetry.compactGPUs] = true
+        return encoder
+    }()
 
     func call<Response: Decodable>(_ method: HTTPMethod, _ path: String, body: (some Encodable)?,
-                                   timeout: Double = 30, as: Response.Type) async throws -> Response {
-        let data = try body.map { Array(try Self.encoder.encode($0)) }
+                                   timeout: Double = 30, encoder: JSONEncoder = MasterClient.encoder,
+                                   as: Response.Type) async throws -> Response {
+        let data = try body.map { Array(try encoder.encode($0)) }
         let result = try await http.request(method, path, body: data, timeout: timeout)
         try Self.check(result)
         do {
@@ -208,7 +215,8 @@ public struct MasterClient: Sendable {
     }
 
     public func sync(_ request: SyncRequest) async throws -> SyncResponse {
-        try await call(.POST, "/v1/agent/sync", body: request, timeout: request.wait + 15, as: SyncResponse.self)
+        try await call(.POST, "/v1/agent/sync", body: request, timeout: request.wait + 15, encoder: Self.syncEncoder,
+                       as: SyncResponse.self)
     }
 
     public func deregister(_ request: DeregisterRequest) async throws {

@@ -41,6 +41,14 @@ public struct GPUTelemetry: Codable, Sendable, Hashable {
 }
 
 /// What a node's agent reports with its heartbeat.
+///
+/// Two JSON forms, both read everywhere: GPUs as objects under `gpus` (what the API and the dashboard show, and what
+/// agents of protocol 1-2 send), and GPUs as arrays under `gpuRows` (what agents of protocol 3 send with each sync,
+/// written when the encoder's `userInfo[NodeTelemetry.compactGPUs]` is true). A row is `[index, utilization,
+/// memoryUsedMB, memoryTotalMB, temperatureC, powerW, inUseOutside, processes, unhealthy]`, a reading nvidia-smi could
+/// not give is null, and the last two are left off when there are no processes and no health finding; a process is
+/// `[pid, user, memoryMB, jobId]` (jobId left off when it is no mgpu job's). A 1,000-node cluster sends 200 samples a
+/// second: the rows are a third of the objects' size and decode three times faster (no keys to hash and look up).
 public struct NodeTelemetry: Codable, Sendable, Hashable {
     /// When the sample was taken (seconds since the epoch, the agent's clock).
     public var time: Double
@@ -84,6 +92,101 @@ public struct NodeTelemetry: Codable, Sendable, Hashable {
 
     /// GPUs reported unhealthy.
     public var unhealthyGPUs: [Int] { gpus.filter { $0.unhealthy != nil }.map(\.index).sorted() }
+}
+
+extension NodeTelemetry {
+    /// Set to true in an encoder's `userInfo` to write GPUs as rows (`gpuRows`): an agent's sync, protocol 3 on.
+    public static let compactGPUs = CodingUserInfoKey(rawValue: "mgpu.telemetry.compactGPUs")!
+
+    enum CodingKeys: String, CodingKey {
+        case time, cpuPercent, load, memoryUsedMB, memoryTotalMB, gpus, gpuRows, avoidForeign, healthCheck
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        time = try c.decode(Double.self, forKey: .time)
+        cpuPercent = try c.decodeIfPresent(Double.self, forKey: .cpuPercent)
+        load = try c.decodeIfPresent([Double].self, forKey: .load)
+        memoryUsedMB = try c.decodeIfPresent(Int.self, forKey: .memoryUsedMB)
+        memoryTotalMB = try c.decodeIfPresent(Int.self, forKey: .memoryTotalMB)
+        if c.contains(.gpuRows) {
+            gpus = try c.decode([GPURow].self, forKey: .gpuRows).map(\.gpu)
+        } else {
+            gpus = try c.decode([GPUTelemetry].self, forKey: .gpus)
+        }
+        avoidForeign = try c.decode(Bool.self, forKey: .avoidForeign)
+        healthCheck = try c.decodeIfPresent(String.self, forKey: .healthCheck)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(time, forKey: .time)
+        try c.encodeIfPresent(cpuPercent, forKey: .cpuPercent)
+        try c.encodeIfPresent(load, forKey: .load)
+        try c.encodeIfPresent(memoryUsedMB, forKey: .memoryUsedMB)
+        try c.encodeIfPresent(memoryTotalMB, forKey: .memoryTotalMB)
+        if encoder.userInfo[Self.compactGPUs] as? Bool == true {
+            try c.encode(gpus.map(GPURow.init), forKey: .gpuRows)
+        } else {
+            try c.encode(gpus, forKey: .gpus)
+        }
+        try c.encode(avoidForeign, forKey: .avoidForeign)
+        try c.encodeIfPresent(healthCheck, forKey: .healthCheck)
+    }
+}
+
+/// One GPU's readings as a row (NodeTelemetry's `gpuRows`).
+struct GPURow: Codable {
+    var gpu: GPUTelemetry
+
+    init(_ gpu: GPUTelemetry) { self.gpu = gpu }
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        gpu = GPUTelemetry(index: try c.decode(Int.self))
+        gpu.utilization = try c.decodeIfPresent(Double.self)
+        gpu.memoryUsedMB = try c.decodeIfPresent(Int.self)
+        gpu.memoryTotalMB = try c.decodeIfPresent(Int.self)
+        gpu.temperatureC = try c.decodeIfPresent(Double.self)
+        gpu.powerW = try c.decodeIfPresent(Double.self)
+        gpu.inUseOutside = try c.decode(Bool.self)
+        if !c.isAtEnd { gpu.processes = try c.decode([ProcessRow].self).map(\.process) }
+        gpu.unhealthy = try c.decodeIfPresent(String.self)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.unkeyedContainer()
+        try c.encode(gpu.index)
+        try c.encode(gpu.utilization)
+        try c.encode(gpu.memoryUsedMB)
+        try c.encode(gpu.memoryTotalMB)
+        try c.encode(gpu.temperatureC)
+        try c.encode(gpu.powerW)
+        try c.encode(gpu.inUseOutside)
+        if !gpu.processes.isEmpty || gpu.unhealthy != nil { try c.encode(gpu.processes.map(ProcessRow.init)) }
+        if let unhealthy = gpu.unhealthy { try c.encode(unhealthy) }
+    }
+}
+
+/// A GPU process as a row: `[pid, user, memoryMB, jobId]`.
+struct ProcessRow: Codable {
+    var process: GPUProcess
+
+    init(_ process: GPUProcess) { self.process = process }
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        process = GPUProcess(pid: try c.decode(Int.self), user: try c.decode(String.self), memoryMB: try c.decode(Int.self))
+        process.jobId = try c.decodeIfPresent(JobID.self)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.unkeyedContainer()
+        try c.encode(process.pid)
+        try c.encode(process.user)
+        try c.encode(process.memoryMB)
+        if let jobId = process.jobId { try c.encode(jobId) }
+    }
 }
 
 /// A fixed-size ring buffer: the newest `capacity` values, oldest first.

@@ -9,8 +9,9 @@ public let mgpuVersion = AgentProtocol.release
 ///
 /// - 1: mgpu 0.1 (its messages carry no version: absent means 1).
 /// - 2: mgpu 0.2: messages say their protocol and release.
+/// - 3: a sync's telemetry sends its GPUs as rows (`gpuRows`, NodeTelemetry), not objects.
 public enum AgentProtocol {
-    public static let current = 2
+    public static let current = 3
     public static let oldestAccepted = 1
     /// mgpu's release.
     public static let release = "0.2.0"
