@@ -28,6 +28,10 @@ extension EndToEndTests {
         #expect(try await cluster.mgpu(["logs", pending[1].rawValue]).stdout == "third\n")
         // The agent said so once per attempt while the master was away, and registered again after.
         let agentLog = try #require(cluster.agentLog("node001"))
+        // One line per event: a UTC timestamp to the millisecond, the level, the message, its fields.
+        let line = try #require(agentLog.split(separator: "\n").first { $0.contains("registered with") })
+        #expect(line.wholeMatch(of: /20\d\d-(0[1-9]|1[0-2])-[0-3]\d(T[0-2]\d:[0-5]\d:[0-5]\d\.\d{3}Z) info    node001 registered with .*/) != nil,
+                "\(line)")
         #expect(agentLog.contains("master 127.0.0.1:\(cluster.port) unreachable (attempt 1)"))
         #expect(agentLog.contains("jobs keep running"))
         #expect(agentLog.components(separatedBy: "node001 registered with 127.0.0.1:\(cluster.port): 1 GPU").count == 3,
