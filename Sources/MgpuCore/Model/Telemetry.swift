@@ -78,15 +78,33 @@ public struct NodeTelemetry: Codable, Sendable, Hashable {
         Set(gpus.filter { $0.unhealthy != nil || (avoidForeign && $0.inUseOutside) }.map(\.index))
     }
 
-    /// The sample with its free texts (health reasons) made safe to show: one line of at most 200 characters, no
-    /// control characters (an agent is trusted with its jobs, not with a terminal's escape sequences).
+    /// The most processes kept per GPU, and the longest user name kept (`sanitized`).
+    public static let maxProcessesPerGPU = 256, maxUserLength = 64
+
+    /// The sample with its free texts (health reasons, process users) made safe to show: one line of at most 200
+    /// characters (64 for a user), no control characters (an agent is trusted with its jobs, not with a terminal's
+    /// escape sequences), and at most 256 processes per GPU (a row of a process is a few bytes: one sync could
+    /// otherwise make the master keep, and send to every listing, millions of them).
     public func sanitized() -> NodeTelemetry {
-        func clean(_ text: String?) -> String? {
-            text.map { String(String.UnicodeScalarView($0.unicodeScalars.prefix(200).map { $0.isControlOrBidiOverride || $0.isBidiMark ? " " : $0 })) }
+        func unsafe(_ scalar: Unicode.Scalar) -> Bool { scalar.isControlOrBidiOverride || scalar.isBidiMark }
+        func clean(_ text: String?, limit: Int = 200) -> String? {
+            text.map { String(String.UnicodeScalarView($0.unicodeScalars.prefix(limit).map { unsafe($0) ? " " : $0 })) }
         }
         var copy = self
         copy.healthCheck = clean(healthCheck)
-        for i in copy.gpus.indices { copy.gpus[i].unhealthy = clean(copy.gpus[i].unhealthy) }
+        for i in copy.gpus.indices {
+            copy.gpus[i].unhealthy = clean(copy.gpus[i].unhealthy)
+            guard !copy.gpus[i].processes.isEmpty else { continue }
+            if copy.gpus[i].processes.count > Self.maxProcessesPerGPU {
+                copy.gpus[i].processes.removeLast(copy.gpus[i].processes.count - Self.maxProcessesPerGPU)
+            }
+            for j in copy.gpus[i].processes.indices {
+                let user = copy.gpus[i].processes[j].user
+                if user.unicodeScalars.count > Self.maxUserLength || user.unicodeScalars.contains(where: unsafe) {
+                    copy.gpus[i].processes[j].user = clean(user, limit: Self.maxUserLength)!
+                }
+            }
+        }
         return copy
     }
 
@@ -110,6 +128,10 @@ extension NodeTelemetry {
         memoryUsedMB = try c.decodeIfPresent(Int.self, forKey: .memoryUsedMB)
         memoryTotalMB = try c.decodeIfPresent(Int.self, forKey: .memoryTotalMB)
         if c.contains(.gpuRows) {
+            // One form or the other: with both, which one the master believed would be a guess.
+            guard !c.contains(.gpus) else {
+                throw DecodingError.dataCorruptedError(forKey: .gpus, in: c, debugDescription: "gpus and gpuRows together: send one")
+            }
             gpus = try c.decode([GPURow].self, forKey: .gpuRows).map(\.gpu)
         } else {
             gpus = try c.decode([GPUTelemetry].self, forKey: .gpus)

@@ -4,17 +4,18 @@ public let mgpuVersion = AgentProtocol.release
 /// The version of the agent–master protocol, and which versions a master accepts from its agents.
 ///
 /// An upgrade goes master first, then agents (running jobs keep running throughout): so a master accepts agents of
-/// the previous protocol as well as its own. An agent that is too old or too new gets one line saying which to
-/// upgrade, checked before the rest of its request is read, so that a changed message is never a decode error.
+/// the older protocols as well as its own. An agent that is too old or too new gets one line saying which to
+/// upgrade: its message is decoded, and only one that does not decode is read again for just its version
+/// (`Envelope`), so that a changed message of another protocol gets that line, never a decode error.
 ///
 /// - 1: mgpu 0.1 (its messages carry no version: absent means 1).
 /// - 2: mgpu 0.2: messages say their protocol and release.
-/// - 3: a sync's telemetry sends its GPUs as rows (`gpuRows`, NodeTelemetry), not objects.
+/// - 3: mgpu 0.3: a sync's telemetry sends its GPUs as rows (`gpuRows`, NodeTelemetry), not objects.
 public enum AgentProtocol {
     public static let current = 3
     public static let oldestAccepted = 1
     /// mgpu's release.
-    public static let release = "0.2.0"
+    public static let release = "0.3.0"
 
     /// A message that says its protocol and release (register, sync).
     public protocol Versioned: Decodable {

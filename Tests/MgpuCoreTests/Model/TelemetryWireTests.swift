@@ -60,6 +60,28 @@ import Testing
         #expect(sample.gpus[0].processes == [GPUProcess(pid: 3, user: "ann", memoryMB: 100, jobId: JobID("0000ABCD")!)])
     }
 
+    /// Both forms in one sample are refused: which one counts would be a guess.
+    @Test func bothFormsAtOnceAreRefused() throws {
+        let json = #"{"time":1,"avoidForeign":true,"gpus":[],"gpuRows":[[0,null,null,null,null,null,false]]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(NodeTelemetry.self, from: Data(json.utf8)) }
+    }
+
+    /// What the master keeps of a sample: at most 256 processes per GPU, user names of at most 64 characters without
+    /// control characters; a sample within those bounds is kept as it is.
+    @Test func sanitizingBoundsProcessesAndUserNames() throws {
+        let many = (0..<1000).map { GPUProcess(pid: $0, user: "u\($0)", memoryMB: 1) }
+        let long = GPUProcess(pid: 1, user: String(repeating: "x", count: 500), memoryMB: 1)
+        let noisy = GPUProcess(pid: 2, user: "eve\u{1b}]0;pwned\u{07}", memoryMB: 1)
+        let sample = NodeTelemetry(time: 1, gpus: [GPUTelemetry(index: 0, processes: many),
+                                                   GPUTelemetry(index: 1, processes: [long, noisy])])
+        let kept = sample.sanitized()
+        #expect(kept.gpus[0].processes.count == NodeTelemetry.maxProcessesPerGPU)
+        #expect(kept.gpus[0].processes.map(\.pid) == Array(0..<NodeTelemetry.maxProcessesPerGPU), "the first ones, in order")
+        #expect(kept.gpus[1].processes[0].user == String(repeating: "x", count: NodeTelemetry.maxUserLength))
+        #expect(kept.gpus[1].processes[1].user == "eve ]0;pwned ")
+        for ordinary in Self.samples() { #expect(ordinary.sanitized() == ordinary) }
+    }
+
     /// A row that is too short, or holds a reading of the wrong kind, is refused, not read as a GPU with no readings.
     @Test func aMalformedRowIsRefused() throws {
         for row in ["[]", "[0]", "[0,1,2,3,4,5]", #"["0",1,2,3,4,5,false]"#, #"[0,"hot",2,3,4,5,false]"#, "[0,1,2,3,4,5,false,[[1]]]",
