@@ -41,6 +41,10 @@ public struct JobID: Hashable, Comparable, Codable, Sendable, CustomStringConver
     /// The eight hex digits as a number.
     public var number: UInt32 { UInt32(rawValue.prefix(8), radix: 16) ?? 0 }
 
+    /// The order of `<` as one number: the eight hex digits, then a task's index (a job that is no task first).
+    /// Sorting thousands of ids by it is several times faster than by `<`.
+    public var orderKey: UInt64 { UInt64(number) << 32 | UInt64(arrayIndex.map { $0 + 1 } ?? 0) }
+
     public var description: String { rawValue }
     /// By the hex digits, then a task's index as a number (`_9` before `_10`).
     /// (Compared as bytes: an id is ASCII, at least eight of them, checked when made. Counting off eight characters

@@ -18,10 +18,20 @@ struct PolicyPassInfo {
 }
 
 extension MasterState {
+    /// The running jobs in id order: a fixed order, so that sums and holdings are the same in every run. Sorted again
+    /// only after `running` changes, and by `JobID.orderKey`: each policy pass walks them twice, and with 4,000 running
+    /// jobs two sorts by `<` took 2 ms, about what the rest of a pass takes.
+    func runningInOrder() -> [JobID] {
+        if let runningOrdered { return runningOrdered }
+        let ordered = running.map { ($0.orderKey, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        runningOrdered = ordered
+        return ordered
+    }
+
     /// Each user's decayed usage now: ended jobs' GPU-seconds, and what their running jobs have used so far.
     func currentUsage(now: Double) -> [String: Double] {
         var result = usage.mapValues { $0.decayed(to: now, halfLife: policy.halfLife) }
-        for id in running.sorted() {  // a fixed order: the same sums in every run
+        for id in runningInOrder() {  // a fixed order: the same sums in every run
             guard let job = jobs[id], let start = job.startTime else { continue }
             result[job.user, default: 0] += Double(job.request.totalGPUs) * max(0, now - start)
         }
@@ -104,7 +114,7 @@ extension MasterState {
         var parts: [RunningPart] = []
         var holdings: [String: Holding] = [:]
         var preemptible: [Job] = []
-        for id in running.sorted() {
+        for id in runningInOrder() {
             guard let job = jobs[id] else { continue }
             let end = (job.startTime ?? now) + policy.timeLimit(job.timeLimit)
             // Every part's GPUs, ended ones too: they stay taken until the whole job has ended.

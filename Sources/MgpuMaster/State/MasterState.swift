@@ -26,7 +26,9 @@ public actor MasterState {
     var pending = PendingQueue()
     /// Something the scheduler reads changed since its last pass (a job queued or ended, a node came or went).
     var scheduleNeeded = true
-    var running: Set<JobID> = []
+    var running: Set<JobID> = [] { didSet { runningOrdered = nil } }
+    /// `running` in id order, kept until it changes (`runningInOrder`).
+    var runningOrdered: [JobID]?
     /// Running jobs by the nodes their parts are on: a node's sync reads only its own (with 1,000 nodes, scanning every
     /// running job on every sync was most of the master's time).
     var runningOn: [String: Set<JobID>] = [:]

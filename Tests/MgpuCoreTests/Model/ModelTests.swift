@@ -37,7 +37,10 @@ import Testing
         for _ in 0..<20_000 {
             let (a, b) = (ids.randomElement(using: &random)!, ids.randomElement(using: &random)!)
             #expect((a < b) == plain(a, b), "\(a) < \(b)")
+            // The order as one number (the master sorts its running jobs by it) is the same order.
+            #expect((a.orderKey < b.orderKey) == plain(a, b) && (a.orderKey == b.orderKey) == (a == b), "\(a) vs \(b)")
         }
+        #expect(ids.sorted { $0.orderKey < $1.orderKey } == ids.sorted(by: plain))
         #expect(JobID(parent: parents[0], index: 9) < JobID(parent: parents[0], index: 10))
         #expect(JobID(number: 0xA) < JobID(number: 0xB) && !(JobID(number: 0xB) < JobID(number: 0xA)))
         #expect(ids.sorted() == ids.sorted(by: plain))
