@@ -93,8 +93,8 @@ public struct MasterServer: Sendable {
     /// The services to run: the HTTP API, the liveness checker and the notifier. `onListening` gets the bound port.
     public func services(onListening: @escaping @Sendable (Int) async -> Void) -> [any Service] {
         // The HTTP server's own events, warnings and worse, in the master's format. Hummingbird gives each request a
-        // copy with its request id set: StreamLogHandler formatted its metadata on every such set, 2 % of a master's
-        // CPU under 1,000 agents' syncs.
+        // copy with its request id set: StreamLogHandler formatted its metadata on every such set (1,000 agents'
+        // heartbeats: 8.1 % of a core with it, 7.5 % without).
         var httpLogger = logger
         httpLogger.logLevel = .warning
         let app = Application(
