@@ -74,82 +74,236 @@ extension JobPart {
 
 /// A job, as the master stores it. Times are seconds since the Unix epoch, passed in by the caller.
 public struct Job: Codable, Sendable, Identifiable {
-    public var id: JobID
+    // A Job is one reference to its fields, copied on write: the master keeps tens of thousands in a dictionary,
+    // which holds a value inline in each of its (up to twice as many) buckets, and copies them in and out. Inline, a
+    // Job took 688 bytes a bucket and each copy was a move of them and a retain of every field inside.
+    @inlinable public var id: JobID {
+        get { storage.fields.id }
+        _modify { makeUnique(); yield &storage.fields.id }
+    }
     /// Submission order; the scheduler serves jobs in this order.
-    public var seq: Int64
-    public var name: String
-    public var user: String
-    public var command: String
-    public var workdir: String
-    public var environment: [String: String]
-    public var request: ResourceRequest
-    public var killGraceSeconds: Double
-    public var state: JobState
-    public var submitTime: Double
-    public var startTime: Double?
-    public var endTime: Double?
-    public var parts: [JobPart]
-    public var exit: ExitStatus?
+    @inlinable public var seq: Int64 {
+        get { storage.fields.seq }
+        _modify { makeUnique(); yield &storage.fields.seq }
+    }
+    @inlinable public var name: String {
+        get { storage.fields.name }
+        _modify { makeUnique(); yield &storage.fields.name }
+    }
+    @inlinable public var user: String {
+        get { storage.fields.user }
+        _modify { makeUnique(); yield &storage.fields.user }
+    }
+    @inlinable public var command: String {
+        get { storage.fields.command }
+        _modify { makeUnique(); yield &storage.fields.command }
+    }
+    @inlinable public var workdir: String {
+        get { storage.fields.workdir }
+        _modify { makeUnique(); yield &storage.fields.workdir }
+    }
+    @inlinable public var environment: [String: String] {
+        get { storage.fields.environment }
+        _modify { makeUnique(); yield &storage.fields.environment }
+    }
+    @inlinable public var request: ResourceRequest {
+        get { storage.fields.request }
+        _modify { makeUnique(); yield &storage.fields.request }
+    }
+    @inlinable public var killGraceSeconds: Double {
+        get { storage.fields.killGraceSeconds }
+        _modify { makeUnique(); yield &storage.fields.killGraceSeconds }
+    }
+    @inlinable public var state: JobState {
+        get { storage.fields.state }
+        _modify { makeUnique(); yield &storage.fields.state }
+    }
+    @inlinable public var submitTime: Double {
+        get { storage.fields.submitTime }
+        _modify { makeUnique(); yield &storage.fields.submitTime }
+    }
+    @inlinable public var startTime: Double? {
+        get { storage.fields.startTime }
+        _modify { makeUnique(); yield &storage.fields.startTime }
+    }
+    @inlinable public var endTime: Double? {
+        get { storage.fields.endTime }
+        _modify { makeUnique(); yield &storage.fields.endTime }
+    }
+    @inlinable public var parts: [JobPart] {
+        get { storage.fields.parts }
+        _modify { makeUnique(); yield &storage.fields.parts }
+    }
+    @inlinable public var exit: ExitStatus? {
+        get { storage.fields.exit }
+        _modify { makeUnique(); yield &storage.fields.exit }
+    }
     /// Why the job ended the way it did (e.g. which rank failed, "cancelled by user").
-    public var reason: String?
-    public var cancelRequested: Bool
+    @inlinable public var reason: String? {
+        get { storage.fields.reason }
+        _modify { makeUnique(); yield &storage.fields.reason }
+    }
+    @inlinable public var cancelRequested: Bool {
+        get { storage.fields.cancelRequested }
+        _modify { makeUnique(); yield &storage.fields.cancelRequested }
+    }
     /// A part failed: the parts still running are being terminated.
-    public var terminating: Bool
+    @inlinable public var terminating: Bool {
+        get { storage.fields.terminating }
+        _modify { makeUnique(); yield &storage.fields.terminating }
+    }
     /// The rank whose failure ended the job (the others were terminated because of it).
-    public var failedRank: Int?
+    @inlinable public var failedRank: Int? {
+        get { storage.fields.failedRank }
+        _modify { makeUnique(); yield &storage.fields.failedRank }
+    }
     /// For a distributed job: the TCP port on the rank-0 node for the rendezvous (MASTER_PORT).
-    public var rendezvousPort: Int?
+    @inlinable public var rendezvousPort: Int? {
+        get { storage.fields.rendezvousPort }
+        _modify { makeUnique(); yield &storage.fields.rendezvousPort }
+    }
     /// Wall-clock limit in seconds from the start (`--time`); the job ends TIMEOUT past it.
-    public var timeLimit: Double?
+    @inlinable public var timeLimit: Double? {
+        get { storage.fields.timeLimit }
+        _modify { makeUnique(); yield &storage.fields.timeLimit }
+    }
     /// Started from a foreground client: rank 0 reads the client's stdin; `tty` asks for a pseudo-terminal.
-    public var interactive: Bool?
-    public var tty: TerminalSize?
+    @inlinable public var interactive: Bool? {
+        get { storage.fields.interactive }
+        _modify { makeUnique(); yield &storage.fields.interactive }
+    }
+    @inlinable public var tty: TerminalSize? {
+        get { storage.fields.tty }
+        _modify { makeUnique(); yield &storage.fields.tty }
+    }
     /// `--requeue`: after a node failure the job goes back to the queue (avoiding that node) instead of ending.
-    public var requeue: Bool?
+    @inlinable public var requeue: Bool? {
+        get { storage.fields.requeue }
+        _modify { makeUnique(); yield &storage.fields.requeue }
+    }
     /// How many times it went back to the queue.
-    public var requeues: Int?
+    @inlinable public var requeues: Int? {
+        get { storage.fields.requeues }
+        _modify { makeUnique(); yield &storage.fields.requeues }
+    }
     /// Lowers its priority by nice/1000 (`--nice`; only an admin may give a negative one).
-    public var nice: Int?
+    @inlinable public var nice: Int? {
+        get { storage.fields.nice }
+        _modify { makeUnique(); yield &storage.fields.nice }
+    }
     /// Jobs it waits for (`--dependency`).
-    public var dependencies: [Dependency]?
+    @inlinable public var dependencies: [Dependency]? {
+        get { storage.fields.dependencies }
+        _modify { makeUnique(); yield &storage.fields.dependencies }
+    }
     /// An array job's record (`--array`): the tasks that have not started. Each task that starts becomes a job of its
     /// own, `ID_N`; the record goes once none is left.
-    public var array: JobArray?
+    @inlinable public var array: JobArray? {
+        get { storage.fields.array }
+        _modify { makeUnique(); yield &storage.fields.array }
+    }
     /// A task of an array job: what it knows of the array.
-    public var arrayTask: ArrayTaskInfo?
+    @inlinable public var arrayTask: ArrayTaskInfo? {
+        get { storage.fields.arrayTask }
+        _modify { makeUnique(); yield &storage.fields.arrayTask }
+    }
     /// `--preemptible`: it may use idle GPUs beyond its owner's limits, and is stopped and requeued when a job that is
     /// not preemptible needs its GPUs.
-    public var preemptible: Bool?
+    @inlinable public var preemptible: Bool? {
+        get { storage.fields.preemptible }
+        _modify { makeUnique(); yield &storage.fields.preemptible }
+    }
     /// Being stopped to make room for this job: once its parts end it goes back to the queue.
-    public var preemptedBy: JobID?
+    @inlinable public var preemptedBy: JobID? {
+        get { storage.fields.preemptedBy }
+        _modify { makeUnique(); yield &storage.fields.preemptedBy }
+    }
     /// The longest a preempted job gets between SIGTERM and SIGKILL (its `--kill-grace`, up to this).
     public static let preemptionGrace = 60.0
     /// Its earlier runs, each ended by a requeue (PREEMPTED, or NODE_FAIL with `--requeue`).
-    public var history: [JobRun]?
+    @inlinable public var history: [JobRun]? {
+        get { storage.fields.history }
+        _modify { makeUnique(); yield &storage.fields.history }
+    }
     /// Its accounting record: GPU-seconds, energy, utilisation (filled in as each run ends).
-    public var usage: JobUsage?
+    @inlinable public var usage: JobUsage? {
+        get { storage.fields.usage }
+        _modify { makeUnique(); yield &storage.fields.usage }
+    }
     /// `--notify URL`: posted to when it ends (or is marked idle).
-    public var notify: String?
+    @inlinable public var notify: String? {
+        get { storage.fields.notify }
+        _modify { makeUnique(); yield &storage.fields.notify }
+    }
     /// `--output` / `--error` / `--keep-logs`: its streams in files on the node.
-    public var outputFiles: OutputFiles?
+    @inlinable public var outputFiles: OutputFiles? {
+        get { storage.fields.outputFiles }
+        _modify { makeUnique(); yield &storage.fields.outputFiles }
+    }
+
+    /// The stored form: Job encodes and decodes as exactly these (the same JSON as when they were Job's own).
+    @usableFromInline struct Fields: Codable, Sendable {
+        @usableFromInline var id: JobID
+        @usableFromInline var seq: Int64
+        @usableFromInline var name: String
+        @usableFromInline var user: String
+        @usableFromInline var command: String
+        @usableFromInline var workdir: String
+        @usableFromInline var environment: [String: String]
+        @usableFromInline var request: ResourceRequest
+        @usableFromInline var killGraceSeconds: Double
+        @usableFromInline var state: JobState
+        @usableFromInline var submitTime: Double
+        @usableFromInline var startTime: Double?
+        @usableFromInline var endTime: Double?
+        @usableFromInline var parts: [JobPart]
+        @usableFromInline var exit: ExitStatus?
+        @usableFromInline var reason: String?
+        @usableFromInline var cancelRequested: Bool
+        @usableFromInline var terminating: Bool
+        @usableFromInline var failedRank: Int?
+        @usableFromInline var rendezvousPort: Int?
+        @usableFromInline var timeLimit: Double?
+        @usableFromInline var interactive: Bool?
+        @usableFromInline var tty: TerminalSize?
+        @usableFromInline var requeue: Bool?
+        @usableFromInline var requeues: Int?
+        @usableFromInline var nice: Int?
+        @usableFromInline var dependencies: [Dependency]?
+        @usableFromInline var array: JobArray?
+        @usableFromInline var arrayTask: ArrayTaskInfo?
+        @usableFromInline var preemptible: Bool?
+        @usableFromInline var preemptedBy: JobID?
+        @usableFromInline var history: [JobRun]?
+        @usableFromInline var usage: JobUsage?
+        @usableFromInline var notify: String?
+        @usableFromInline var outputFiles: OutputFiles?
+    }
+
+    // Safe to share across threads: Job's setters call makeUnique() before they write, so a Storage is only written
+    // while one Job value alone refers to it; a Job that another thread holds is a copy, with its own reference, and
+    // any write to either copies the fields first. The pattern of Array's and Dictionary's storage.
+    @usableFromInline final class Storage: @unchecked Sendable {
+        @usableFromInline @exclusivity(unchecked) var fields: Fields
+        @usableFromInline init(_ fields: Fields) { self.fields = fields }
+    }
+
+    @usableFromInline var storage: Storage
+
+    @inlinable mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+    }
+
+    public init(from decoder: any Decoder) throws { storage = Storage(try Fields(from: decoder)) }
+    public func encode(to encoder: any Encoder) throws { try storage.fields.encode(to: encoder) }
 
     public init(id: JobID, seq: Int64, name: String, user: String, command: String, workdir: String,
                 environment: [String: String], request: ResourceRequest, killGraceSeconds: Double = 10,
                 submitTime: Double) {
-        self.id = id
-        self.seq = seq
-        self.name = name
-        self.user = user
-        self.command = command
-        self.workdir = workdir
-        self.environment = environment
-        self.request = request
-        self.killGraceSeconds = killGraceSeconds
-        self.state = .pending
-        self.submitTime = submitTime
-        self.parts = []
-        self.cancelRequested = false
-        self.terminating = false
+        storage = Storage(Fields(id: id, seq: seq, name: name, user: user, command: command, workdir: workdir,
+                                 environment: environment, request: request, killGraceSeconds: killGraceSeconds,
+                                 state: .pending, submitTime: submitTime, parts: [], cancelRequested: false,
+                                 terminating: false))
     }
 
     /// Moves the job to `next`, enforcing the state machine.

@@ -1,0 +1,86 @@
+import Foundation
+import MgpuCore
+import Testing
+
+/// A Job is one reference to its fields, copied on write: it must still behave as a value, and encode as before.
+@Suite struct JobStorageTests {
+    /// Every field set, so that each one's key and value are in the JSON.
+    static func everyField() throws -> Job {
+        var request = ResourceRequest(gpusPerNode: 2, nodes: 1)
+        request.excludedNodes = ["n9"]
+        request.gpuType = "A100"
+        var job = Job(id: JobID("00C0FFEE")!, seq: 42, name: "train", user: "alice", command: "python train.py",
+                      workdir: "/home/alice", environment: ["PATH": "/usr/bin", "A": "1"], request: request,
+                      killGraceSeconds: 5, submitTime: 100)
+        try job.transition(to: .running, at: 110)
+        job.parts = [JobPart(rank: 0, nodeId: "n1", gpus: [0, 1], exit: ExitStatus(code: 1), deliveredTo: "inc-1")]
+        try job.transition(to: .failed, at: 120)
+        job.exit = ExitStatus(code: 1)
+        job.reason = "n1: exit code 1"
+        job.cancelRequested = true
+        job.terminating = true
+        job.failedRank = 0
+        job.rendezvousPort = 29500
+        job.timeLimit = 3600
+        job.interactive = true
+        job.tty = TerminalSize(rows: 24, columns: 80)
+        job.requeue = true
+        job.requeues = 2
+        job.nice = 100
+        job.dependencies = [Dependency(kind: .afterok, jobs: [JobID("0000BEEF")!])]
+        job.array = JobArray(TaskIndices([.init(first: 0, last: 9, step: 3)]), maxRunning: 2)
+        job.arrayTask = ArrayTaskInfo(JobArray(TaskIndices([.init(first: 0, last: 3)]), maxRunning: nil))
+        job.preemptible = true
+        job.preemptedBy = JobID("0000FACE")!
+        job.history = [JobRun(state: "PREEMPTED", start: 1, end: 2, placement: "n2:gpu0", reason: "preempted")]
+        var usage = JobUsage()
+        usage.gpuSeconds = 20
+        usage.peakMemoryMB = 512
+        job.usage = usage
+        job.notify = "http://127.0.0.1:9/hook"
+        job.outputFiles = OutputFiles(output: "out.txt", error: nil, keepLogs: true)
+        return job
+    }
+
+    /// The JSON of a job with every field set, byte for byte as Job wrote it when its fields were inline: the store's
+    /// rows and the API's answers are unchanged. Red when a field is left out of, or renamed in, the stored form.
+    @Test func encodesAsTheInlineJobDid() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let json = String(decoding: try encoder.encode(try Self.everyField()), as: UTF8.self)
+        #expect(json == Self.golden)
+        let back = try JSONDecoder().decode(Job.self, from: Data(json.utf8))
+        #expect(String(decoding: try encoder.encode(back), as: UTF8.self) == Self.golden)
+    }
+
+    /// A copy is independent of the job it was copied from, whichever way either is changed afterwards.
+    @Test func aCopyIsAValue() throws {
+        let original = try Self.everyField()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let before = String(decoding: try encoder.encode(original), as: UTF8.self)
+        var copy = original
+        copy.state = .running
+        copy.parts.append(JobPart(rank: 1, nodeId: "n2", gpus: [3]))
+        copy.parts[0].exit = nil
+        copy.request.excludedNodes?.append("n8")
+        copy.environment["B"] = "2"
+        copy.usage?.gpuSeconds += 1
+        try copy.requeueAfterPreemption(excluding: ["n1"], at: 130)
+        #expect(String(decoding: try encoder.encode(original), as: UTF8.self) == before)
+        // And the other way: changing the original leaves a copy alone.
+        var changed = original
+        let kept = changed
+        changed.name = "other"
+        changed.partEnded(0, ExitStatus(signal: 9))
+        #expect(kept.name == "train" && kept.parts[0].exit == ExitStatus(code: 1))
+        #expect(String(decoding: try encoder.encode(kept), as: UTF8.self) == before)
+    }
+
+    /// What the master keeps per job in its dictionary: one reference, not the fields (688 bytes inline before).
+    @Test func aJobIsOneReferenceWide() {
+        #expect(MemoryLayout<Job>.size == MemoryLayout<AnyObject>.size)
+    }
+
+    static let golden = #"{"array":{"count":4,"max":9,"maxRunning":2,"min":0,"pending":[{"first":0,"last":9,"step":3}]},"arrayTask":{"count":4,"max":3,"min":0},"cancelRequested":true,"command":"python train.py","dependencies":[{"jobs":["0000BEEF"],"kind":"afterok"}],"endTime":120,"environment":{"A":"1","PATH":"\/usr\/bin"},"exit":{"code":1},"failedRank":0,"history":[{"end":2,"placement":"n2:gpu0","reason":"preempted","start":1,"state":"PREEMPTED"}],"id":"00C0FFEE","interactive":true,"killGraceSeconds":5,"name":"train","nice":100,"notify":"http:\/\/127.0.0.1:9\/hook","outputFiles":{"keepLogs":true,"output":"out.txt"},"parts":[{"deliveredTo":"inc-1","exit":{"code":1},"gpus":[0,1],"nodeId":"n1","rank":0}],"preemptedBy":"0000FACE","preemptible":true,"reason":"n1: exit code 1","rendezvousPort":29500,"request":{"distributed":false,"excludedNodes":["n9"],"gpuType":"A100","gpusPerNode":2,"nodes":1},"requeue":true,"requeues":2,"seq":42,"startTime":110,"state":"FAILED","submitTime":100,"terminating":true,"timeLimit":3600,"tty":{"columns":80,"rows":24},"usage":{"busyGPUSeconds":0,"energyWh":0,"gpuSeconds":20,"peakMemoryMB":512,"sampledGPUSeconds":0},"user":"alice","workdir":"\/home\/alice"}"#
+}
