@@ -31,6 +31,20 @@ def rss_mib(pid, field="VmRSS:"):
     return float("nan")
 
 
+def settled_rss_mib(pid, field="VmRSS:", timeout=10):
+    """The resident memory once it holds still (two reads 0.5 s apart within 1 %, at most `timeout` s): what the
+    controller keeps, not the garbage of the burst just answered (mgpu hands freed heap back about 2 s after a burst)."""
+    last = rss_mib(pid, field)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = rss_mib(pid, field)
+        if abs(now - last) <= 0.01 * last:
+            return now
+        last = now
+    return last
+
+
 def wait_until(pred, timeout, interval):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -269,9 +283,9 @@ class Bench:
                 ids = system.add_pending(a.pending, self.work)
                 assert len(ids) == a.pending, f"{system.name}: {len(ids)} of {a.pending} submitted"
                 time.sleep(2)
-                self.record(f"controller RSS, {a.pending} pending", "MiB", "lower", system, rss_mib(system.pid))
+                self.record(f"controller RSS, {a.pending} pending", "MiB", "lower", system, settled_rss_mib(system.pid))
                 self.record(f"controller anonymous memory, {a.pending} pending", "MiB", "lower", system,
-                            rss_mib(system.pid, "RssAnon:"))
+                            settled_rss_mib(system.pid, "RssAnon:"))
                 for figure, cmd in system.listing.items():
                     for _ in range(a.runs):
                         self.record(f"{figure}, {a.pending} pending", "ms", "lower", system, timed(cmd, env=system.env) * 1000)

@@ -241,7 +241,8 @@ public struct Job: Codable, Sendable, Identifiable {
         _modify { makeUnique(); yield &storage.fields.outputFiles }
     }
 
-    /// The stored form: Job encodes and decodes as exactly these (the same JSON as when they were Job's own).
+    /// The stored form: Job encodes and decodes as exactly these (the same JSON as when they were Job's own). The
+    /// larger optional fields that most jobs leave nil, or set once, are `@Rare`: 8 bytes each instead of 17-96.
     @usableFromInline struct Fields: Codable, Sendable {
         @usableFromInline var id: JobID
         @usableFromInline var seq: Int64
@@ -257,7 +258,7 @@ public struct Job: Codable, Sendable, Identifiable {
         @usableFromInline var startTime: Double?
         @usableFromInline var endTime: Double?
         @usableFromInline var parts: [JobPart]
-        @usableFromInline var exit: ExitStatus?
+        @usableFromInline @Rare var exit: ExitStatus?
         @usableFromInline var reason: String?
         @usableFromInline var cancelRequested: Bool
         @usableFromInline var terminating: Bool
@@ -265,19 +266,19 @@ public struct Job: Codable, Sendable, Identifiable {
         @usableFromInline var rendezvousPort: Int?
         @usableFromInline var timeLimit: Double?
         @usableFromInline var interactive: Bool?
-        @usableFromInline var tty: TerminalSize?
+        @usableFromInline @Rare var tty: TerminalSize?
         @usableFromInline var requeue: Bool?
         @usableFromInline var requeues: Int?
         @usableFromInline var nice: Int?
         @usableFromInline var dependencies: [Dependency]?
-        @usableFromInline var array: JobArray?
-        @usableFromInline var arrayTask: ArrayTaskInfo?
+        @usableFromInline @Rare var array: JobArray?
+        @usableFromInline @Rare var arrayTask: ArrayTaskInfo?
         @usableFromInline var preemptible: Bool?
         @usableFromInline var preemptedBy: JobID?
         @usableFromInline var history: [JobRun]?
-        @usableFromInline var usage: JobUsage?
+        @usableFromInline @Rare var usage: JobUsage?
         @usableFromInline var notify: String?
-        @usableFromInline var outputFiles: OutputFiles?
+        @usableFromInline @Rare var outputFiles: OutputFiles?
     }
 
     // Safe to share across threads: Job's setters call makeUnique() before they write, so a Storage is only written
@@ -289,6 +290,29 @@ public struct Job: Codable, Sendable, Identifiable {
     }
 
     @usableFromInline var storage: Storage
+
+    /// An optional field kept behind a reference of its own: a write replaces it (these change at most a few times in
+    /// a job's life). Encoded and decoded as the plain optional (omitted when nil), by the overloads below.
+    @usableFromInline @propertyWrapper struct Rare<Wrapped: Codable & Sendable>: Codable, Sendable {
+        @usableFromInline final class Box: Sendable {
+            @usableFromInline let value: Wrapped
+            @usableFromInline init(_ value: Wrapped) { self.value = value }
+        }
+        @usableFromInline var box: Box?
+        @inlinable var wrappedValue: Wrapped? {
+            get { box?.value }
+            set { box = newValue.map(Box.init) }
+        }
+        @usableFromInline init(wrappedValue: Wrapped?) { box = wrappedValue.map(Box.init) }
+        @usableFromInline init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            self.init(wrappedValue: container.decodeNil() ? nil : try container.decode(Wrapped.self))
+        }
+        @usableFromInline func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            if let value = wrappedValue { try container.encode(value) } else { try container.encodeNil() }
+        }
+    }
 
     @inlinable mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
@@ -437,6 +461,20 @@ public enum GPUList {
             i = j + 1
         }
         return out.joined(separator: ",")
+    }
+}
+
+// What the stored fields' synthesized Codable calls for a `@Rare` field: the key is left out when nil, as for a plain
+// optional (the generic single-value form above would write null, and require the key).
+extension KeyedDecodingContainer {
+    @usableFromInline func decode<W>(_ type: Job.Rare<W>.Type, forKey key: Key) throws -> Job.Rare<W> {
+        Job.Rare(wrappedValue: try decodeIfPresent(W.self, forKey: key))
+    }
+}
+
+extension KeyedEncodingContainer {
+    @usableFromInline mutating func encode<W>(_ value: Job.Rare<W>, forKey key: Key) throws {
+        try encodeIfPresent(value.wrappedValue, forKey: key)
     }
 }
 

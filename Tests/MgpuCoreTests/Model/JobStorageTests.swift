@@ -1,5 +1,5 @@
 import Foundation
-import MgpuCore
+@testable import MgpuCore
 import Testing
 
 /// A Job is one reference to its fields, copied on write: it must still behave as a value, and encode as before.
@@ -77,10 +77,27 @@ import Testing
         #expect(String(decoding: try encoder.encode(kept), as: UTF8.self) == before)
     }
 
-    /// What the master keeps per job in its dictionary: one reference, not the fields (688 bytes inline before).
+    /// What the master keeps per job in its dictionary: one reference, not the fields (688 bytes inline before). And
+    /// the fields themselves: the rare ones behind references (681 bytes with them inline, 464 without).
     @Test func aJobIsOneReferenceWide() {
         #expect(MemoryLayout<Job>.size == MemoryLayout<AnyObject>.size)
+        #expect(MemoryLayout<Job.Fields>.size < 500)
     }
+
+    /// A job as submitted, with none of the optional fields: none of their keys (nil is left out, not null).
+    @Test func aNewJobLeavesOutWhatItHasNot() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let job = Job(id: JobID("00C0FFEE")!, seq: 1, name: "n", user: "u", command: "true", workdir: "/", environment: [:],
+                      request: ResourceRequest(), submitTime: 5)
+        let json = String(decoding: try encoder.encode(job), as: UTF8.self)
+        #expect(json == Self.goldenNew)
+        let back = try JSONDecoder().decode(Job.self, from: Data(json.utf8))
+        #expect(back.exit == nil && back.usage == nil && back.tty == nil && back.array == nil && back.arrayTask == nil
+                && back.outputFiles == nil)
+    }
+
+    static let goldenNew = #"{"cancelRequested":false,"command":"true","environment":{},"id":"00C0FFEE","killGraceSeconds":10,"name":"n","parts":[],"request":{"distributed":false,"gpusPerNode":1,"nodes":1},"seq":1,"state":"PENDING","submitTime":5,"terminating":false,"user":"u","workdir":"\/"}"#
 
     static let golden = #"{"array":{"count":4,"max":9,"maxRunning":2,"min":0,"pending":[{"first":0,"last":9,"step":3}]},"arrayTask":{"count":4,"max":3,"min":0},"cancelRequested":true,"command":"python train.py","dependencies":[{"jobs":["0000BEEF"],"kind":"afterok"}],"endTime":120,"environment":{"A":"1","PATH":"\/usr\/bin"},"exit":{"code":1},"failedRank":0,"history":[{"end":2,"placement":"n2:gpu0","reason":"preempted","start":1,"state":"PREEMPTED"}],"id":"00C0FFEE","interactive":true,"killGraceSeconds":5,"name":"train","nice":100,"notify":"http:\/\/127.0.0.1:9\/hook","outputFiles":{"keepLogs":true,"output":"out.txt"},"parts":[{"deliveredTo":"inc-1","exit":{"code":1},"gpus":[0,1],"nodeId":"n1","rank":0}],"preemptedBy":"0000FACE","preemptible":true,"reason":"n1: exit code 1","rendezvousPort":29500,"request":{"distributed":false,"excludedNodes":["n9"],"gpuType":"A100","gpusPerNode":2,"nodes":1},"requeue":true,"requeues":2,"seq":42,"startTime":110,"state":"FAILED","submitTime":100,"terminating":true,"timeLimit":3600,"tty":{"columns":80,"rows":24},"usage":{"busyGPUSeconds":0,"energyWh":0,"gpuSeconds":20,"peakMemoryMB":512,"sampledGPUSeconds":0},"user":"alice","workdir":"\/home\/alice"}"#
 }
