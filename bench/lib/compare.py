@@ -31,18 +31,18 @@ def rss_mib(pid, field="VmRSS:"):
     return float("nan")
 
 
-def settled_rss_mib(pid, field="VmRSS:", timeout=10):
-    """The resident memory once it holds still (two reads 0.5 s apart within 1 %, at most `timeout` s): what the
-    controller keeps, not the garbage of the burst just answered (mgpu hands freed heap back about 2 s after a burst)."""
-    last = rss_mib(pid, field)
+def settled_rss_mib(pid, field="VmRSS:", timeout=15):
+    """The resident memory once it holds still (within 1 % over 3 s, read every 0.5 s; at most `timeout` s): what the
+    controller keeps, not the garbage of the burst just answered (mgpu hands freed heap back 1-2 s after a burst, on
+    its first quiet tick, and not within 2 s of its last hand-back)."""
+    reads = [rss_mib(pid, field)]
     deadline = time.time() + timeout
     while time.time() < deadline:
         time.sleep(0.5)
-        now = rss_mib(pid, field)
-        if abs(now - last) <= 0.01 * last:
-            return now
-        last = now
-    return last
+        reads = (reads + [rss_mib(pid, field)])[-7:]
+        if len(reads) == 7 and max(reads) - min(reads) <= 0.01 * max(reads):
+            return reads[-1]
+    return reads[-1]
 
 
 def wait_until(pred, timeout, interval):

@@ -283,7 +283,8 @@ public struct Job: Codable, Sendable, Identifiable {
 
     // Safe to share across threads: Job's setters call makeUnique() before they write, so a Storage is only written
     // while one Job value alone refers to it; a Job that another thread holds is a copy, with its own reference, and
-    // any write to either copies the fields first. The pattern of Array's and Dictionary's storage.
+    // any write to either copies the fields first. The pattern of Array's and Dictionary's storage. Only the accessors
+    // in this file may touch `storage` (internal only because @inlinable needs it): nothing else in MgpuCore does.
     @usableFromInline final class Storage: @unchecked Sendable {
         @usableFromInline @exclusivity(unchecked) var fields: Fields
         @usableFromInline init(_ fields: Fields) { self.fields = fields }
@@ -291,8 +292,10 @@ public struct Job: Codable, Sendable, Identifiable {
 
     @usableFromInline var storage: Storage
 
-    /// An optional field kept behind a reference of its own: a write replaces it (these change at most a few times in
-    /// a job's life). Encoded and decoded as the plain optional (omitted when nil), by the overloads below.
+    /// An optional field kept behind a reference of its own: a write replaces it (a new box of the value's size; these
+    /// change once or twice in a job's life, except an array's record, whose `array` changes as each task starts,
+    /// when the record is copied anyway). Encoded and decoded as the plain optional (omitted when nil), by the
+    /// overloads below.
     @usableFromInline @propertyWrapper struct Rare<Wrapped: Codable & Sendable>: Codable, Sendable {
         @usableFromInline final class Box: Sendable {
             @usableFromInline let value: Wrapped

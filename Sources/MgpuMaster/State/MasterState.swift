@@ -329,9 +329,12 @@ public actor MasterState {
     private func apply(_ job: Job, leftQueue: inout [JobID: Int64]) {
         var job = job
         // Equal environments share one dictionary in memory (a job changed keeps its own: the same storage, so the
-        // comparison is immediate).
-        if let kept = jobs[job.id]?.environment, kept == job.environment { job.environment = kept }
-        else { job.environment = environments.intern(job.environment) }
+        // comparison is immediate). Written only when it is another dictionary: a write to a job that the caller
+        // still holds copies the job's fields (Job.Storage).
+        let shared: [String: String]
+        if let kept = jobs[job.id]?.environment, kept == job.environment { shared = kept }
+        else { shared = environments.intern(job.environment) }
+        if !shared.isSameStorage(as: job.environment) { job.environment = shared }
         let old = jobs.updateValue(job, forKey: job.id)
         pendingByUser[job.user, default: 0] += Self.pendingWeight(job) - (old.map(Self.pendingWeight) ?? 0)
         if let old, old.state == .pending && job.state != .pending {
@@ -445,6 +448,14 @@ public actor MasterState {
 
 /// Equal environments as one dictionary in memory: every `mgpu submit` from one shell sends the same environment, and
 /// each arrives decoded as a dictionary of its own (about 5 KB for a usual login environment).
+extension Dictionary {
+    /// True when both are the one storage (then they are equal); false may still be equal. A Dictionary is one
+    /// reference to its storage, compared here as bits.
+    func isSameStorage(as other: Self) -> Bool {
+        withUnsafeBytes(of: self) { a in withUnsafeBytes(of: other) { b in a.elementsEqual(b) } }
+    }
+}
+
 struct EnvironmentPool {
     private var entries: Set<[String: String]> = []
     /// The one given last: a submission's jobs share one dictionary, and comparing with the same storage is immediate

@@ -77,6 +77,41 @@ import Testing
         #expect(String(decoding: try encoder.encode(kept), as: UTF8.self) == before)
     }
 
+    /// A write through any one property, to a copy that shares the original's fields, leaves the original as it was.
+    /// Each property's own accessor is tried on a fresh copy (after one write a copy's fields are its own).
+    @Test func aWriteToAnyPropertyLeavesTheOriginal() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let original = try Self.everyField()
+        let before = String(decoding: try encoder.encode(original), as: UTF8.self)
+        let writes: [(String, (inout Job) -> Void)] = [
+            ("id", { $0.id = JobID("0000000A")! }), ("seq", { $0.seq += 1 }), ("name", { $0.name += "x" }),
+            ("user", { $0.user = "bob" }), ("command", { $0.command += " --x" }), ("workdir", { $0.workdir = "/tmp" }),
+            ("environment", { $0.environment["B"] = "2" }), ("request", { $0.request.nodes = 3 }),
+            ("killGraceSeconds", { $0.killGraceSeconds = 1 }), ("state", { $0.state = .pending }),
+            ("submitTime", { $0.submitTime = 1 }), ("startTime", { $0.startTime = nil }), ("endTime", { $0.endTime = nil }),
+            ("parts", { $0.parts[0].gpus.append(7) }), ("exit", { $0.exit?.code = 2 }), ("reason", { $0.reason = nil }),
+            ("cancelRequested", { $0.cancelRequested.toggle() }), ("terminating", { $0.terminating.toggle() }),
+            ("failedRank", { $0.failedRank = 3 }), ("rendezvousPort", { $0.rendezvousPort = 1 }),
+            ("timeLimit", { $0.timeLimit = 1 }), ("interactive", { $0.interactive = false }), ("tty", { $0.tty?.rows = 1 }),
+            ("requeue", { $0.requeue = false }), ("requeues", { $0.requeues = 9 }), ("nice", { $0.nice = -1 }),
+            ("dependencies", { $0.dependencies?.removeAll() }), ("array", { $0.array?.maxRunning = 1 }),
+            ("arrayTask", { $0.arrayTask?.count = 1 }), ("preemptible", { $0.preemptible = false }),
+            ("preemptedBy", { $0.preemptedBy = nil }),
+            ("history", { $0.history?.append(JobRun(state: "X", start: 0, end: 0, placement: "", reason: nil)) }),
+            ("usage", { $0.usage?.gpuSeconds = 99 }), ("notify", { $0.notify = nil }),
+            ("outputFiles", { $0.outputFiles?.keepLogs = false }),
+        ]
+        // One for every stored field: a field added later needs its line here.
+        #expect(writes.count == Mirror(reflecting: original.storage.fields).children.count)
+        for (name, write) in writes {
+            var copy = original
+            write(&copy)
+            #expect(String(decoding: try encoder.encode(copy), as: UTF8.self) != before, "\(name): the write changed nothing")
+            #expect(String(decoding: try encoder.encode(original), as: UTF8.self) == before, "\(name) changed the original")
+        }
+    }
+
     /// What the master keeps per job in its dictionary: one reference, not the fields (688 bytes inline before). And
     /// the fields themselves: the rare ones behind references (681 bytes with them inline, 464 without).
     @Test func aJobIsOneReferenceWide() {
@@ -95,6 +130,10 @@ import Testing
         let back = try JSONDecoder().decode(Job.self, from: Data(json.utf8))
         #expect(back.exit == nil && back.usage == nil && back.tty == nil && back.array == nil && back.arrayTask == nil
                 && back.outputFiles == nil)
+        // An explicit null reads as nil too, as for a plain optional.
+        let nulls = json.dropLast() + #","exit":null,"tty":null,"usage":null,"array":null,"arrayTask":null,"outputFiles":null}"#
+        let fromNulls = try JSONDecoder().decode(Job.self, from: Data(nulls.utf8))
+        #expect(String(decoding: try encoder.encode(fromNulls), as: UTF8.self) == Self.goldenNew)
     }
 
     static let goldenNew = #"{"cancelRequested":false,"command":"true","environment":{},"id":"00C0FFEE","killGraceSeconds":10,"name":"n","parts":[],"request":{"distributed":false,"gpusPerNode":1,"nodes":1},"seq":1,"state":"PENDING","submitTime":5,"terminating":false,"user":"u","workdir":"\/"}"#
