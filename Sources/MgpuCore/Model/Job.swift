@@ -470,13 +470,13 @@ public enum GPUList {
 // What the stored fields' synthesized Codable calls for a `@Rare` field: the key is left out when nil, as for a plain
 // optional (the generic single-value form above would write null, and require the key).
 extension KeyedDecodingContainer {
-    @usableFromInline func decode<W>(_ type: Job.Rare<W>.Type, forKey key: Key) throws -> Job.Rare<W> {
+    fileprivate func decode<W>(_ type: Job.Rare<W>.Type, forKey key: Key) throws -> Job.Rare<W> {
         Job.Rare(wrappedValue: try decodeIfPresent(W.self, forKey: key))
     }
 }
 
 extension KeyedEncodingContainer {
-    @usableFromInline mutating func encode<W>(_ value: Job.Rare<W>, forKey key: Key) throws {
+    fileprivate mutating func encode<W>(_ value: Job.Rare<W>, forKey key: Key) throws {
         try encodeIfPresent(value.wrappedValue, forKey: key)
     }
 }

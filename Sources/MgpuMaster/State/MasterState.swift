@@ -446,8 +446,6 @@ public actor MasterState {
     }
 }
 
-/// Equal environments as one dictionary in memory: every `mgpu submit` from one shell sends the same environment, and
-/// each arrives decoded as a dictionary of its own (about 5 KB for a usual login environment).
 extension Dictionary {
     /// True when both are the one storage (then they are equal); false may still be equal. A Dictionary is one
     /// reference to its storage, compared here as bits.
@@ -456,6 +454,8 @@ extension Dictionary {
     }
 }
 
+/// Equal environments as one dictionary in memory: every `mgpu submit` from one shell sends the same environment, and
+/// each arrives decoded as a dictionary of its own (about 5 KB for a usual login environment).
 struct EnvironmentPool {
     private var entries: Set<[String: String]> = []
     /// The one given last: a submission's jobs share one dictionary, and comparing with the same storage is immediate
