@@ -11,12 +11,13 @@ extension MasterState {
 
     /// Accepts a submission: all its jobs, in one transaction, or none (with the reason). The request is checked once
     /// against the limits and the cluster before it is expanded; the jobs are encoded and committed outside the actor,
-    /// so a large submission does not hold up heartbeats; they are applied (queued) only once committed.
+    /// so a large submission does not hold up heartbeats, with the submissions that queued meanwhile (GroupCommit), while
+    /// the task waits suspended; they are applied (queued) only once committed.
     public nonisolated func submit(_ request: SubmitRequest) async throws -> [JobID] {
         let count = try request.check(config.submitLimits)
         let prepared = try await prepare(request, count: count)
         do {
-            try store.commit(StoreChange(jobs: prepared.jobs))
+            try await store.groupCommit(StoreChange(jobs: prepared.jobs))
         } catch {
             await finish(prepared, committed: false)
             throw error

@@ -10,6 +10,8 @@ import MgpuWire
 public final class SQLiteStore: StateStore {
     let queue: DatabasePool
     public let path: String
+    /// Every commit goes through it: concurrent ones share a transaction (GroupCommit.swift).
+    let commits: GroupCommit<EncodedChange>
 
     public init(path: String) throws {
         self.path = path
@@ -20,7 +22,9 @@ public final class SQLiteStore: StateStore {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
-            queue = try DatabasePool(path: path, configuration: config)
+            let pool = try DatabasePool(path: path, configuration: config)
+            queue = pool
+            commits = GroupCommit(label: "mgpu.store") { changes in try SQLiteStore.write(changes, to: pool, path: path) }
             // A state dir a newer mgpu has migrated: this one does not know its schema, so it must not touch it.
             let migrator = Self.migrator
             if try queue.read({ try migrator.hasBeenSuperseded($0) }) {
@@ -136,6 +140,30 @@ public final class SQLiteStore: StateStore {
 
     public func commit(_ change: StoreChange) throws {
         guard !change.isEmpty else { return }
+        try commits.commit(try encode(change))
+    }
+
+    /// `commit`, suspending (holding no thread) while the change waits for its turn and its fsync.
+    public func groupCommit(_ change: StoreChange) async throws {
+        guard !change.isEmpty else { return }
+        try await commits.commitSuspending(try encode(change))
+    }
+
+    /// Transactions written so far.
+    var transactions: Int { commits.transactions }
+
+    /// A change as rows, encoded by its caller (many at once), written by the group commit (one at a time).
+    struct EncodedChange: Sendable {
+        var jobs: [(id: String, seq: Int64, state: String, data: Data, ended: Double?, user: String, environment: Int)] = []
+        var environments: [Data] = []
+        var nodes: [(id: String, data: Data)] = []
+        var removedNodes: [String] = []
+        var removedJobs: [JobID] = []
+        var usage: [(user: String, data: Data)] = []
+        var policy: Data?
+    }
+
+    func encode(_ change: StoreChange) throws -> EncodedChange {
         let encoder = JSONEncoder()
         do {
             // Each environment is encoded once per commit (a bulk submission's jobs share one dictionary: comparing
@@ -143,7 +171,8 @@ public final class SQLiteStore: StateStore {
             let environmentEncoder = JSONEncoder()
             environmentEncoder.outputFormatting = .sortedKeys
             var environments: [(dictionary: [String: String], data: Data)] = []
-            let jobRows = try change.jobs.map { job in
+            var encoded = EncodedChange()
+            encoded.jobs = try change.jobs.map { job in
                 var stripped = job
                 stripped.environment = [:]
                 let index: Int
@@ -155,36 +184,54 @@ public final class SQLiteStore: StateStore {
                 }
                 return (job.id.rawValue, job.seq, job.state.rawValue, try encoder.encode(stripped), job.endTime, job.user, index)
             }
-            let nodeRows = try change.nodes.map { ($0.id, try encoder.encode($0)) }
-            let usageRows = try change.usage.map { ($0.key, try encoder.encode($0.value)) }
-            let policyRow = try change.policy.map { try encoder.encode($0) }
-            try queue.write { db in
-                let insertEnvironment = try db.cachedStatement(sql: "INSERT OR IGNORE INTO environment (data) VALUES (?)")
-                let findEnvironment = try db.cachedStatement(sql: "SELECT id FROM environment WHERE data = ?")
-                var environmentIDs: [Int64] = []
-                for environment in environments {
-                    try insertEnvironment.execute(arguments: [environment.data])
-                    environmentIDs.append(try Int64.fetchOne(findEnvironment, arguments: [environment.data])!)
-                }
-                let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended, user, env) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                for row in jobRows { try jobStatement.execute(arguments: [row.0, row.1, row.2, row.3, row.4, row.5, environmentIDs[row.6]]) }
-                let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
-                for row in nodeRows { try nodeStatement.execute(arguments: [row.0, row.1]) }
-                for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
-                var released = Set<Int64>()
-                for id in change.removedJobs {
-                    if let env = try Int64.fetchOne(db, sql: "SELECT env FROM job WHERE id = ?", arguments: [id.rawValue]) { released.insert(env) }
-                    try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id.rawValue])
-                }
-                for env in released {
-                    try db.execute(sql: "DELETE FROM environment WHERE id = ? AND NOT EXISTS (SELECT 1 FROM job WHERE env = ?)", arguments: [env, env])
-                }
-                for (user, usage) in usageRows { try db.execute(sql: "INSERT OR REPLACE INTO usage (user, data) VALUES (?, ?)", arguments: [user, usage]) }
-                if let policyRow { try db.execute(sql: "INSERT OR REPLACE INTO policy (id, data) VALUES (1, ?)", arguments: [policyRow]) }
+            encoded.environments = environments.map(\.data)
+            encoded.nodes = try change.nodes.map { ($0.id, try encoder.encode($0)) }
+            encoded.removedNodes = change.removedNodes
+            encoded.removedJobs = change.removedJobs
+            encoded.usage = try change.usage.map { ($0.key, try encoder.encode($0.value)) }
+            encoded.policy = try change.policy.map { try encoder.encode($0) }
+            return encoded
+        } catch {
+            throw StoreError(message: "could not save to \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// Writes changes in one transaction, in order, or none of them.
+    static func write(_ changes: [EncodedChange], to pool: DatabasePool, path: String) throws {
+        do {
+            try pool.write { db in
+                for change in changes { try write(change, db) }
             }
         } catch {
             throw StoreError(message: "could not save to \(path): \(Self.describe(error))")
         }
+    }
+
+    private static func write(_ change: EncodedChange, _ db: Database) throws {
+        let insertEnvironment = try db.cachedStatement(sql: "INSERT OR IGNORE INTO environment (data) VALUES (?)")
+        let findEnvironment = try db.cachedStatement(sql: "SELECT id FROM environment WHERE data = ?")
+        var environmentIDs: [Int64] = []
+        for environment in change.environments {
+            try insertEnvironment.execute(arguments: [environment])
+            environmentIDs.append(try Int64.fetchOne(findEnvironment, arguments: [environment])!)
+        }
+        let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended, user, env) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        for row in change.jobs {
+            try jobStatement.execute(arguments: [row.id, row.seq, row.state, row.data, row.ended, row.user, environmentIDs[row.environment]])
+        }
+        let nodeStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO node (id, data) VALUES (?, ?)")
+        for row in change.nodes { try nodeStatement.execute(arguments: [row.id, row.data]) }
+        for id in change.removedNodes { try db.execute(sql: "DELETE FROM node WHERE id = ?", arguments: [id]) }
+        var released = Set<Int64>()
+        for id in change.removedJobs {
+            if let env = try Int64.fetchOne(db, sql: "SELECT env FROM job WHERE id = ?", arguments: [id.rawValue]) { released.insert(env) }
+            try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id.rawValue])
+        }
+        for env in released {
+            try db.execute(sql: "DELETE FROM environment WHERE id = ? AND NOT EXISTS (SELECT 1 FROM job WHERE env = ?)", arguments: [env, env])
+        }
+        for (user, usage) in change.usage { try db.execute(sql: "INSERT OR REPLACE INTO usage (user, data) VALUES (?, ?)", arguments: [user, usage]) }
+        if let policy = change.policy { try db.execute(sql: "INSERT OR REPLACE INTO policy (id, data) VALUES (1, ?)", arguments: [policy]) }
     }
 
     public func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID> {

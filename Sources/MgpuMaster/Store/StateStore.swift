@@ -47,6 +47,9 @@ public protocol StateStore: Sendable {
     /// One job, wherever it is (ended jobs leave memory, never the store).
     func job(_ id: JobID) throws -> Job?
     func commit(_ change: StoreChange) throws
+    /// `commit` for a caller that may suspend instead of blocking its thread (a submission): a store that writes
+    /// concurrent changes together (`SQLiteStore`) answers each once its own is durable.
+    func groupCommit(_ change: StoreChange) async throws
     /// Which of `ids` the store holds, as a job or as the array of a task it holds (ended jobs leave memory, never the
     /// store).
     func existingJobIDs(_ ids: [JobID]) throws -> Set<JobID>
@@ -57,6 +60,10 @@ public protocol StateStore: Sendable {
     /// Forgets jobs that ended before `time` (`--history-days`); how many.
     func pruneHistory(endedBefore time: Double) throws -> Int
     func close() throws
+}
+
+extension StateStore {
+    public func groupCommit(_ change: StoreChange) async throws { try commit(change) }
 }
 
 /// A store failure, with a message for the user (e.g. the disk is full).
