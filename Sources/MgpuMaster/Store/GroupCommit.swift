@@ -82,33 +82,26 @@ final class GroupCommit<Item: Sendable>: Sendable {
             defer { state.waiting = [] }
             return state.waiting
         }
-        var transactions = 1
-        do {
-            try writeBatch(batch.map(\.item))
-            for entry in batch { entry.done(.success(())) }
-        } catch {
-            if batch.count == 1 {
-                batch[0].done(.failure(error))
-            } else {
-                for entry in batch {
-                    transactions += 1
-                    do {
-                        try writeBatch([entry.item])
-                        entry.done(.success(()))
-                    } catch {
-                        entry.done(.failure(error))
-                    }
-                }
-            }
+        let outcome = attempt(batch.map(\.item))
+        if case .failure = outcome, batch.count > 1 {
+            for entry in batch { entry.done(attempt([entry.item])) }
+        } else {
+            for entry in batch { entry.done(outcome) }
         }
         return state.withLock { state in
-            state.transactions += transactions
             if state.waiting.isEmpty {
                 state.writing = false
                 return false
             }
             return true
         }
+    }
+
+    /// One transaction, counted before its callers are answered (so a caller that has returned sees it counted).
+    private func attempt(_ items: [Item]) -> Result<Void, any Error> {
+        let result = Result { try writeBatch(items) }
+        state.withLock { $0.transactions += 1 }
+        return result
     }
 }
 

@@ -142,24 +142,9 @@ final class Shared<Value: Sendable>: Sendable {
 extension Thread {
     /// Runs `body` on a thread of its own (not Swift's pool), as the state actor's own thread blocks in a commit.
     static func detached(_ body: @escaping @Sendable () throws -> Void) -> Task<Void, any Error> {
-        // The outcome once the thread has run, or the continuation of the task waiting for it.
-        let state = Shared<(outcome: Result<Void, any Error>?, waiting: CheckedContinuation<Void, any Error>?)>((nil, nil))
-        let thread = Thread {
-            let outcome = Result { try body() }
-            let waiting = state.value.withLock { state in
-                state.outcome = outcome
-                return state.waiting
-            }
-            waiting?.resume(with: outcome)
-        }
-        thread.start()
-        return Task {
+        Task {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome = state.value.withLock { state in
-                    if state.outcome == nil { state.waiting = continuation }
-                    return state.outcome
-                }
-                if let outcome { continuation.resume(with: outcome) }
+                Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
             }
         }
     }
