@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import MgpuCore
 import MgpuWire
+import Synchronization
 
 /// The default store: one SQLite file (WAL, synchronous=FULL) in the state dir, through a GRDB pool: reads run
 /// beside a commit instead of waiting for it.
@@ -12,6 +13,8 @@ public final class SQLiteStore: StateStore {
     public let path: String
     /// Every commit goes through it: concurrent ones share a transaction (GroupCommit.swift).
     let commits: GroupCommit<EncodedChange>
+    /// Environments as rows, remembered (EnvironmentRows below).
+    let environmentRows = EnvironmentRows()
 
     public init(path: String) throws {
         self.path = path
@@ -24,7 +27,8 @@ public final class SQLiteStore: StateStore {
         do {
             let pool = try DatabasePool(path: path, configuration: config)
             queue = pool
-            commits = GroupCommit(label: "mgpu.store") { changes in try SQLiteStore.write(changes, to: pool, path: path) }
+            let rows = environmentRows
+            commits = GroupCommit(label: "mgpu.store") { changes in try SQLiteStore.write(changes, to: pool, path: path, environments: rows) }
             // A state dir a newer mgpu has migrated: this one does not know its schema, so it must not touch it.
             let migrator = Self.migrator
             if try queue.read({ try migrator.hasBeenSuperseded($0) }) {
@@ -167,9 +171,7 @@ public final class SQLiteStore: StateStore {
         let encoder = JSONEncoder()
         do {
             // Each environment is encoded once per commit (a bulk submission's jobs share one dictionary: comparing
-            // them is cheap), with sorted keys so that equal environments are equal rows.
-            let environmentEncoder = JSONEncoder()
-            environmentEncoder.outputFormatting = .sortedKeys
+            // them is cheap), and only once for all the commits of a job's life (EnvironmentRows).
             var environments: [(dictionary: [String: String], data: Data)] = []
             var encoded = EncodedChange()
             encoded.jobs = try change.jobs.map { job in
@@ -179,7 +181,7 @@ public final class SQLiteStore: StateStore {
                 if let found = environments.lastIndex(where: { $0.dictionary == job.environment }) {
                     index = found
                 } else {
-                    environments.append((job.environment, try environmentEncoder.encode(job.environment)))
+                    environments.append((job.environment, try environmentRows.encoded(job.environment)))
                     index = environments.count - 1
                 }
                 return (job.id.rawValue, job.seq, job.state.rawValue, try encoder.encode(stripped), job.endTime, job.user, index)
@@ -197,23 +199,36 @@ public final class SQLiteStore: StateStore {
     }
 
     /// Writes changes in one transaction, in order, or none of them.
-    static func write(_ changes: [EncodedChange], to pool: DatabasePool, path: String) throws {
+    static func write(_ changes: [EncodedChange], to pool: DatabasePool, path: String, environments: EnvironmentRows) throws {
         do {
+            // The environment rows this transaction adds are remembered only once it is committed, and only if no
+            // rows went meanwhile (a pruning after it, say: writers take turns, but this line runs after its turn).
+            var added: [Data: Int64] = [:]
+            var generation = 0
             try pool.write { db in
-                for change in changes { try write(change, db) }
+                added = [:]
+                generation = environments.generation
+                for change in changes { try write(change, db, environments: environments, added: &added) }
             }
+            environments.remember(added, ifStill: generation)
         } catch {
             throw StoreError(message: "could not save to \(path): \(Self.describe(error))")
         }
     }
 
-    private static func write(_ change: EncodedChange, _ db: Database) throws {
+    private static func write(_ change: EncodedChange, _ db: Database, environments: EnvironmentRows, added: inout [Data: Int64]) throws {
         let insertEnvironment = try db.cachedStatement(sql: "INSERT OR IGNORE INTO environment (data) VALUES (?)")
         let findEnvironment = try db.cachedStatement(sql: "SELECT id FROM environment WHERE data = ?")
         var environmentIDs: [Int64] = []
         for environment in change.environments {
+            if let id = added[environment] ?? environments.id(of: environment) {
+                environmentIDs.append(id)
+                continue
+            }
             try insertEnvironment.execute(arguments: [environment])
-            environmentIDs.append(try Int64.fetchOne(findEnvironment, arguments: [environment])!)
+            let id = try Int64.fetchOne(findEnvironment, arguments: [environment])!
+            added[environment] = id
+            environmentIDs.append(id)
         }
         let jobStatement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO job (id, seq, state, data, ended, user, env) VALUES (?, ?, ?, ?, ?, ?, ?)")
         for row in change.jobs {
@@ -226,6 +241,11 @@ public final class SQLiteStore: StateStore {
         for id in change.removedJobs {
             if let env = try Int64.fetchOne(db, sql: "SELECT env FROM job WHERE id = ?", arguments: [id.rawValue]) { released.insert(env) }
             try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id.rawValue])
+        }
+        if !released.isEmpty {
+            // Rows may go: what was remembered of them may be wrong from here on, in this transaction and after it.
+            environments.forgetIDs()
+            added = [:]
         }
         for env in released {
             try db.execute(sql: "DELETE FROM environment WHERE id = ? AND NOT EXISTS (SELECT 1 FROM job WHERE env = ?)", arguments: [env, env])
@@ -305,7 +325,10 @@ public final class SQLiteStore: StateStore {
             return try queue.write { db in
                 try db.execute(sql: "DELETE FROM job WHERE ended IS NOT NULL AND ended < ?", arguments: [time])
                 let removed = db.changesCount
-                if removed > 0 { try Self.deleteUnusedEnvironments(db) }
+                if removed > 0 {
+                    environmentRows.forgetIDs()
+                    try Self.deleteUnusedEnvironments(db)
+                }
                 return removed
             }
         } catch {
@@ -335,5 +358,72 @@ public final class SQLiteStore: StateStore {
             }
         }
         return "\(error)"
+    }
+}
+
+/// Environments as stored rows, remembered. A job's environment does not change once it is submitted, but each commit of
+/// the job (its submission, start, delivery, end) stored it again: encoded with sorted keys (a third of a job's commit
+/// on the master's CPU, about as much as the job's own row) and looked up in the environment table by its bytes.
+/// Safe to share: each part is behind its own lock; encoding happens on the callers' threads, ids are used by the writer.
+final class EnvironmentRows: Sendable {
+    private struct Encodings {
+        /// The last few given, compared by storage (the master's jobs share one dictionary per environment, so this is
+        /// what a job's later commits find)...
+        var recent: [(dictionary: [String: String], data: Data)] = []
+        /// ...and every one seen lately, by value (a new submission's environment is a dictionary of its own).
+        var byValue: [[String: String]: Data] = [:]
+    }
+    private let encodings = Mutex(Encodings())
+    /// Stored rows' ids by their bytes, as of the last committed transaction. Forgotten whenever rows may have gone,
+    /// which starts a new generation.
+    private let ids = Mutex<(generation: Int, ids: [Data: Int64])>((0, [:]))
+    /// Bounds: forgetting only means encoding or looking up again.
+    static let recentCount = 8, byValueCount = 4096, idCount = 4096
+
+    /// `environment` as its row holds it: JSON with sorted keys, so that equal environments are equal rows.
+    func encoded(_ environment: [String: String]) throws -> Data {
+        if let data = encodings.withLock({ cache -> Data? in
+            if let hit = cache.recent.first(where: { $0.dictionary.isSameStorage(as: environment) }) { return hit.data }
+            guard let data = cache.byValue[environment] else { return nil }
+            Self.remember(environment, data, in: &cache)
+            return data
+        }) { return data }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = try encoder.encode(environment)
+        encodings.withLock { cache in
+            if cache.byValue.count >= Self.byValueCount { cache.byValue.removeAll(keepingCapacity: true) }
+            cache.byValue[environment] = data
+            Self.remember(environment, data, in: &cache)
+        }
+        return data
+    }
+
+    private static func remember(_ environment: [String: String], _ data: Data, in cache: inout Encodings) {
+        if cache.recent.count >= recentCount { cache.recent.removeLast() }
+        cache.recent.insert((environment, data), at: 0)
+    }
+
+    /// The id of the stored row holding `data`, if it is known.
+    func id(of data: Data) -> Int64? { ids.withLock { $0.ids[data] } }
+
+    var generation: Int { ids.withLock { $0.generation } }
+
+    /// Rows a committed transaction added (or found), if none may have gone since it began (`generation` then).
+    func remember(_ added: [Data: Int64], ifStill generation: Int) {
+        guard !added.isEmpty else { return }
+        ids.withLock { known in
+            guard known.generation == generation else { return }
+            if known.ids.count + added.count > Self.idCount { known.ids.removeAll(keepingCapacity: true) }
+            known.ids.merge(added) { _, new in new }
+        }
+    }
+
+    /// Rows may have been deleted.
+    func forgetIDs() {
+        ids.withLock { known in
+            known.generation += 1
+            known.ids.removeAll()
+        }
     }
 }

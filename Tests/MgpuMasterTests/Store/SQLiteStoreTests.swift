@@ -152,5 +152,55 @@ import Testing
         try store.commit(StoreChange(jobs: [], removedJobs: (1...50).map { job($0, [:]).id } + [job(52, [:]).id]))
         #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM environment") } == 1, "only the empty one is named")
     }
-}
 
+    /// A job's environment is encoded and looked up once for all its commits (EnvironmentRows), and what the store
+    /// remembers of environment rows never outlives them: once the last job naming one is removed or pruned, a job
+    /// with that environment stored later (in the same transaction or after) names a row that exists.
+    @Test func rememberedEnvironmentRowsNeverOutliveTheirRows() throws {
+        let dir = NSTemporaryDirectory() + "mgpu-store-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/mgpu.sqlite"
+        let store = try SQLiteStore(path: path)
+        defer { try? store.close() }
+        let environment = (0..<40).reduce(into: [String: String]()) { $0["VAR_\($1)"] = "value \($1)" }
+        func job(_ n: Int, ended: Double? = nil) -> Job {
+            var job = Self.job(n, ended: ended)
+            job.environment = environment.merging([:]) { a, _ in a }  // a dictionary of its own, as each submission's
+            return job
+        }
+        func environmentRows() throws -> Int {
+            try store.queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM environment") } ?? -1
+        }
+        func reopened() throws -> [JobID: [String: String]] {
+            let again = try SQLiteStore(path: path)
+            defer { try? again.close() }
+            return Dictionary(uniqueKeysWithValues: try again.load(endedSince: 0).jobs.map { ($0.id, $0.environment) })
+        }
+        // Stored, started, ended: one row, found again from memory for the later commits.
+        try store.commit(StoreChange(jobs: [job(1)]))
+        let data = try store.environmentRows.encoded(environment)
+        let id = try #require(store.environmentRows.id(of: data))
+        try store.commit(StoreChange(jobs: [job(1, ended: 500)]))
+        #expect(try environmentRows() == 1)
+        // Its last job removed, the row goes; the same environment in the same transaction and in a later one is
+        // stored again, and each job reads it back.
+        let removeAndAdd = try store.encode(StoreChange(jobs: [], removedJobs: [job(1).id]))
+        let add = try store.encode(StoreChange(jobs: [job(2)]))
+        try SQLiteStore.write([removeAndAdd, add], to: store.queue, path: path, environments: store.environmentRows)
+        try store.commit(StoreChange(jobs: [job(3)]))
+        #expect(try environmentRows() == 1)
+        #expect(try reopened() == [job(2).id: environment, job(3).id: environment])
+        // Pruned: the same.
+        try store.commit(StoreChange(jobs: [job(2, ended: 500), job(3, ended: 500)]))
+        #expect(try store.pruneHistory(endedBefore: 1000) == 2)
+        #expect(try environmentRows() == 0)
+        try store.commit(StoreChange(jobs: [job(4)]))
+        #expect(try reopened() == [job(4).id: environment])
+        // What a transaction found is not remembered if rows may have gone since it began.
+        let generation = store.environmentRows.generation
+        store.environmentRows.forgetIDs()
+        store.environmentRows.remember([data: id], ifStill: generation)
+        #expect(store.environmentRows.id(of: data) == nil)
+    }
+}
