@@ -243,6 +243,8 @@ public struct Job: Codable, Sendable, Identifiable {
 
     /// The stored form: Job encodes and decodes as exactly these (the same JSON as when they were Job's own). The
     /// larger optional fields that most jobs leave nil, or set once, are `@Rare`: 8 bytes each instead of 17-96.
+    /// Fields that most rows hold at their default (false, empty) are `@Defaulted`: left out of the JSON then (each key
+    /// is work for every commit of every job), and read back as the default where missing.
     @usableFromInline struct Fields: Codable, Sendable {
         @usableFromInline var id: JobID
         @usableFromInline var seq: Int64
@@ -250,18 +252,18 @@ public struct Job: Codable, Sendable, Identifiable {
         @usableFromInline var user: String
         @usableFromInline var command: String
         @usableFromInline var workdir: String
-        @usableFromInline var environment: [String: String]
+        @usableFromInline @Defaulted var environment: [String: String]
         @usableFromInline var request: ResourceRequest
         @usableFromInline var killGraceSeconds: Double
         @usableFromInline var state: JobState
         @usableFromInline var submitTime: Double
         @usableFromInline var startTime: Double?
         @usableFromInline var endTime: Double?
-        @usableFromInline var parts: [JobPart]
+        @usableFromInline @Defaulted var parts: [JobPart]
         @usableFromInline @Rare var exit: ExitStatus?
         @usableFromInline var reason: String?
-        @usableFromInline var cancelRequested: Bool
-        @usableFromInline var terminating: Bool
+        @usableFromInline @Defaulted var cancelRequested: Bool
+        @usableFromInline @Defaulted var terminating: Bool
         @usableFromInline var failedRank: Int?
         @usableFromInline var rendezvousPort: Int?
         @usableFromInline var timeLimit: Double?
@@ -314,6 +316,19 @@ public struct Job: Codable, Sendable, Identifiable {
         @usableFromInline func encode(to encoder: any Encoder) throws {
             var container = encoder.singleValueContainer()
             if let value = wrappedValue { try container.encode(value) } else { try container.encodeNil() }
+        }
+    }
+
+    /// A field left out of the encoding while it holds its default (`StoredDefault`), by the overloads below.
+    @usableFromInline @propertyWrapper struct Defaulted<Value: StoredDefault & Sendable>: Codable, Sendable {
+        @usableFromInline var wrappedValue: Value
+        @usableFromInline init(wrappedValue: Value) { self.wrappedValue = wrappedValue }
+        @usableFromInline init(from decoder: any Decoder) throws {
+            wrappedValue = try decoder.singleValueContainer().decode(Value.self)
+        }
+        @usableFromInline func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(wrappedValue)
         }
     }
 
@@ -473,12 +488,39 @@ extension KeyedDecodingContainer {
     fileprivate func decode<W>(_ type: Job.Rare<W>.Type, forKey key: Key) throws -> Job.Rare<W> {
         Job.Rare(wrappedValue: try decodeIfPresent(W.self, forKey: key))
     }
+    fileprivate func decode<V>(_ type: Job.Defaulted<V>.Type, forKey key: Key) throws -> Job.Defaulted<V> {
+        Job.Defaulted(wrappedValue: try decodeIfPresent(V.self, forKey: key) ?? V.storedDefault)
+    }
 }
 
 extension KeyedEncodingContainer {
     fileprivate mutating func encode<W>(_ value: Job.Rare<W>, forKey key: Key) throws {
         try encodeIfPresent(value.wrappedValue, forKey: key)
     }
+    fileprivate mutating func encode<V>(_ value: Job.Defaulted<V>, forKey key: Key) throws {
+        if !value.wrappedValue.isStoredDefault { try encode(value.wrappedValue, forKey: key) }
+    }
+}
+
+/// A value with a default that a stored row leaves out (`Job.Defaulted`).
+@usableFromInline protocol StoredDefault: Codable {
+    static var storedDefault: Self { get }
+    var isStoredDefault: Bool { get }
+}
+
+extension Bool: StoredDefault {
+    @usableFromInline static var storedDefault: Bool { false }
+    @usableFromInline var isStoredDefault: Bool { !self }
+}
+
+extension Array: StoredDefault where Element: Codable {
+    @usableFromInline static var storedDefault: Self { [] }
+    @usableFromInline var isStoredDefault: Bool { isEmpty }
+}
+
+extension Dictionary: StoredDefault where Key == String, Value: Codable {
+    @usableFromInline static var storedDefault: Self { [:] }
+    @usableFromInline var isStoredDefault: Bool { isEmpty }
 }
 
 extension Job {

@@ -96,7 +96,7 @@ enum APIRouter {
                 body.jobs[i].removeSecrets(token.map { [$0] } ?? [])
             }
             let ids = try await state.submit(body)
-            return try json(SubmitResponse(ids: ids), status: .created)
+            return json(bytes: SubmitResponse(ids: ids).json, status: .created)
         }
         router.get("/v1/jobs/{id}") { _, context in
             let id = try jobID(context)
@@ -409,10 +409,13 @@ enum APIRouter {
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try encoder.encode(value)
+        json(bytes: try encoder.encode(value), status: status)
+    }
+
+    static func json(bytes: some Sequence<UInt8>, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }
 

@@ -85,6 +85,9 @@ public final class SQLiteStore: StateStore {
                 CREATE INDEX job_env ON job(env);
                 """)
         }
+        // Job rows leave out the fields that hold their default (Job.Defaulted): an mgpu before this one could not read
+        // them, and refuses a state dir with a migration it does not know.
+        m.registerMigration("v6: compact job rows") { _ in }
         return m
     }
 

@@ -80,6 +80,22 @@ public struct RequestShapeError: Error, CustomStringConvertible {
 public struct SubmitResponse: Codable, Sendable {
     public var ids: [JobID]
     public init(ids: [JobID]) { self.ids = ids }
+
+    /// The answer as JSON, byte for byte what the API's encoder writes, made without one (a JSONEncoder for every
+    /// submission was 1.7 % of a master's CPU under API submissions). An id is upper-case hex digits, "_" and decimal
+    /// digits (JobID): nothing in it needs escaping.
+    public var json: [UInt8] {
+        var out = Array("{\"ids\":[".utf8)
+        out.reserveCapacity(out.count + ids.count * 11 + 2)
+        for (i, id) in ids.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: id.rawValue.utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(contentsOf: "]}".utf8)
+        return out
+    }
 }
 
 /// `POST /v1/jobs/cancel`.

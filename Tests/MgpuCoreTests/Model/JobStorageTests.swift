@@ -119,7 +119,9 @@ import Testing
         #expect(MemoryLayout<Job.Fields>.size < 500)
     }
 
-    /// A job as submitted, with none of the optional fields: none of their keys (nil is left out, not null).
+    /// A job as submitted, with none of the optional fields: none of their keys (nil is left out, not null), nor those
+    /// of the fields at their default (false, empty: `Defaulted`); a row that has them (mgpu before v6 wrote them) reads
+    /// as the same job.
     @Test func aNewJobLeavesOutWhatItHasNot() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -134,9 +136,14 @@ import Testing
         let nulls = json.dropLast() + #","exit":null,"tty":null,"usage":null,"array":null,"arrayTask":null,"outputFiles":null}"#
         let fromNulls = try JSONDecoder().decode(Job.self, from: Data(nulls.utf8))
         #expect(String(decoding: try encoder.encode(fromNulls), as: UTF8.self) == Self.goldenNew)
+        let before = try JSONDecoder().decode(Job.self, from: Data(Self.goldenNewBeforeV6.utf8))
+        #expect(String(decoding: try encoder.encode(before), as: UTF8.self) == Self.goldenNew)
+        #expect(!before.cancelRequested && !before.terminating && before.parts.isEmpty && before.environment.isEmpty)
     }
 
-    static let goldenNew = #"{"cancelRequested":false,"command":"true","environment":{},"id":"00C0FFEE","killGraceSeconds":10,"name":"n","parts":[],"request":{"distributed":false,"gpusPerNode":1,"nodes":1},"seq":1,"state":"PENDING","submitTime":5,"terminating":false,"user":"u","workdir":"\/"}"#
+    static let goldenNewBeforeV6 = #"{"cancelRequested":false,"command":"true","environment":{},"id":"00C0FFEE","killGraceSeconds":10,"name":"n","parts":[],"request":{"distributed":false,"gpusPerNode":1,"nodes":1},"seq":1,"state":"PENDING","submitTime":5,"terminating":false,"user":"u","workdir":"\/"}"#
+
+    static let goldenNew = #"{"command":"true","id":"00C0FFEE","killGraceSeconds":10,"name":"n","request":{"distributed":false,"gpusPerNode":1,"nodes":1},"seq":1,"state":"PENDING","submitTime":5,"user":"u","workdir":"\/"}"#
 
     static let golden = #"{"array":{"count":4,"max":9,"maxRunning":2,"min":0,"pending":[{"first":0,"last":9,"step":3}]},"arrayTask":{"count":4,"max":3,"min":0},"cancelRequested":true,"command":"python train.py","dependencies":[{"jobs":["0000BEEF"],"kind":"afterok"}],"endTime":120,"environment":{"A":"1","PATH":"\/usr\/bin"},"exit":{"code":1},"failedRank":0,"history":[{"end":2,"placement":"n2:gpu0","reason":"preempted","start":1,"state":"PREEMPTED"}],"id":"00C0FFEE","interactive":true,"killGraceSeconds":5,"name":"train","nice":100,"notify":"http:\/\/127.0.0.1:9\/hook","outputFiles":{"keepLogs":true,"output":"out.txt"},"parts":[{"deliveredTo":"inc-1","exit":{"code":1},"gpus":[0,1],"nodeId":"n1","rank":0}],"preemptedBy":"0000FACE","preemptible":true,"reason":"n1: exit code 1","rendezvousPort":29500,"request":{"distributed":false,"excludedNodes":["n9"],"gpuType":"A100","gpusPerNode":2,"nodes":1},"requeue":true,"requeues":2,"seq":42,"startTime":110,"state":"FAILED","submitTime":100,"terminating":true,"timeLimit":3600,"tty":{"columns":80,"rows":24},"usage":{"busyGPUSeconds":0,"energyWh":0,"gpuSeconds":20,"peakMemoryMB":512,"sampledGPUSeconds":0},"user":"alice","workdir":"\/home\/alice"}"#
 }
