@@ -235,7 +235,7 @@ extension MasterState {
         }
         checkIdle(now: now)
         trimHeap(now: now)
-        checkCapacityLedger(now: now)
+        checkCapacityLedger(now: now, every: 15)
         // Every tick, whether or not anything was marked as changed: a safety net for what time alone changes.
         schedule(force: true)
         pruneEnded(now: now, every: min(30, max(0.5, config.keepEndedSeconds / 4)))
