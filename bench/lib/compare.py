@@ -152,8 +152,8 @@ class Mgpu:
 
     def clear(self):
         ids = self.active_ids()
-        if ids:
-            self.api("/v1/jobs/cancel", {"ids": ids})
+        for i in range(0, len(ids), 50_000):  # the master takes at most 100,000 ids a request
+            self.api("/v1/jobs/cancel", {"ids": ids[i:i + 50_000]})
         wait_until(lambda: self.active() == 0, 120, 0.05)
 
     def stop(self, wait_for_jobs=True):
