@@ -483,7 +483,8 @@ public enum GPUList {
 }
 
 // What the stored fields' synthesized Codable calls for a `@Rare` field: the key is left out when nil, as for a plain
-// optional (the generic single-value form above would write null, and require the key).
+// optional (the generic single-value form above would write null, and require the key); and for a `@Defaulted` field:
+// the key is left out while the value is its default, and a missing key reads as the default.
 extension KeyedDecodingContainer {
     fileprivate func decode<W>(_ type: Job.Rare<W>.Type, forKey key: Key) throws -> Job.Rare<W> {
         Job.Rare(wrappedValue: try decodeIfPresent(W.self, forKey: key))
