@@ -191,6 +191,7 @@ extension EndToEndTests {
         try await refused(["submit", "--node-gpu-ids", "node001:7", "true"], status: 1, says: "node node001 has no GPU 7")
         try await refused(["submit", "--node-gpu-ids", "node001:x", "true"], status: 2, says: "is not a non-negative number")
         try await refused(["submit", ""], status: 2, says: "give a command")
+        try await refused(["submit", " \n\t "], status: 2, says: "give a command")
         try await refused(["cancel", "DEADBEEF"], status: 1, says: "no such job: DEADBEEF")
         try await refused(["logs", "DEADBEEF"], status: 1, says: "no job DEADBEEF")
         try await refused(["logs", "../../etc"], status: 2, says: "job id must be 8 hex digits")

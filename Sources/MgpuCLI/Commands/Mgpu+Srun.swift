@@ -28,7 +28,7 @@ extension Mgpu {
 
         func validate() throws {
             try CommandText.checkLeadingOption(command, of: self)
-            if CommandText.join(command).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if CommandText.join(command).allSatisfy(\.isWhitespace) {   // (Foundation's trimming: 0.1 ms of its first use)
                 throw ValidationError("give a command, e.g. mgpu srun --gpus 1 -- python train.py")
             }
         }

@@ -51,7 +51,7 @@ extension Mgpu {
                 if interactive { throw ValidationError("--interactive runs one job; it does not go with --from-file") }
                 return
             }
-            if CommandText.join(command).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if CommandText.join(command).allSatisfy(\.isWhitespace) {   // (Foundation's trimming: 0.1 ms of its first use)
                 throw ValidationError("give a command, e.g. mgpu submit --gpus 1 \"python train.py\"")
             }
         }
