@@ -64,6 +64,25 @@ func masterBenchmarks() async throws -> BenchmarkSuite {
         precondition(results.count == 1 && results[0].outcome == .cancelled)
     }
 
+    // A busy node's heartbeat: it runs a part, and the master has told it that 4,096 ended parts may be forgotten (the
+    // most it keeps per node, and where a node that has run jobs for a while stays).
+    var agent = harness.agents["node1"]!
+    var heartbeat = agent.report(now: harness.now)
+    precondition(heartbeat.running.count == 1)
+    var ended = heartbeat
+    ended.running = []
+    ended.finished = (1...UInt32(4096)).map {
+        FinishedPart(jobId: JobID(number: 0x7000_0000 + $0), rank: 0, exit: ExitStatus(code: 0))
+    }
+    let acknowledged = try await master.sync(ended).acknowledged
+    precondition(acknowledged.count == 4096)
+    heartbeat.telemetry = nil
+    let beat = heartbeat
+    suite.benchmark("sync: a heartbeat of a node with 4,096 acknowledged parts") {
+        let answer = blocking { try await master.sync(beat) }
+        precondition(answer.isEmpty)
+    }
+
     // The store alone: 1,000 new jobs committed to a database file (WAL, as the master opens it).
     let dir = NSTemporaryDirectory() + "mgpu-bench-\(UUID().uuidString.prefix(8))"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

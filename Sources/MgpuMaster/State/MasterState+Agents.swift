@@ -53,7 +53,7 @@ extension MasterState {
 
         let result = Reconciler.sync(node: node.id, incarnation: request.incarnation, running: request.running,
                                      finished: request.finished, job: { self.jobs[$0] }, active: active(on: node.id),
-                                     recentlyAcknowledged: Set(acknowledgedRecently[node.id] ?? []), now: now)
+                                     recentlyAcknowledged: acknowledgedRecently[node.id]?.set ?? [], now: now)
         try commit(jobs: result.changed)
         log(result.events)
         if result.orphanGPUs != node.orphanGPUs || result.orphanCPUSlots != node.orphanCPUSlots {
@@ -68,8 +68,7 @@ extension MasterState {
         setNode(node, id: node.id)
         if unreported.remove(node.id) != nil { scheduleNeeded = true }
         if !result.acknowledged.isEmpty {
-            acknowledgedRecently[node.id, default: []].append(contentsOf: result.acknowledged)
-            if acknowledgedRecently[node.id]!.count > 4096 { acknowledgedRecently[node.id]!.removeFirst(2048) }
+            acknowledgedRecently[node.id, default: AcknowledgedParts()].append(contentsOf: result.acknowledged)
         }
         schedule()
 

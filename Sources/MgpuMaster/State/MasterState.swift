@@ -73,9 +73,9 @@ public actor MasterState {
     var lastPrune = 0.0
     var lastLedgerCheck = 0.0
     var lastHistoryPrune = 0.0
-    /// Ended parts each node was told it may forget, newest last (bounded). A report built before that
-    /// acknowledgement can arrive after it; such a stale "running" is not an orphan.
-    var acknowledgedRecently: [String: [PartAck]] = [:]
+    /// Ended parts each node was told it may forget (bounded). A report built before that acknowledgement can arrive
+    /// after it; such a stale "running" is not an orphan.
+    var acknowledgedRecently: [String: AcknowledgedParts] = [:]
     /// The free TCP port each node reported last (for distributed jobs' MASTER_PORT).
     var freePorts: [String: Int] = [:]
     /// The latest telemetry of each node, and the last hour of it.
