@@ -10,7 +10,7 @@ extension EndToEndTests {
         /// A real HTTP receiver (Python's http.server) that refuses its first request with 500 and keeps the others'
         /// bodies, a line each.
         static let receiver = """
-            import http.server, sys
+            import http.server, os, sys
             out = sys.argv[1]
             seen = [0]
             class Hook(http.server.BaseHTTPRequestHandler):
@@ -23,7 +23,8 @@ extension EndToEndTests {
                     self.send_response(204); self.end_headers()
                 def log_message(self, *args): pass
             server = http.server.HTTPServer(('127.0.0.1', 0), Hook)
-            open(out + '.port', 'w').write(str(server.server_address[1]))
+            with open(out + '.port.new', 'w') as f: f.write(str(server.server_address[1]))
+            os.replace(out + '.port.new', out + '.port')   # whole when it appears: the test reads it once it exists
             server.serve_forever()
             """
 
