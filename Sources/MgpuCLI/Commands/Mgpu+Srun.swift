@@ -41,7 +41,7 @@ extension Mgpu {
             let id = try await client.call { try await $0.submit([spec]) }[0].rawValue
             interrupts.attach(job: id, master: master)
             try await ForegroundSession(client: client, options: session, id: id).run(announce: true, forwardStdin: true,
-                                                                                      interrupts: interrupts)
+                                                                                      interrupts: interrupts, submitted: true)
         }
     }
 

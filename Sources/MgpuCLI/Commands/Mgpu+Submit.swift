@@ -98,7 +98,7 @@ extension Mgpu {
             }
             interrupts.attach(job: ids[0].rawValue, master: master)
             try await ForegroundSession(client: client, options: session, id: ids[0].rawValue).run(announce: true, forwardStdin: true,
-                                                                                                  interrupts: interrupts)
+                                                                                                  interrupts: interrupts, submitted: true)
         }
     }
 }

@@ -28,7 +28,9 @@ struct ForegroundSession {
         return TerminalSize(rows: Int(rows), columns: Int(columns))
     }
 
-    func run(announce: Bool, forwardStdin: Bool, tailLines: Int? = nil, interrupts given: Interrupts? = nil) async throws -> Never {
+    /// `submitted`: the job was submitted just now (`srun`): its input so far is known to be empty.
+    func run(announce: Bool, forwardStdin: Bool, tailLines: Int? = nil, interrupts given: Interrupts? = nil,
+             submitted: Bool = false) async throws -> Never {
         let master = try self.master
         let interrupts = given ?? Interrupts.install(job: id, master: master)
         defer { interrupts.cancel() }
@@ -48,7 +50,7 @@ struct ForegroundSession {
         follower.longPoll = min(options.maxWaitTime, 60)
         do {
             let info = try await follower.waitForStart(announce: announce)
-            if forwardStdin && info.interactiveStdin { StdinForwarder.start(master: master, job: id) }
+            if forwardStdin && info.interactiveStdin { StdinForwarder.start(master: master, job: id, offset: submitted ? 0 : nil) }
             if let tailLines { try await follower.startAtTail(lines: tailLines, ranks: max(1, info.parts.count)) }
             let ended = try await follower.stream(follow: true, known: tailLines == nil ? info : nil)
             if ended.state != .completed {
@@ -106,7 +108,8 @@ struct GaveUp: Error {
 
 /// Sends what is typed on stdin to the job's stdin, at byte offsets, closing it at end of input.
 enum StdinForwarder {
-    static func start(master: MasterClient, job: String) {
+    /// `offset`: where the job's input ends, when known; nil: asked of the master first (a job attached to).
+    static func start(master: MasterClient, job: String, offset known: Int64?) {
         let thread = Thread {
             // Blocking reads happen on this thread; each chunk is sent before the next is read.
             func send(_ bytes: [UInt8], eof: Bool, offset: Int64) -> Int64? {
@@ -125,7 +128,7 @@ enum StdinForwarder {
                 done.wait()
                 return result.withLock { $0 }
             }
-            guard var offset = send([], eof: false, offset: 0) else { return }
+            guard var offset = known ?? send([], eof: false, offset: 0) else { return }
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = read(0, &buffer, buffer.count)

@@ -16,6 +16,9 @@ struct JobFollower {
     var retry = RetryPolicy(limit: 1, what: "the mgpu master")
     /// How long one wait at the master may last, in seconds.
     var longPoll: Double = 10
+    /// The master answers `GET /v1/jobs/{id}/follow` (the job and all its streams in one request); false once one
+    /// did not know it (an older master), and the follower reads the state and each stream with a request each.
+    var masterFollows = true
 
     init(master: MasterClient, id: String) {
         self.master = master
@@ -25,16 +28,39 @@ struct JobFollower {
     /// Waits while the job is pending, saying once why (`job F68FAFEC pending: waiting for 1 GPU`).
     mutating func waitForStart(announce: Bool) async throws -> JobInfo {
         var said = false
+        var info = try await retry.attempt { try await master.job(id) }
         while true {
-            let info = try await retry.attempt { try await master.job(id) }
             if info.state != .pending { return info }
             if announce && !said {
                 FileHandle.standardError.write(Data("job \(id) pending: \(info.note ?? "waiting")\n".utf8))
                 said = true
             }
-            // Wakes at the master when the job changes.
+            // Wakes at the master when the job changes: with follow, the answer is the job as it is then (no output).
+            if let answer = try await follow(offsets: [], seen: .pending, wait: longPoll, limit: 0) {
+                info = answer.job
+                continue
+            }
             _ = try await retry.attempt { try await master.output(job: id, rank: 0, stream: .stdout, offset: 0, wait: longPoll) }
+            info = try await retry.attempt { try await master.job(id) }
         }
+    }
+
+    /// A follow request; nil when the master does not know the route (an older one): from then on, none is made.
+    mutating func follow(offsets: [Int64], seen: JobState?, wait: Double, limit: Int = FollowLimits.maxBytes) async throws
+        -> FollowResponse? {
+        guard masterFollows else { return nil }
+        do {
+            let (master, id) = (master, id)
+            return try await retry.attempt { try await master.follow(job: id, offsets: offsets, seen: seen, wait: wait, limit: limit) }
+        } catch let error as APIError where error.status == 404 && !error.message.hasPrefix("no job") {
+            masterFollows = false
+            return nil
+        }
+    }
+
+    /// The offsets of every stream of `ranks` ranks, in a follow request's order.
+    func allOffsets(ranks: Int) -> [Int64] {
+        (0..<ranks).flatMap { rank in StreamName.allCases.map { offsets["\(rank).\($0.rawValue)"] ?? 0 } }
     }
 
     /// Starts each stream at its last `lines` lines (`attach --tail N`).
@@ -54,6 +80,21 @@ struct JobFollower {
     mutating func stream(follow: Bool, known: JobInfo? = nil) async throws -> JobInfo {
         var info: JobInfo
         if let known { info = known } else { info = try await retry.attempt { try await master.job(id) } }
+        // One request a round: the job and every stream; the master waits while nothing is new and the state is the same.
+        while let answer = try await self.follow(offsets: allOffsets(ranks: max(1, info.parts.count)), seen: info.state,
+                                                 wait: follow ? longPoll : 0) {
+            info = answer.job
+            let ranks = max(1, info.parts.count)
+            var progressed = false
+            for chunk in answer.streams where chunk.offset == offsets["\(chunk.rank).\(chunk.stream.rawValue)"] ?? 0 {
+                if take((Array(chunk.data), chunk.size, chunk.complete), rank: chunk.rank, stream: chunk.stream, ranks: ranks) {
+                    progressed = true
+                }
+            }
+            // An ended state is final, and complete streams were read in the same answer: nothing more will come.
+            if complete.count == ranks * 2 { return info }
+            if !follow && !progressed { return info }
+        }
         while true {
             let ranks = max(1, info.parts.count)
             var progressed = false

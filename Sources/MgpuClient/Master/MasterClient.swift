@@ -138,6 +138,16 @@ public struct MasterClient: Sendable {
         return (result.body, size, result.header(OutputHeader.complete) == "1")
     }
 
+    /// The job and what is new on each of its streams from `offsets` (rank 0's stdout and stderr, then rank 1's...), at
+    /// most `limit` bytes; when nothing is new and it is still `seen`, the master waits up to `wait` s for a change.
+    public func follow(job: String, offsets: [Int64], seen: JobState?, wait: Double, limit: Int = FollowLimits.maxBytes) async throws
+        -> FollowResponse {
+        var path = "/v1/jobs/\(job)/follow?wait=\(wait)&limit=\(limit)"
+        if let seen { path += "&state=\(seen.rawValue)" }
+        if !offsets.isEmpty { path += "&offsets=" + offsets.map(String.init).joined(separator: ",") }
+        return try await call(.GET, path, body: Optional<Int>.none, timeout: wait + 30, as: FollowResponse.self)
+    }
+
     /// Where the last `lines` lines of a stream start.
     public func tailOffset(job: String, rank: Int, stream: StreamName, lines: Int) async throws -> Int64 {
         let result = try await http.request(.GET, "/v1/jobs/\(job)/output?rank=\(rank)&stream=\(stream.rawValue)&tailLines=\(lines)&wait=0")

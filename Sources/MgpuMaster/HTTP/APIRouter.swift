@@ -141,6 +141,24 @@ enum APIRouter {
             headers[HTTPField.Name(OutputHeader.complete)!] = out.complete ? "1" : "0"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: out.bytes)))
         }
+        router.get("/v1/jobs/{id}/follow") { request, context in
+            let id = try jobID(context)
+            try await state.checkOwner(id, context.user)
+            let q = request.uri.queryParameters
+            let wait = min(60, max(0, try numberParam(q["wait"].map(String.init), "wait", default: 0)))
+            let limit = try intParam(q["limit"].map(String.init), "limit", default: FollowLimits.maxBytes, range: 0...FollowLimits.maxBytes)
+            let seen = try q["state"].map { text -> JobState in
+                guard let state = JobState(rawValue: String(text)) else {
+                    throw HTTPError(.badRequest, message: "state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return state
+            }
+            let offsets = try offsetsParam(q["offsets"].map(String.init))
+            guard let answer = await state.follow(job: id, offsets: offsets, seen: seen, wait: wait, limit: limit) else {
+                throw HTTPError(.notFound, message: "no job \(id)")
+            }
+            return try json(answer)
+        }
         router.post("/v1/jobs/{id}/stdin") { request, context in
             let id = try jobID(context)
             try await state.checkOwner(id, context.user)
@@ -366,6 +384,18 @@ enum APIRouter {
             throw HTTPError(.badRequest, message: "\(name) must be a number, got \(text.debugDescription)")
         }
         return n
+    }
+
+    /// `offsets` of a follow request: byte offsets, comma-separated, one per stream (rank 0's stdout and stderr, then
+    /// rank 1's...).
+    static func offsetsParam(_ text: String?) throws -> [Int64] {
+        guard let text, !text.isEmpty else { return [] }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        let offsets = parts.compactMap { Int64($0) }.filter { $0 >= 0 }
+        guard offsets.count == parts.count, offsets.count <= FollowLimits.maxOffsets else {
+            throw HTTPError(.badRequest, message: "offsets must be at most \(FollowLimits.maxOffsets) byte offsets (whole numbers, 0 or more), comma-separated: rank 0's stdout, rank 0's stderr, rank 1's stdout...")
+        }
+        return offsets
     }
 
     static func streamParam(_ text: String?) throws -> StreamName {

@@ -71,3 +71,43 @@ extension MasterState {
         }
     }
 }
+
+extension MasterState {
+    /// The job as `GET /v1/jobs/{id}` gives it and what is new on each of its streams from `offsets` (rank 0's stdout
+    /// and stderr, then rank 1's...; a stream without one from 0), at most `limit` bytes in all. When nothing is new and
+    /// the job is still in the state `seen`, waits up to `wait` s for any change of the job (output, a state change)
+    /// first. One request where a follower read the state and each stream with one each. Nil: no such job.
+    public func follow(job id: JobID, offsets: [Int64], seen: JobState?, wait: Double, limit: Int) async -> FollowResponse? {
+        var waited = false
+        while true {
+            guard let info = jobInfo(id) else { return nil }
+            var streams: [StreamChunk] = []
+            var budget = max(0, limit)
+            var news = false
+            for rank in 0..<max(1, info.parts.count) {
+                for stream in StreamName.allCases {
+                    let index = 2 * rank + (stream == .stdout ? 0 : 1)
+                    let offset = index < offsets.count ? offsets[index] : 0
+                    let size = output.size(id, rank, stream.rawValue)
+                    var bytes: [UInt8] = []
+                    if offset < size {
+                        // Unread bytes are news even when this answer has no room left for them (limit 0: the state only).
+                        news = news || limit > 0
+                        if budget > 0 {
+                            bytes = output.read(id, rank, stream.rawValue, offset: offset, max: budget)
+                            budget -= bytes.count
+                        }
+                    }
+                    let complete = info.state.isTerminal && offset + Int64(bytes.count) >= size
+                    streams.append(StreamChunk(rank: rank, stream: stream, offset: offset, size: size, complete: complete,
+                                               data: Data(bytes)))
+                }
+            }
+            if news || info.state.isTerminal || info.state != seen || waited || wait <= 0 {
+                return FollowResponse(job: info, streams: streams)
+            }
+            await waiters.wait("job:\(id)", seconds: wait)
+            waited = true
+        }
+    }
+}
