@@ -61,6 +61,43 @@ extension EndToEndTests {
             #expect(theirs.status == 403, "\(theirs.status) \(String(decoding: theirs.body, as: UTF8.self))")
         }
 
+        /// A task of an array that has not started is its array's owner's: another user can follow it no more than
+        /// read its output. A stream that writes more than one answer holds does not hold back the others. More offsets
+        /// than one request may name are refused with one line.
+        @Test func othersTasksAreRefusedAndABusyStreamSharesTheAnswer() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            let client = cluster.client
+            let other = try #require(try await client.addUser("nobody", admin: false).token)
+            let theirs = MasterClient(host: "127.0.0.1", port: cluster.port, token: other)
+            // The one GPU held: the array's tasks stay pending.
+            let holder = try await cluster.submit(["--", "sleep", "60"])
+            _ = try await cluster.waitForState(holder, [.running])
+            let array = try await cluster.submit(["--array", "1-3", "--", "true"])
+            let task = try #require(JobID(array.rawValue + "_2"))
+            #expect(try await client.follow(job: task.rawValue, offsets: [], seen: nil, wait: 0).job.state == .pending)
+            for route in ["follow", "output"] {
+                let refused = try await theirs.http.request(.GET, "/v1/jobs/\(task)/\(route)?wait=0")
+                #expect(refused.status == 403, "\(route): \(refused.status) \(String(decoding: refused.body, as: UTF8.self))")
+            }
+            _ = try await client.cancel([holder.rawValue, array.rawValue])
+            // 6 MB on stdout, one line on stderr: both streams have bytes in the first answer.
+            let busy = try await cluster.submit(["--", "sh", "-c", "head -c 6000000 /dev/zero | tr '\\0' a; echo err >&2"])
+            _ = try await cluster.waitForState(busy, [.completed], timeout: 60)
+            try await waitUntil("all the output at the master", timeout: 30) {
+                try await client.follow(job: busy.rawValue, offsets: [], seen: nil, wait: 0, limit: 0).streams.map(\.size) == [6_000_000, 4]
+            }
+            let answer = try await client.follow(job: busy.rawValue, offsets: [], seen: nil, wait: 0)
+            #expect(answer.streams.map { $0.data.count }.reduce(0, +) <= FollowLimits.maxBytes)
+            #expect(answer.streams.first?.data.isEmpty == false && answer.streams.first?.complete == false)
+            #expect(answer.streams.last.map { String(decoding: $0.data, as: UTF8.self) } == "err\n" && answer.streams.last?.complete == true)
+            // Too many offsets: refused in one line.
+            let many = Array(repeating: "0", count: FollowLimits.maxOffsets + 1).joined(separator: ",")
+            let tooMany = try await client.http.request(.GET, "/v1/jobs/\(busy)/follow?offsets=\(many)")
+            let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(tooMany.body)))?.error.message ?? ""
+            #expect(tooMany.status == 400 && message.contains("at most \(FollowLimits.maxOffsets)"), "\(tooMany.status) \(message)")
+        }
+
         /// `srun` follows its job with follow requests: for a job with no output, a handful of requests in all (it made
         /// eight or more when it read the state and each stream with a request each). Counted by the master's metrics.
         @Test func srunFollowsWithAFewRequests() async throws {

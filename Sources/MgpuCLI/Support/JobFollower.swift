@@ -81,7 +81,9 @@ struct JobFollower {
         var info: JobInfo
         if let known { info = known } else { info = try await retry.attempt { try await master.job(id) } }
         // One request a round: the job and every stream; the master waits while nothing is new and the state is the same.
-        while let answer = try await self.follow(offsets: allOffsets(ranks: max(1, info.parts.count)), seen: info.state,
+        // (A job of more ranks than one request's offsets can name is followed a stream at a time, below.)
+        while 2 * max(1, info.parts.count) <= FollowLimits.maxOffsets,
+              let answer = try await self.follow(offsets: allOffsets(ranks: max(1, info.parts.count)), seen: info.state,
                                                  wait: follow ? longPoll : 0) {
             info = answer.job
             let ranks = max(1, info.parts.count)

@@ -5,7 +5,8 @@ import MgpuWire
 extension MasterState {
     /// Only a job's owner or an admin may cancel it, read its output or write its stdin.
     public func checkOwner(_ id: JobID, _ user: Credentials.User?) throws {
-        guard let job = lookup(id) else { return }
+        // A task that has not started: its array's record holds it.
+        guard let job = lookup(id) ?? id.arrayParent.flatMap({ jobs[$0] }) else { return }
         guard let user, user.admin || user.name == job.user else {
             throw OwnershipError(message: "job \(id) belongs to \(job.user): only its owner or an admin can do that")
         }

@@ -74,34 +74,40 @@ extension MasterState {
 
 extension MasterState {
     /// The job as `GET /v1/jobs/{id}` gives it and what is new on each of its streams from `offsets` (rank 0's stdout
-    /// and stderr, then rank 1's...; a stream without one from 0), at most `limit` bytes in all. When nothing is new and
-    /// the job is still in the state `seen`, waits up to `wait` s for any change of the job (output, a state change)
-    /// first. One request where a follower read the state and each stream with one each. Nil: no such job.
-    public func follow(job id: JobID, offsets: [Int64], seen: JobState?, wait: Double, limit: Int) async -> FollowResponse? {
+    /// and stderr, then rank 1's...; a stream without one from 0), at most `limit` bytes in all, shared among the streams
+    /// with news, and at most `FollowLimits.maxReads` streams read. When nothing is new and the job is still in the
+    /// state `seen`, waits up to `wait` s for any change of the job (output, a state change) first. One request where a
+    /// follower read the state and each stream with one each. Nil: no such job. Only the job's owner or an admin
+    /// (`user`), checked at every pass: a pending array task is its array's record's.
+    public func follow(job id: JobID, offsets: [Int64], seen: JobState?, wait: Double, limit: Int,
+                       by user: Credentials.User?) async throws -> FollowResponse? {
         var waited = false
         while true {
             guard let info = jobInfo(id) else { return nil }
-            var streams: [StreamChunk] = []
+            guard let user, user.admin || user.name == info.user else {
+                throw OwnershipError(message: "job \(id) belongs to \(info.user): only its owner or an admin can do that")
+            }
+            let ranks = max(1, info.parts.count)
+            let keys = (0..<ranks).flatMap { rank in StreamName.allCases.map { (rank, $0) } }
+            let from = keys.indices.map { $0 < offsets.count ? offsets[$0] : 0 }
+            let sizes = keys.map { output.size(id, $0.0, $0.1.rawValue) }
+            let unread = keys.indices.filter { from[$0] < sizes[$0] }
+            // Unread bytes are news even when this answer has no room for them (limit 0: the state only).
+            let news = limit > 0 && !unread.isEmpty
+            // Each stream with news gets its share of the budget (a busy one does not hold back the others).
+            let reads = Set(unread.prefix(FollowLimits.maxReads))
+            let share = max(1 << 16, max(0, limit) / max(1, reads.count))
             var budget = max(0, limit)
-            var news = false
-            for rank in 0..<max(1, info.parts.count) {
-                for stream in StreamName.allCases {
-                    let index = 2 * rank + (stream == .stdout ? 0 : 1)
-                    let offset = index < offsets.count ? offsets[index] : 0
-                    let size = output.size(id, rank, stream.rawValue)
-                    var bytes: [UInt8] = []
-                    if offset < size {
-                        // Unread bytes are news even when this answer has no room left for them (limit 0: the state only).
-                        news = news || limit > 0
-                        if budget > 0 {
-                            bytes = output.read(id, rank, stream.rawValue, offset: offset, max: budget)
-                            budget -= bytes.count
-                        }
-                    }
-                    let complete = info.state.isTerminal && offset + Int64(bytes.count) >= size
-                    streams.append(StreamChunk(rank: rank, stream: stream, offset: offset, size: size, complete: complete,
-                                               data: Data(bytes)))
+            var streams: [StreamChunk] = []
+            for (index, (rank, stream)) in keys.enumerated() {
+                var bytes: [UInt8] = []
+                if reads.contains(index) && budget > 0 {
+                    bytes = output.read(id, rank, stream.rawValue, offset: from[index], max: min(share, budget))
+                    budget -= bytes.count
                 }
+                let complete = info.state.isTerminal && from[index] + Int64(bytes.count) >= sizes[index]
+                streams.append(StreamChunk(rank: rank, stream: stream, offset: from[index], size: sizes[index], complete: complete,
+                                           data: Data(bytes)))
             }
             if news || info.state.isTerminal || info.state != seen || waited || wait <= 0 {
                 return FollowResponse(job: info, streams: streams)

@@ -41,6 +41,9 @@ public struct StreamChunk: Codable, Sendable, Equatable {
 public enum FollowLimits {
     /// Bytes of output in one answer, all streams together.
     public static let maxBytes = 4 << 20
-    /// Offsets in one request: two streams for each of up to 100,001 ranks (as the output endpoint's rank limit).
-    public static let maxOffsets = 200_002
+    /// Offsets in one request: two streams of each of 1,024 ranks (about 40 KB of address at most, within what the
+    /// master reads of a request's head). Clients follow jobs of more ranks a stream at a time.
+    public static let maxOffsets = 2_048
+    /// Streams read for one answer; the others answer with no bytes (their news brings the client back at once).
+    public static let maxReads = 64
 }
