@@ -83,7 +83,7 @@ extension MasterState {
             logger.info("jobs submitted", metadata: ["count": "\(prepared.jobs.count)", "user": "\(first.user)",
                                                      "jobs": "\(prepared.jobs.map(\.id.rawValue).joined(separator: ","))"])
         }
-        schedule()
+        scheduleSoon()
     }
 
     /// `count` job ids, used by no job in memory, in a submission being committed, or in the store.

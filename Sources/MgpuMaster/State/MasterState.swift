@@ -26,6 +26,8 @@ public actor MasterState {
     var pending = PendingQueue()
     /// Something the scheduler reads changed since its last pass (a job queued or ended, a node came or went).
     var scheduleNeeded = true
+    /// A pass is queued on the actor (`scheduleSoon`), to run once the turn that queued it has answered.
+    var passQueued = false
     var running: Set<JobID> = [] { didSet { runningOrdered = nil } }
     /// `running` in id order, kept until it changes (`runningInOrder`).
     var runningOrdered: [JobID]?
@@ -387,6 +389,18 @@ public actor MasterState {
     }
 
     // MARK: Scheduling
+
+    /// A scheduling pass in the actor's next turn instead of this one: a submission is answered once its jobs are
+    /// committed and queued, without waiting for the pass that starts them and its commit. One pass for all the
+    /// submissions whose turns came before it.
+    func scheduleSoon() {
+        guard !passQueued else { return }
+        passQueued = true
+        Task {
+            passQueued = false
+            schedule()
+        }
+    }
 
     /// Runs one scheduling pass, when something it reads changed since the last (or when `force`d), and applies
     /// its plan in one transaction.
