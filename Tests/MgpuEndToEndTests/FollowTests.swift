@@ -1,6 +1,7 @@
 import Foundation
 import MgpuClient
 import MgpuCore
+import MgpuSupervisor
 import MgpuWire
 import Testing
 
@@ -96,6 +97,65 @@ extension EndToEndTests {
             let tooMany = try await client.http.request(.GET, "/v1/jobs/\(busy)/follow?offsets=\(many)")
             let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(tooMany.body)))?.error.message ?? ""
             #expect(tooMany.status == 400 && message.contains("at most \(FollowLimits.maxOffsets)"), "\(tooMany.status) \(message)")
+        }
+
+        /// A master without the follow route, as before it had one: a real HTTP proxy (Python's http.server) in front of
+        /// this master that passes every request on but answers follow requests as an older master answers a route it
+        /// does not know (404, "no such endpoint"). `srun` and `logs -f` fall back to reading the state and each stream
+        /// with a request each, and print the same.
+        static let olderMaster = """
+            import http.client, http.server, json, os, sys
+            master, out = int(sys.argv[1]), sys.argv[2]
+            class Proxy(http.server.BaseHTTPRequestHandler):
+                protocol_version = 'HTTP/1.1'
+                def forward(self):
+                    body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+                    route = self.path.split('?')[0]
+                    with open(out, 'a') as f: f.write(self.command + ' ' + route + '\\n')
+                    if route.endswith('/follow'):
+                        answer = json.dumps({'error': {'message': 'no such endpoint: ' + self.command + ' ' + route}}).encode()
+                        self.send_response(404); self.send_header('Content-Type', 'application/json')
+                        self.send_header('Content-Length', str(len(answer))); self.end_headers(); self.wfile.write(answer)
+                        return
+                    connection = http.client.HTTPConnection('127.0.0.1', master, timeout=120)
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ('connection', 'host')}
+                    connection.request(self.command, self.path, body=body or None, headers=headers)
+                    response = connection.getresponse()
+                    data = response.read()
+                    self.send_response(response.status)
+                    for k, v in response.getheaders():
+                        if k.lower() not in ('connection', 'transfer-encoding', 'content-length', 'date', 'server'):
+                            self.send_header(k, v)
+                    self.send_header('Content-Length', str(len(data))); self.end_headers(); self.wfile.write(data)
+                    connection.close()
+                do_GET = do_POST = do_PUT = do_DELETE = forward
+                def log_message(self, *args): pass
+            server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Proxy)
+            with open(out + '.port.new', 'w') as f: f.write(str(server.server_address[1]))
+            os.replace(out + '.port.new', out + '.port')
+            server.serve_forever()
+            """
+
+        @Test func anOlderMasterIsFollowedStreamByStream() async throws {
+            let cluster = try await TestCluster.start(agents: ["node001": 1])
+            defer { cluster.stop() }
+            let log = cluster.dir + "/proxied"
+            let pid = try Spawn.start(["/usr/bin/env", "python3", "-c", Self.olderMaster, "\(cluster.port)", log],
+                                      stderr: .path(log + ".err", flags: O_WRONLY | O_CREAT | O_TRUNC))
+            defer { kill(pid, SIGKILL) }
+            try await waitUntil("the proxy listens", timeout: 20, detail: { cluster.read("proxied.err") ?? "" }) {
+                FileManager.default.fileExists(atPath: log + ".port")
+            }
+            let port = try String(contentsOfFile: log + ".port", encoding: .utf8)
+            let run = try await cluster.mgpu(["srun", "--", "sh", "-c", "echo out; sleep 0.3; echo err >&2; exit 3"],
+                                             env: ["MGPU_MASTER_PORT": port])
+            #expect(run.status == 3 && run.stdout == "out\n" && run.stderr.contains("err\n"), "\(run.status) \(run.stdout) \(run.stderr)")
+            let routes = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+            #expect(routes.filter { $0.hasSuffix("/follow") }.count == 1, "one follow request, refused; then none: \(routes)")
+            #expect(routes.contains { $0.hasSuffix("/output") }, "the streams read one by one: \(routes)")
+            let id = try await cluster.submit(["--", "sh", "-c", "echo one; sleep 0.3; echo two"])
+            let logs = try await cluster.mgpu(["logs", "-f", id.rawValue], env: ["MGPU_MASTER_PORT": port])
+            #expect(logs.status == 0 && logs.stdout == "one\ntwo\n", "\(logs.status) \(logs.stdout) \(logs.stderr)")
         }
 
         /// `srun` follows its job with follow requests: for a job with no output, a handful of requests in all (it made
