@@ -154,7 +154,7 @@ enum APIRouter {
                 return state
             }
             let offsets = try offsetsParam(q["offsets"].map(String.init))
-            guard let answer = try await state.follow(job: id, offsets: offsets, seen: seen, wait: wait, limit: limit, by: context.user) else {
+            guard let answer = await state.follow(job: id, offsets: offsets, seen: seen, wait: wait, limit: limit) else {
                 throw HTTPError(.notFound, message: "no job \(id)")
             }
             return try json(answer)
