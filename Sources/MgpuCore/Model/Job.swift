@@ -332,6 +332,11 @@ public struct Job: Codable, Sendable, Identifiable {
         }
     }
 
+    /// True when both are the same fields, not copies of them: neither has changed since one was copied from the
+    /// other (a Job's fields are written only while one Job alone refers to them). False says nothing: a job changed
+    /// and changed back, or made again with the same values, has fields of its own.
+    @inlinable public func sharesFields(with other: Job) -> Bool { storage === other.storage }
+
     @inlinable mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
     }

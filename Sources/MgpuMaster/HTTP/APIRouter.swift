@@ -192,8 +192,8 @@ enum APIRouter {
             let within = try numberParam(request.uri.queryParameters["finished"].map(String.init), "finished", default: 300)
             switch request.uri.queryParameters["format"].map(String.init) {
             case nil, "json":
-                let queue = await state.queue(finishedWithin: max(0, within))
-                return json(bytes: try queueJSON.encode(queue))
+                let listing = await state.queueRows(finishedWithin: max(0, within))
+                return json(bytes: try queueJSON.encode(now: listing.now, jobs: listing.jobs, nodes: listing.nodes))
             case "text":
                 return text(await state.queueListing(finishedWithin: max(0, within), endedShown: QueueListing.endedShown).renderBytes())
             case let other?: throw HTTPError(.badRequest, message: "format must be json or text, got \(other.debugDescription)")

@@ -105,28 +105,40 @@ extension MasterState {
     }
 
     func info(_ job: Job, now: Double, series: Bool = false) -> JobInfo {
-        var info = JobInfo(job: job, note: note(job, now: now))
+        listedJob(job, now: now).info(series: series)
+    }
+
+    /// The job and what this master works out about it now: its note, a running job's usage so far and idle mark, a
+    /// pending job's priority and expected start.
+    func listedJob(_ job: Job, now: Double) -> ListedJob {
+        var live: ListedJob.Live?
         if job.state == .running {
-            info.usage = usageNow(job, now: now)
-            if markedIdle.contains(job.id) { info.idleSince = idleSince[job.id] }
-        }
-        if !series { info.usage?.series = nil }
-        if job.state == .pending {
-            info.priority = lastPass.priorities[job.id]
+            live = ListedJob.Live(usage: usageNow(job, now: now), idleSince: markedIdle.contains(job.id) ? idleSince[job.id] : nil)
+        } else if job.state == .pending {
+            let priority = lastPass.priorities.isEmpty ? nil : lastPass.priorities[job.id]
+            let expectedStart: Double?
             if let reservation = lastPass.reservation, reservation.job == job.id || reservation.job.arrayParent == job.id {
-                info.expectedStart = reservation.start
+                expectedStart = reservation.start
             } else {
-                info.expectedStart = lastPass.expected?[job.id]
+                expectedStart = lastPass.expected?[job.id]
             }
+            if priority != nil || expectedStart != nil { live = ListedJob.Live(priority: priority, expectedStart: expectedStart) }
         }
-        return info
+        return ListedJob(job: job, note: note(job, now: now), live: live)
     }
 
     /// Pending and running jobs, and those that ended in the last `finishedWithin` seconds.
     public func queue(finishedWithin: Double) -> QueueResponse {
+        let listing = queueRows(finishedWithin: finishedWithin)
+        return QueueResponse(now: listing.now, jobs: listing.jobs.map { $0.info() }, nodes: listing.nodes)
+    }
+
+    /// The same, each job as it is kept and what is worked out about it (QueueJSON makes JobInfos only of the rows
+    /// that changed since its last listing).
+    public func queueRows(finishedWithin: Double) -> (now: Double, jobs: [ListedJob], nodes: [NodeInfo]) {
         let now = clock()
-        return QueueResponse(now: now, jobs: listed(finishedWithin: finishedWithin, now: now).shown.map { info(jobs.values[$0], now: now) },
-                             nodes: nodeInfos(now: now))
+        return (now, listed(finishedWithin: finishedWithin, now: now).shown.map { listedJob(jobs.values[$0], now: now) },
+                nodeInfos(now: now))
     }
 
     /// The same listing as the lines of `mgpu queue` (`QueueListing.render` lays it out), with at most `endedShown`
@@ -156,21 +168,23 @@ extension MasterState {
         // Sorted as (seq, index) pairs, not as whole jobs: moving Job values around was most of a listing's sort; an
         // index reaches its job again without hashing its id. Ended jobs are sorted by their end in the same way.
         var shown: [(seq: Int64, index: [JobID: Job].Index)] = []
-        var ended: [(end: Double, seq: Int64, index: [JobID: Job].Index)] = []
         let jobs = self.jobs
         shown.reserveCapacity(jobs.count)
+        // The ended jobs to show: all of them when there is room for all, else the `keep` that ended last, kept as
+        // they come (a burst's history is thousands of ended jobs, of which a listing shows 20: sorting them all by
+        // their end was a sixth of a listing's time at the master).
+        let keep = max(0, endedShown)
+        var ended = LastEnded(keep: keep >= jobs.count ? nil : keep)
         for index in jobs.indices {
             let state = jobs.values[index].state, seq = jobs.values[index].seq
             if !state.isTerminal { shown.append((seq, index)) }
-            else if now - (jobs.values[index].endTime ?? 0) <= finishedWithin { ended.append((jobs.values[index].endTime ?? 0, seq, index)) }
+            else {
+                let end = jobs.values[index].endTime ?? 0
+                if now - end <= finishedWithin { ended.add(end: end, seq: seq, index: index) }
+            }
         }
-        let endedNotShown = max(0, ended.count - max(0, endedShown))
-        if endedNotShown > 0 {
-            ended.sort { ($0.end, $0.seq) > ($1.end, $1.seq) }
-            ended.removeLast(endedNotShown)
-        }
-        shown += ended.map { ($0.seq, $0.index) }
-        return (shown.sorted { $0.seq < $1.seq }.map(\.index), endedNotShown)
+        shown += ended.kept.map { ($0.seq, $0.index) }
+        return (shown.sorted { $0.seq < $1.seq }.map(\.index), ended.seen - ended.kept.count)
     }
 
     public func nodeInfos(now: Double) -> [NodeInfo] {
@@ -192,5 +206,33 @@ extension MasterState {
             }
             return info
         }
+    }
+}
+
+/// The ended jobs a listing shows: every one it is given (`keep` nil), or the `keep` that ended last (then seq), in
+/// order of their end, latest first; and how many it was given.
+struct LastEnded {
+    typealias Entry = (end: Double, seq: Int64, index: [JobID: Job].Index)
+    let keep: Int?
+    private(set) var kept: [Entry] = []
+    private(set) var seen = 0
+
+    init(keep: Int?) { self.keep = keep }
+
+    mutating func add(end: Double, seq: Int64, index: [JobID: Job].Index) {
+        seen += 1
+        guard let keep else { kept.append((end, seq, index)); return }
+        guard keep > 0 else { return }
+        if kept.count == keep {
+            guard (end, seq) > (kept[keep - 1].end, kept[keep - 1].seq) else { return }
+            kept.removeLast()
+        }
+        // The first kept entry that ended before it (a binary search: `kept` is in order, latest first).
+        var low = 0, high = kept.count
+        while low < high {
+            let mid = (low + high) / 2
+            if (kept[mid].end, kept[mid].seq) > (end, seq) { low = mid + 1 } else { high = mid }
+        }
+        kept.insert((end, seq, index), at: low)
     }
 }

@@ -33,4 +33,27 @@ import Testing
         #expect(all.lines.count == 27 && all.endedNotShown == 0 && !all.render().contains("more job"))
         #expect(await h.master.queue(finishedWithin: 300).jobs.count == 27)
     }
+
+    /// The ended jobs a listing keeps as they come are those a sort of all of them by their end (latest first, then
+    /// the later submission) keeps, in that order: ends repeat (a batch ends in one report) and come in any order.
+    @Test(arguments: 0..<20) func theLastEndedAreThoseASortOfAllKeeps(seed: Int) {
+        var rng = SeededRandom(seed: UInt64(seed))
+        var jobs: [JobID: Job] = [:]
+        for n in 1...Int.random(in: 1...300, using: &rng) {
+            let id = JobID(number: UInt32(n))
+            jobs[id] = Job(id: id, seq: Int64(n), name: "j", user: "u", command: "c", workdir: "/", environment: [:],
+                           request: ResourceRequest(gpusPerNode: 1), submitTime: 0)
+        }
+        let ends = jobs.indices.map { (end: Double(Int.random(in: 0..<40, using: &rng)), seq: jobs.values[$0].seq, index: $0) }
+        for keep in [0, 1, 5, 20, ends.count - 1, ends.count, ends.count + 3] where keep >= 0 {
+            var last = LastEnded(keep: keep)
+            for e in ends { last.add(end: e.end, seq: e.seq, index: e.index) }
+            let expected = ends.sorted { ($0.end, $0.seq) > ($1.end, $1.seq) }.prefix(keep)
+            #expect(last.kept.map(\.seq) == expected.map(\.seq), "keep \(keep) of \(ends.count)")
+            #expect(last.kept.map(\.index) == expected.map(\.index) && last.seen == ends.count)
+        }
+        var all = LastEnded(keep: nil)
+        for e in ends { all.add(end: e.end, seq: e.seq, index: e.index) }
+        #expect(all.kept.map(\.seq) == ends.map(\.seq) && all.seen == ends.count)
+    }
 }
