@@ -233,7 +233,7 @@ enum APIRouter {
             return try json(try state.report(since: since, until: until, by: by, users: users, policy: await state.policyNow))
         }
         router.get("/v1/nodes") { _, _ in
-            try json(await state.queue(finishedWithin: 0).nodes)
+            try json(await state.nodeInfos())
         }
 
         // Users and nodes (admins only)

@@ -105,15 +105,18 @@ extension MasterState {
     }
 
     func info(_ job: Job, now: Double, series: Bool = false) -> JobInfo {
-        listedJob(job, now: now).info(series: series)
+        listedJob(job, now: now, series: series).info(series: series)
     }
 
     /// The job and what this master works out about it now: its note, a running job's usage so far and idle mark, a
-    /// pending job's priority and expected start.
-    func listedJob(_ job: Job, now: Double) -> ListedJob {
+    /// pending job's priority and expected start. A running job's usage over time only with `series` (a listing's row
+    /// leaves it out, and a kept row would hold it: up to 3 KB a running job).
+    func listedJob(_ job: Job, now: Double, series: Bool = false) -> ListedJob {
         var live: ListedJob.Live?
         if job.state == .running {
-            live = ListedJob.Live(usage: usageNow(job, now: now), idleSince: markedIdle.contains(job.id) ? idleSince[job.id] : nil)
+            var usage = usageNow(job, now: now)
+            if !series { usage?.series = nil }
+            live = ListedJob.Live(usage: usage, idleSince: markedIdle.contains(job.id) ? idleSince[job.id] : nil)
         } else if job.state == .pending {
             let priority = lastPass.priorities.isEmpty ? nil : lastPass.priorities[job.id]
             let expectedStart: Double?
@@ -180,12 +183,17 @@ extension MasterState {
             if !state.isTerminal { shown.append((seq, index)) }
             else {
                 let end = jobs.values[index].endTime ?? 0
-                if now - end <= finishedWithin { ended.add(end: end, seq: seq, index: index) }
+                if now - end <= finishedWithin { ended.add(end: end, seq: seq, id: jobs.values[index].id, index: index) }
             }
         }
         shown += ended.kept.map { ($0.seq, $0.index) }
-        return (shown.sorted { $0.seq < $1.seq }.map(\.index), ended.seen - ended.kept.count)
+        // An array's tasks share its seq: among them, by id (task index), not the dictionary's order.
+        let sorted = shown.sorted { a, b in a.seq != b.seq ? a.seq < b.seq : jobs.values[a.index].id < jobs.values[b.index].id }
+        return (sorted.map(\.index), ended.seen - ended.kept.count)
     }
+
+    /// The nodes as `GET /v1/nodes` lists them, now (without the jobs' rows a queue listing makes).
+    public func nodeInfos() -> [NodeInfo] { nodeInfos(now: clock()) }
 
     public func nodeInfos(now: Double) -> [NodeInfo] {
         let caps = Dictionary(capacities(now: now).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -209,30 +217,31 @@ extension MasterState {
     }
 }
 
-/// The ended jobs a listing shows: every one it is given (`keep` nil), or the `keep` that ended last (then seq), in
-/// order of their end, latest first; and how many it was given.
+/// The ended jobs a listing shows: every one it is given (`keep` nil), or the `keep` that ended last (then by seq, then
+/// by id: an array's tasks share its seq and often end in one report), in that order, latest first; and how many it
+/// was given.
 struct LastEnded {
-    typealias Entry = (end: Double, seq: Int64, index: [JobID: Job].Index)
+    typealias Entry = (end: Double, seq: Int64, id: JobID, index: [JobID: Job].Index)
     let keep: Int?
     private(set) var kept: [Entry] = []
     private(set) var seen = 0
 
     init(keep: Int?) { self.keep = keep }
 
-    mutating func add(end: Double, seq: Int64, index: [JobID: Job].Index) {
+    mutating func add(end: Double, seq: Int64, id: JobID, index: [JobID: Job].Index) {
         seen += 1
-        guard let keep else { kept.append((end, seq, index)); return }
+        guard let keep else { kept.append((end, seq, id, index)); return }
         guard keep > 0 else { return }
         if kept.count == keep {
-            guard (end, seq) > (kept[keep - 1].end, kept[keep - 1].seq) else { return }
+            guard (end, seq, id) > (kept[keep - 1].end, kept[keep - 1].seq, kept[keep - 1].id) else { return }
             kept.removeLast()
         }
-        // The first kept entry that ended before it (a binary search: `kept` is in order, latest first).
+        // The first kept entry that comes after it (a binary search: `kept` is in order, latest first).
         var low = 0, high = kept.count
         while low < high {
             let mid = (low + high) / 2
-            if (kept[mid].end, kept[mid].seq) > (end, seq) { low = mid + 1 } else { high = mid }
+            if (kept[mid].end, kept[mid].seq, kept[mid].id) > (end, seq, id) { low = mid + 1 } else { high = mid }
         }
-        kept.insert((end, seq, index), at: low)
+        kept.insert((end, seq, id, index), at: low)
     }
 }

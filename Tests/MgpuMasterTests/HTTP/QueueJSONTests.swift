@@ -63,4 +63,23 @@ import Testing
         #expect(!ListedJob(job: Self.job(2), note: nil, live: nil).sameRow(as: ListedJob(job: Self.job(2), note: nil, live: nil)),
                 "equal fields made twice are not taken for the same ones")
     }
+
+    /// A running job's usage over time is in its own info (`mgpu info`, the dashboard's job page) but not in a
+    /// listing's row, nor in what a kept row holds (up to 3 KB a running job).
+    @Test func aListedRunningJobHoldsNoUsageSeries() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 1)
+        let id = try await h.submit("train")
+        for _ in 0..<4 {
+            h.agents["n1"]!.telemetry = NodeTelemetry(time: 0, gpus: [GPUTelemetry(index: 0, utilization: 80, memoryUsedMB: 1000)])
+            try await h.settle()
+            await h.advance(5)
+        }
+        try await h.settle()
+        #expect(await h.state(id) == .running)
+        #expect((await h.job(id)?.usage?.series?.times.count ?? 0) >= 2, "the job's own info has its series")
+        let listed = try #require(await h.master.queueRows(finishedWithin: 0).jobs.first { $0.job.id == id })
+        #expect(listed.live?.usage != nil && listed.live?.usage?.series == nil)
+        #expect(listed.info().usage?.gpuSeconds ?? 0 > 0)
+    }
 }

@@ -35,25 +35,47 @@ import Testing
     }
 
     /// The ended jobs a listing keeps as they come are those a sort of all of them by their end (latest first, then
-    /// the later submission) keeps, in that order: ends repeat (a batch ends in one report) and come in any order.
+    /// the later submission, then the higher id) keeps, in that order: ends repeat (a batch ends in one report), an
+    /// array's tasks share its seq, and they come in any order.
     @Test(arguments: 0..<20) func theLastEndedAreThoseASortOfAllKeeps(seed: Int) {
         var rng = SeededRandom(seed: UInt64(seed))
         var jobs: [JobID: Job] = [:]
         for n in 1...Int.random(in: 1...300, using: &rng) {
             let id = JobID(number: UInt32(n))
-            jobs[id] = Job(id: id, seq: Int64(n), name: "j", user: "u", command: "c", workdir: "/", environment: [:],
+            jobs[id] = Job(id: id, seq: Int64(n / 3), name: "j", user: "u", command: "c", workdir: "/", environment: [:],
                            request: ResourceRequest(gpusPerNode: 1), submitTime: 0)
         }
-        let ends = jobs.indices.map { (end: Double(Int.random(in: 0..<40, using: &rng)), seq: jobs.values[$0].seq, index: $0) }
+        let ends = jobs.indices.map {
+            (end: Double(Int.random(in: 0..<40, using: &rng)), seq: jobs.values[$0].seq, id: jobs.values[$0].id, index: $0)
+        }
         for keep in [0, 1, 5, 20, ends.count - 1, ends.count, ends.count + 3] where keep >= 0 {
             var last = LastEnded(keep: keep)
-            for e in ends { last.add(end: e.end, seq: e.seq, index: e.index) }
-            let expected = ends.sorted { ($0.end, $0.seq) > ($1.end, $1.seq) }.prefix(keep)
-            #expect(last.kept.map(\.seq) == expected.map(\.seq), "keep \(keep) of \(ends.count)")
+            for e in ends { last.add(end: e.end, seq: e.seq, id: e.id, index: e.index) }
+            let expected = ends.sorted { ($0.end, $0.seq, $0.id) > ($1.end, $1.seq, $1.id) }.prefix(keep)
+            #expect(last.kept.map(\.id) == expected.map(\.id), "keep \(keep) of \(ends.count)")
             #expect(last.kept.map(\.index) == expected.map(\.index) && last.seen == ends.count)
         }
         var all = LastEnded(keep: nil)
-        for e in ends { all.add(end: e.end, seq: e.seq, index: e.index) }
-        #expect(all.kept.map(\.seq) == ends.map(\.seq) && all.seen == ends.count)
+        for e in ends { all.add(end: e.end, seq: e.seq, id: e.id, index: e.index) }
+        #expect(all.kept.map(\.id) == ends.map(\.id) && all.seen == ends.count)
+    }
+
+    /// An array's tasks share its submission number: the listing shows them by task index (task 10 after task 9), the
+    /// ended ones too, not in the order the master's dictionary holds them.
+    @Test func anArraysTasksAreListedByIndex() async throws {
+        let h = try Harness()
+        try await h.addNode("n1", gpus: 8, plan: { work in work.jobId.arrayIndex! < 4 ? (1, ExitStatus(code: 0)) : nil })
+        let id = try await h.submit("task") { $0.array = ArrayRequest(tasks: TaskIndices([.init(first: 0, last: 11)]), maxRunning: nil) }
+        try await h.settle()
+        await h.advance(1)
+        try await h.settle()
+        for listing in [await h.master.queueListing(finishedWithin: 300, endedShown: 20),
+                        await h.master.queueListing(finishedWithin: 300, endedShown: 2)] {
+            let ids = listing.lines.map { $0[0] }.filter { $0.hasPrefix(id.rawValue + "_") && !$0.contains("[") }
+            let indices = ids.map { Int($0.split(separator: "_")[1])! }
+            #expect(indices == indices.sorted() && indices.count >= 10, "\(ids)")
+        }
+        let json = await h.master.queue(finishedWithin: 300).jobs.compactMap { $0.id.arrayParent == id ? $0.id.arrayIndex : nil }
+        #expect(json.count == 12)
     }
 }
