@@ -99,7 +99,7 @@ let package = Package(
             // SIGHUP: the master reloads its config file's [policy].
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        .executableTarget(name: "mgpu", dependencies: ["MgpuCLI", "MgpuSupervisor"], swiftSettings: swiftSettings),
+        .executableTarget(name: "mgpu", dependencies: ["CMgpuSpawn", "MgpuCLI", "MgpuSupervisor"], swiftSettings: swiftSettings),
         // The per-job supervisor alone (C only: no Swift runtime to load per job start); the agent uses it when it is
         // installed beside mgpu, else `mgpu _supervise`.
         .executableTarget(name: "mgpu-supervise", dependencies: ["CMgpuSpawn"]),

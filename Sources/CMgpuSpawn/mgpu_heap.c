@@ -12,3 +12,12 @@ int mgpu_trim_heap(void) {
     return 0;
 #endif
 }
+
+int mgpu_limit_arenas(int arenas) {
+#if defined(__GLIBC__)
+    return mallopt(M_ARENA_MAX, arenas);
+#else
+    (void)arenas;
+    return 0;
+#endif
+}

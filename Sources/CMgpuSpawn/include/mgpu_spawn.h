@@ -69,3 +69,7 @@ const char *mgpu_build_commit(void);
 
 /// Gives freed heap memory back to the system (glibc's malloc_trim(0)); 1 when some was, 0 otherwise.
 int mgpu_trim_heap(void);
+
+/// Lets glibc's malloc keep at most `arenas` heaps (mallopt M_ARENA_MAX); 1 on success, 0 otherwise. Effective only
+/// before a second thread allocates.
+int mgpu_limit_arenas(int arenas);

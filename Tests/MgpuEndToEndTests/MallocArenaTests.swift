@@ -1,0 +1,62 @@
+import Foundation
+import MgpuClient
+import MgpuCore
+import MgpuWire
+import Testing
+
+/// mgpu keeps glibc's malloc to two arenas (the main heap and one more), so memory its threads free is not left
+/// scattered over a heap per thread; MALLOC_ARENA_MAX in the environment still decides where it is set.
+extension EndToEndTests {
+    @Suite struct MallocArenaTests {
+        /// The master's malloc arenas besides the main heap: anonymous read-write mappings at 64 MiB boundaries (glibc
+        /// maps each arena's heap aligned to its 64 MiB maximum).
+        static func arenas(_ pid: pid_t) throws -> Int {
+            let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+            return maps.split(separator: "\n").filter { line in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count == 5, fields[1] == "rw-p", fields[4] == "0",
+                      let start = UInt64(fields[0].split(separator: "-")[0], radix: 16) else { return false }
+                return start % (64 << 20) == 0
+            }.count
+        }
+
+        /// Submissions and listings from 32 clients at once: the master's threads all allocate.
+        static func load(_ cluster: TestCluster) async throws {
+            let client = cluster.client
+            let spec = JobSpec(name: "a", user: unixUser, command: "true", workdir: "/tmp", environment: [:],
+                               request: ResourceRequest(gpusPerNode: 1))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<32 {
+                    group.addTask {
+                        for _ in 0..<10 {
+                            if i % 2 == 0 { _ = try await client.submit([spec]) } else { _ = try await client.queueJSON() }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+
+        @Test func theMasterKeepsTwoArenasUnlessTheEnvironmentSaysOtherwise() async throws {
+            // glibc's default (here through the environment): the same load spreads over several arenas, which is
+            // what the count sees.
+            let free = try TestCluster()
+            defer { free.stop() }
+            try await free.startMaster([], env: ["MALLOC_ARENA_MAX": "8"])
+            try free.startAgent("node001", gpus: 1)
+            try await free.waitForNodes(["node001"])
+            try await Self.load(free)
+            let spread = try Self.arenas(free.masterPid)
+            #expect(spread >= 2, "with MALLOC_ARENA_MAX=8 the load used \(spread) arenas besides the main heap")
+
+            let cluster = try TestCluster()
+            defer { cluster.stop() }
+            try await cluster.startMaster()
+            try cluster.startAgent("node001", gpus: 1)
+            try await cluster.waitForNodes(["node001"])
+            try await Self.load(cluster)
+            let kept = try Self.arenas(cluster.masterPid)
+            #expect(kept <= 1, "mgpu's own limit: \(kept) arenas besides the main heap")
+        }
+    }
+}
