@@ -169,7 +169,7 @@ extension MasterState {
         computeExpectedStarts()
         heap.churn += jobs.count / 4
         // Sorted as (seq, index) pairs, not as whole jobs: moving Job values around was most of a listing's sort; an
-        // index reaches its job again without hashing its id. Ended jobs are sorted by their end in the same way.
+        // index reaches its job again without hashing its id.
         var shown: [(seq: Int64, index: [JobID: Job].Index)] = []
         let jobs = self.jobs
         shown.reserveCapacity(jobs.count)
